@@ -1,0 +1,1 @@
+"""llmmon: batch monitoring for LLM services."""

@@ -1,0 +1,222 @@
+"""The log contract: the canonical request record and the adapter from the native format.
+
+The native format is the seed's section 3.1 (see DESIGN.md). ``map_request`` turns one parsed
+JSON object into one canonical row (a tuple in ``REQUEST_COLUMNS`` order) or raises
+``RecordError`` naming the field, so ingest can quarantine the line with a precise reason.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+# Quarantine reasons (stable strings: they appear in quarantine files, the warehouse and reports).
+MALFORMED_JSON = "malformed_json"
+WRONG_TYPE = "wrong_type"
+MISSING_FIELD = "missing_field"
+OUT_OF_RANGE = "out_of_range"
+DUPLICATE = "duplicate_request_id"
+OUTSIDE_PARTITION = "timestamp_outside_partition"
+LINE_TOO_LONG = "line_too_long"
+UNREADABLE = "unreadable_object"
+REASONS = (MALFORMED_JSON, WRONG_TYPE, MISSING_FIELD, OUT_OF_RANGE, DUPLICATE, OUTSIDE_PARTITION,
+           LINE_TOO_LONG, UNREADABLE)
+
+# Canonical columns, in row order. Types: s=str, f=float, i=int, t=epoch seconds, b=bool.
+REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("request_id", "s"),
+    ("ts", "t"),  # epoch seconds (float), UTC
+    ("user_id", "s"),
+    ("session_id", "s"),
+    ("app", "s"),
+    ("provider", "s"),
+    ("model_version", "s"),
+    ("status", "s"),
+    ("error_type", "s"),
+    ("retries", "i"),
+    ("temperature", "f"),
+    ("max_tokens", "f"),
+    ("message_count", "i"),
+    ("prompt_text", "s"),
+    ("response_text", "s"),
+    ("prompt_chars", "i"),
+    ("response_chars", "i"),
+    ("input_tokens", "f"),
+    ("input_tokens_estimated", "b"),
+    ("output_tokens", "f"),
+    ("cache_read_tokens", "f"),
+    ("generation_time_ms", "f"),
+    ("first_token_time_ms", "f"),
+    ("total_time_ms", "f"),
+    ("queue_time_ms", "f"),
+    ("processing_time_ms", "f"),
+    ("tokens_per_second", "f"),
+    ("gpu_utilization", "f"),
+    ("gpu_memory_utilization", "f"),
+    ("kv_cache_hit_rate", "f"),
+)
+COLUMN_NAMES = tuple(c for c, _ in REQUEST_COLUMNS)
+NUMERIC_COLUMNS = tuple(c for c, t in REQUEST_COLUMNS if t in ("f", "i"))
+REQUIRED_FIELDS = ("request_id", "timestamp", "status", "model_version",
+                   "performance.total_time_ms")
+
+_NAN = float("nan")
+
+
+class RecordError(ValueError):
+    """A record that breaks the contract. ``field`` is the dotted path of the culprit."""
+
+    def __init__(self, reason: str, field: str, detail: str):
+        super().__init__(f"{field}: {detail}")
+        self.reason = reason
+        self.field = field
+        self.detail = detail
+
+
+def parse_timestamp(value: Any, field: str = "timestamp") -> float:
+    """ISO 8601 (``Z`` or offset; naive means UTC) or epoch seconds/milliseconds -> epoch seconds."""
+    if isinstance(value, bool):
+        raise RecordError(WRONG_TYPE, field, f"expected ISO 8601 string, got {value!r}")
+    if isinstance(value, int | float):
+        v = float(value)
+        return v / 1000.0 if v > 1e11 else v
+    if not isinstance(value, str):
+        raise RecordError(WRONG_TYPE, field, f"expected ISO 8601 string, got {type(value).__name__}")
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError as exc:
+        raise RecordError(WRONG_TYPE, field, f"not an ISO 8601 timestamp: {value[:40]!r}") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def _num(obj: dict, key: str, path: str, *, lo: float = 0.0, hi: float = math.inf,
+         required: bool = False) -> float:
+    v = obj.get(key) if isinstance(obj, dict) else None
+    if v is None:
+        if required:
+            raise RecordError(MISSING_FIELD, path, "required field is missing")
+        return _NAN
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise RecordError(WRONG_TYPE, path, f"expected a number, got {type(v).__name__} {str(v)[:30]!r}")
+    v = float(v)
+    if not (lo <= v <= hi) or math.isnan(v):
+        raise RecordError(OUT_OF_RANGE, path, f"{v:g} is outside [{lo:g}, {hi:g}]")
+    return v
+
+
+def _str(obj: dict, key: str, path: str, *, required: bool = False, default: str = "") -> str:
+    v = obj.get(key)
+    if v is None or v == "":
+        if required:
+            raise RecordError(MISSING_FIELD, path, "required field is missing")
+        return default
+    if not isinstance(v, str):
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)  # numeric ids are common; keep them as text
+        raise RecordError(WRONG_TYPE, path, f"expected a string, got {type(v).__name__}")
+    return v
+
+
+def _sub(rec: dict, key: str) -> dict:
+    v = rec.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise RecordError(WRONG_TYPE, key, f"expected an object, got {type(v).__name__}")
+    return v
+
+
+def estimate_tokens(text: str) -> float:
+    """Rough token count: ~4 chars per token for Latin text, ~1 token per CJK character."""
+    if not text:
+        return 0.0
+    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    return float(cjk + max(0, len(text) - cjk) / 4.0)
+
+
+def map_request(rec: Any, *, max_tokens_limit: float = 2_000_000,
+                max_latency_ms: float = 3_600_000, allowed_statuses: frozenset[str] | None = None
+                ) -> tuple:
+    """Map one native request record onto a canonical row (``REQUEST_COLUMNS`` order)."""
+    if not isinstance(rec, dict):
+        raise RecordError(WRONG_TYPE, "<record>", f"expected a JSON object, got {type(rec).__name__}")
+    request_id = _str(rec, "request_id", "request_id", required=True)
+    if "timestamp" not in rec or rec["timestamp"] in (None, ""):
+        raise RecordError(MISSING_FIELD, "timestamp", "required field is missing")
+    ts = parse_timestamp(rec["timestamp"])
+    status = _str(rec, "status", "status", required=True)
+    if allowed_statuses is not None and status not in allowed_statuses:
+        raise RecordError(OUT_OF_RANGE, "status", f"{status[:30]!r} is not one of {sorted(allowed_statuses)}")
+    model = _str(rec, "model_version", "model_version", required=True)
+
+    inp, out, perf = _sub(rec, "input"), _sub(rec, "output"), _sub(rec, "performance")
+    usage, err = _sub(rec, "usage"), _sub(rec, "error")
+
+    messages = inp.get("messages") or []
+    if not isinstance(messages, list):
+        raise RecordError(WRONG_TYPE, "input.messages", "expected a list of messages")
+    parts = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise RecordError(WRONG_TYPE, f"input.messages[{i}]", "expected an object")
+        c = m.get("content")
+        if isinstance(c, str) and m.get("role", "user") != "assistant":
+            parts.append(c)
+    prompt = "\n".join(parts)
+    response = out.get("content") or ""
+    if not isinstance(response, str):
+        raise RecordError(WRONG_TYPE, "output.content", f"expected a string, got {type(response).__name__}")
+
+    out_tokens = _num(usage, "output_tokens", "usage.output_tokens", hi=max_tokens_limit)
+    if math.isnan(out_tokens):
+        out_tokens = _num(out, "tokens_generated", "output.tokens_generated", hi=max_tokens_limit)
+    in_tokens = _num(usage, "input_tokens", "usage.input_tokens", hi=max_tokens_limit)
+    if math.isnan(in_tokens):
+        in_tokens = _num(inp, "input_tokens", "input.input_tokens", hi=max_tokens_limit)
+    estimated = math.isnan(in_tokens)
+    if estimated:
+        in_tokens = estimate_tokens(prompt)
+
+    retries = rec.get("retries", 0)
+    if retries is None:
+        retries = 0
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise RecordError(WRONG_TYPE, "retries", f"expected an integer, got {retries!r}")
+    if retries < 0:
+        raise RecordError(OUT_OF_RANGE, "retries", f"{retries} is negative")
+
+    return (
+        request_id,
+        ts,
+        _str(rec, "user_id", "user_id"),
+        _str(rec, "session_id", "session_id"),
+        _str(rec, "app", "app") or _str(rec, "feature", "feature"),
+        _str(rec, "provider", "provider"),
+        model,
+        status,
+        _str(err, "type", "error.type") if err else "",
+        retries,
+        _num(inp, "temperature", "input.temperature", hi=10),
+        _num(inp, "max_tokens", "input.max_tokens", hi=max_tokens_limit),
+        len(messages),
+        prompt,
+        response,
+        len(prompt),
+        len(response),
+        in_tokens,
+        estimated,
+        out_tokens,
+        _num(usage, "cache_read_tokens", "usage.cache_read_tokens", hi=max_tokens_limit),
+        _num(out, "generation_time_ms", "output.generation_time_ms", hi=max_latency_ms),
+        _num(out, "first_token_time_ms", "output.first_token_time_ms", hi=max_latency_ms),
+        _num(perf, "total_time_ms", "performance.total_time_ms", hi=max_latency_ms, required=True),
+        _num(perf, "queue_time_ms", "performance.queue_time_ms", hi=max_latency_ms),
+        _num(perf, "processing_time_ms", "performance.processing_time_ms", hi=max_latency_ms),
+        _num(perf, "tokens_per_second", "performance.tokens_per_second", hi=1e7),
+        _num(perf, "gpu_utilization", "performance.gpu_utilization", hi=1.0),
+        _num(perf, "gpu_memory_utilization", "performance.gpu_memory_utilization", hi=1.0),
+        _num(perf, "kv_cache_hit_rate", "performance.kv_cache_hit_rate", hi=1.0),
+    )
