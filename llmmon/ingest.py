@@ -1,0 +1,421 @@
+"""Stream request logs of one UTC window out of the object store, in bounded chunks.
+
+Every line a window owns ends up **accepted** (a row in a chunk) or **quarantined** (original
+bytes + reason + field). A window owns:
+- every line of the objects in its own partitions, except valid records whose timestamp lies
+  in a neighbouring window (within the grace), which that window owns instead;
+- valid records from neighbouring partitions whose timestamp lies inside this window.
+So each line is owned by exactly one window, and ``read == accepted + quarantined`` per window.
+
+A gzip member that fails to decompress, or a truncated object, keeps the lines read before the
+damage and quarantines the rest as one ``unreadable_object`` entry naming the object.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import logging
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from llmmon import schema
+from llmmon.config import IngestConfig
+from llmmon.storage import ObjectInfo, ObjectStore, parse_partition, partition_prefix
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".parquet")
+
+
+@dataclass
+class QuarantinedLine:
+    source_key: str
+    line: int
+    reason: str
+    field: str
+    detail: str
+    raw: bytes
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({
+            "source_key": self.source_key, "line": self.line, "reason": self.reason,
+            "field": self.field, "detail": self.detail,
+            # base64 keeps the exact original bytes, even when they are not UTF-8.
+            "raw_b64": base64.b64encode(self.raw).decode("ascii"),
+        })
+
+
+@dataclass
+class IngestStats:
+    read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    by_reason: Counter = field(default_factory=Counter)
+    objects: int = 0
+    unreadable_objects: list[dict[str, Any]] = field(default_factory=list)
+    routed_out: int = 0  # valid records left to the neighbouring window that owns them
+    lines_scanned: int = 0
+
+    def merge(self, other: IngestStats) -> None:
+        self.read += other.read
+        self.accepted += other.accepted
+        self.quarantined += other.quarantined
+        self.by_reason.update(other.by_reason)
+        self.objects += other.objects
+        self.unreadable_objects.extend(other.unreadable_objects)
+        self.routed_out += other.routed_out
+        self.lines_scanned += other.lines_scanned
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"read": self.read, "accepted": self.accepted, "quarantined": self.quarantined,
+                "duplicates": self.by_reason.get(schema.DUPLICATE, 0),
+                "by_reason": dict(sorted(self.by_reason.items())), "objects": self.objects,
+                "unreadable_objects": self.unreadable_objects, "routed_out": self.routed_out,
+                "lines_scanned": self.lines_scanned}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IngestStats:
+        return cls(read=d["read"], accepted=d["accepted"], quarantined=d["quarantined"],
+                   by_reason=Counter(d.get("by_reason", {})), objects=d.get("objects", 0),
+                   unreadable_objects=list(d.get("unreadable_objects", [])),
+                   routed_out=d.get("routed_out", 0), lines_scanned=d.get("lines_scanned", 0))
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware (UTC)")
+        if self.end <= self.start:
+            raise ValueError(f"empty window: {self.start} .. {self.end}")
+
+    @property
+    def grain(self) -> str:
+        return "hour" if self.end - self.start <= timedelta(hours=1) else "day"
+
+    def label(self) -> str:
+        return f"{self.start:%Y-%m-%dT%H:%M}Z/{self.end:%Y-%m-%dT%H:%M}Z"
+
+    @classmethod
+    def hour(cls, start: datetime) -> Window:
+        start = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        return cls(start, start + timedelta(hours=1))
+
+    @classmethod
+    def day(cls, day: Any) -> Window:
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return cls(start, start + timedelta(days=1))
+
+
+def _is_log_object(key: str) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    return not name.startswith((".", "_")) and key.endswith(SUFFIXES)
+
+
+def list_window_objects(store: ObjectStore, base: str, window: Window, grace: timedelta
+                        ) -> list[ObjectInfo]:
+    """Objects in the window's partitions plus the neighbouring partitions within the grace."""
+    first = window.start - grace
+    last = window.end + grace
+    hour = first.replace(minute=0, second=0, microsecond=0)
+    seen: dict[str, ObjectInfo] = {}
+    while hour < last:
+        for obj in store.list(partition_prefix(base, hour)):
+            if _is_log_object(obj.key):
+                seen[obj.key] = obj
+        hour += timedelta(hours=1)
+    return sorted(seen.values(), key=lambda o: o.key)
+
+
+def owns_partition(window: Window, partition: datetime | None) -> bool:
+    return partition is not None and window.start <= partition < window.end
+
+
+# ---- line readers ------------------------------------------------------------------------
+
+class _Unreadable(Exception):
+    pass
+
+
+def _iter_text_lines(fh: io.BufferedIOBase, max_line: int) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield (line_no, bytes, too_long). Oversized lines are read whole but flagged."""
+    n = 0
+    while True:
+        line = fh.readline(max_line + 1)
+        if not line:
+            return
+        n += 1
+        too_long = len(line) > max_line and not line.endswith(b"\n")
+        if too_long:
+            rest = [line]
+            while True:  # drain the rest of the oversized line
+                more = fh.readline(1 << 20)
+                rest.append(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            line = b"".join(rest)
+        yield n, line.rstrip(b"\r\n"), too_long
+
+
+def _decompressed_chunks(body: Any, block: int = 1 << 20) -> Iterator[bytes]:
+    """Stream-decompress gzip (all members). Yields everything that decompresses cleanly, then
+    raises zlib.error or EOFError (truncated) where the damage is."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    fed = False  # has the current member seen any input? (a clean end leaves a fresh one unfed)
+    while True:
+        raw = body.read(block)
+        if not raw:
+            break
+        while raw:
+            fed = True
+            out = d.decompress(raw)
+            if out:
+                yield out
+            if d.eof:  # member ended; the rest may be another member (concatenated gzip)
+                raw = d.unused_data
+                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                fed = False
+            else:
+                raw = b""
+    if fed and not d.eof:
+        tail = d.flush()
+        if tail:
+            yield tail
+        raise EOFError("compressed stream ended before the end-of-stream marker (truncated)")
+
+
+class _ChunkReader(io.RawIOBase):
+    """File-like view over an iterator of byte chunks (for readline with a limit)."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def iter_object_lines(store: ObjectStore, obj: ObjectInfo, max_line: int
+                      ) -> Iterator[tuple[int, bytes | dict, str | None]]:
+    """Yield (line_no, raw bytes or parquet row dict, flag) for one object.
+
+    ``flag`` is None, ``line_too_long``, or ``unreadable_object`` (then the payload is the
+    error text, and nothing more follows).
+    """
+    if obj.key.endswith(".parquet"):
+        yield from _iter_parquet(store, obj)
+        return
+    body = store.open(obj.key)
+    try:
+        if obj.key.endswith(".gz"):
+            fh: Any = io.BufferedReader(_ChunkReader(_decompressed_chunks(body)), 1 << 20)
+        else:
+            fh = body if isinstance(body, io.BufferedIOBase) else io.BufferedReader(body)
+        last = 0
+        pending: tuple[int, bytes, bool] | None = None
+        try:
+            for item in _iter_text_lines(fh, max_line):
+                # Hold one line back: in a damaged gzip the last line before the damage is
+                # usually cut short, and must be quarantined with the damage, not parsed.
+                if pending is not None:
+                    n, line, too_long = pending
+                    last = n
+                    if line.strip():
+                        yield n, line, (schema.LINE_TOO_LONG if too_long else None)
+                pending = item
+        except (OSError, EOFError, zlib.error) as exc:
+            yield last + 1, f"{type(exc).__name__}: {exc}".encode(), schema.UNREADABLE
+            return
+        if pending is not None:
+            n, line, too_long = pending
+            if line.strip():
+                yield n, line, (schema.LINE_TOO_LONG if too_long else None)
+    finally:
+        body.close()
+
+
+def _iter_parquet(store: ObjectStore, obj: ObjectInfo) -> Iterator[tuple[int, bytes | dict, str | None]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        # Parquet needs random access: read the object into memory (parquet files are
+        # written in row groups of bounded size; iter_batches keeps the decoded part small).
+        pf = pq.ParquetFile(io.BytesIO(store.get(obj.key)))
+        n = 0
+        for batch in pf.iter_batches(batch_size=10_000):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, row, None
+    except (pa.ArrowException, OSError) as exc:
+        yield 1, f"{type(exc).__name__}: {exc}".encode(), schema.UNREADABLE
+
+
+# ---- the window reader -------------------------------------------------------------------
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    raise TypeError
+
+
+class _Dedup:
+    """Seen (hour, request_id) pairs as sorted 64-bit hashes: 8 bytes per id, so memory stays
+    small (a 2M-record day holds 16 MB). A 64-bit collision among a day's ids is ~1e-7 likely."""
+
+    def __init__(self) -> None:
+        self.seen = np.empty(0, dtype=np.uint64)
+
+    def mark(self, ids: pd.Series, hours: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            h = pd.util.hash_pandas_object(ids, index=False).to_numpy() + \
+                hours.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        dup = pd.Series(h).duplicated().to_numpy()
+        if self.seen.size:
+            pos = np.searchsorted(self.seen, h)
+            pos[pos >= self.seen.size] = 0
+            dup |= self.seen[pos] == h
+        self.seen = np.union1d(self.seen, h[~dup])
+        return dup
+
+
+QuarantineSink = Callable[[int, QuarantinedLine], None]
+
+
+def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg: IngestConfig,
+              stats: dict[int, IngestStats], on_quarantine: QuarantineSink,
+              progress_every: int = 200_000) -> Iterator[pd.DataFrame]:
+    """Yield DataFrames of accepted canonical rows (columns ``schema.COLUMN_NAMES``).
+
+    ``window`` may span many hours; every count is attributed to the hour that owns the line
+    (``stats[hour_epoch]``), so one pass over a day gives the same per-hour results as 24
+    separate hourly runs, without reading each neighbouring partition three times.
+    """
+    grace = cfg.partition_grace_seconds
+    w0, w1 = window.start.timestamp(), window.end.timestamp()
+    statuses = frozenset(cfg.allowed_statuses)
+    dedup = _Dedup()
+    rows: list[tuple] = []
+    raws: list[tuple[str, int, bytes]] = []
+    total = IngestStats()
+    next_progress = progress_every
+
+    def st(hour: int) -> IngestStats:
+        if hour not in stats:
+            stats[hour] = IngestStats()
+        return stats[hour]
+
+    def quarantine(hour: int, key: str, n: int, reason: str, fld: str, detail: str, raw: bytes) -> None:
+        s = st(hour)
+        s.read += 1
+        s.quarantined += 1
+        s.by_reason[reason] += 1
+        total.quarantined += 1
+        on_quarantine(hour, QuarantinedLine(key, n, reason, fld, detail, raw))
+
+    def flush() -> pd.DataFrame:
+        df = pd.DataFrame.from_records(rows, columns=schema.COLUMN_NAMES)
+        hours = (df["ts"].to_numpy() // 3600 * 3600).astype(np.int64)
+        dup = dedup.mark(df["request_id"], hours)
+        for i in np.flatnonzero(dup):
+            key, n, raw = raws[i]
+            st(int(hours[i])).read -= 1  # counted as read on arrival; re-counted by quarantine()
+            quarantine(int(hours[i]), key, n, schema.DUPLICATE, "request_id",
+                       f"request_id {df.at[i, 'request_id'][:64]!r} already seen in this window", raw)
+        if dup.any():
+            df = df.loc[~dup].reset_index(drop=True)
+            hours = hours[~dup]
+        for h, c in zip(*np.unique(hours, return_counts=True), strict=True):
+            st(int(h)).accepted += int(c)
+        total.accepted += len(df)
+        rows.clear()
+        raws.clear()
+        return df
+
+    for obj in objects:
+        part = parse_partition(obj.key)
+        own = owns_partition(window, part)
+        p0 = part.timestamp() if part else w0
+        ph = int(p0 // 3600 * 3600)
+        lo, hi = p0 - grace, p0 + 3600 + grace
+        if own:
+            st(ph).objects += 1
+        for n, payload, flag in iter_object_lines(store, obj, cfg.max_line_bytes):
+            if own:
+                st(ph).lines_scanned += 1
+            if flag == schema.UNREADABLE:
+                if own:
+                    err = payload.decode(errors="replace")
+                    st(ph).unreadable_objects.append({"key": obj.key, "from_line": n, "error": err})
+                    log.warning("object %s is unreadable from line %d on: %s", obj.key, n, err)
+                    quarantine(ph, obj.key, n, schema.UNREADABLE, "<object>", err, b"")
+                continue
+            raw = payload if isinstance(payload, bytes) else orjson.dumps(payload, default=_json_default)
+            if flag == schema.LINE_TOO_LONG:
+                if own:
+                    quarantine(ph, obj.key, n, schema.LINE_TOO_LONG, "<line>",
+                               f"line is {len(raw)} bytes, over the {cfg.max_line_bytes} limit", raw)
+                continue
+            try:
+                rec = orjson.loads(payload) if isinstance(payload, bytes) else payload
+                row = schema.map_request(rec, max_tokens_limit=cfg.max_tokens_limit,
+                                         max_latency_ms=cfg.max_latency_ms, allowed_statuses=statuses)
+            except orjson.JSONDecodeError as exc:
+                if own:
+                    quarantine(ph, obj.key, n, schema.MALFORMED_JSON, "<line>", str(exc)[:200], raw)
+                continue
+            except schema.RecordError as exc:
+                if own:
+                    quarantine(ph, obj.key, n, exc.reason, exc.field, exc.detail, raw)
+                continue
+            ts = row[1]
+            if not (lo <= ts < hi):
+                if own:
+                    quarantine(ph, obj.key, n, schema.OUTSIDE_PARTITION, "timestamp",
+                               f"{datetime.fromtimestamp(ts, UTC).isoformat()} is beyond the "
+                               f"{grace}s grace of partition {part:%Y-%m-%dT%H}", raw)
+                continue
+            if not (w0 <= ts < w1):
+                if own:
+                    st(ph).routed_out += 1
+                continue
+            st(int(ts // 3600 * 3600)).read += 1
+            rows.append(row)
+            raws.append((obj.key, n, raw))
+            if len(rows) >= cfg.chunk_rows:
+                yield flush()
+                if total.accepted + total.quarantined >= next_progress:
+                    log.info("window %s: %d accepted, %d quarantined so far", window.label(),
+                             total.accepted, total.quarantined)
+                    next_progress += progress_every
+    if rows:
+        yield flush()
+
+
+def encode_quarantine(lines: list[QuarantinedLine]) -> bytes:
+    """One gzip JSONL object per window (mtime=0 so a rerun writes identical bytes)."""
+    return gzip.compress(b"\n".join(q.to_json() for q in lines) + (b"\n" if lines else b""), mtime=0)

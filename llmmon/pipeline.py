@@ -1,0 +1,341 @@
+"""The jobs as plain functions. The DAGs, the CLI and the tests all call these.
+
+- ``process_hours``: ingest -> validate -> score -> profile -> aggregate for a span of whole
+  hours, in one pass over the objects, returning per-hour partial state (nothing written).
+- ``write_hours``: persist per-hour outputs (profiles, aggregates, quarantine, warehouse rows),
+  replacing whatever an earlier run of the same hours wrote.
+- ``run_hours``: both; ``run_hour`` for one hour.
+- ``run_daily``: merge a day's hourly outputs, compute day metrics, write the report.
+- ``run_day``: all 24 hours in one pass, then ``run_daily``.
+
+Partial states also serialise (``save_partial``/``load_partial``) so Airflow's mapped tasks can
+each process a batch of objects and a reduce task can merge them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pandas as pd
+from sqlalchemy import Engine, delete
+
+from llmmon import aggregates as aggmod
+from llmmon import profiles, warehouse
+from llmmon.config import Config
+from llmmon.ingest import (
+    IngestStats,
+    QuarantinedLine,
+    Window,
+    encode_quarantine,
+    list_window_objects,
+    read_span,
+)
+from llmmon.metrics.performance import check_thresholds, metric_rows, performance_metrics
+from llmmon.storage import ObjectInfo, ObjectStore, open_store
+from llmmon.validate import ContractValidator, ValidationTotals
+
+log = logging.getLogger(__name__)
+
+# A scorer adds per-record columns to an accepted chunk (quality, cost...). It returns the
+# frame, the extra numeric columns to profile, and the extra columns to sum exactly.
+Scorer = Callable[[pd.DataFrame, Config], pd.DataFrame]
+SCORERS: list[tuple[str, Scorer, list[str], list[str]]] = []
+
+
+def register_scorer(name: str, fn: Scorer, profile_columns: list[str], sum_columns: list[str]) -> None:
+    if name not in [s[0] for s in SCORERS]:
+        SCORERS.append((name, fn, profile_columns, sum_columns))
+
+
+@dataclass
+class HourState:
+    stats: IngestStats = field(default_factory=IngestStats)
+    views: dict[str, Any] = field(default_factory=dict)  # model -> DatasetProfileView
+    aggs: dict[str, aggmod.Agg] = field(default_factory=dict)  # model -> exact aggregate
+    quarantine: list[QuarantinedLine] = field(default_factory=list)
+    validation: ValidationTotals = field(default_factory=ValidationTotals)
+    objects: list[ObjectInfo] = field(default_factory=list)
+
+    def merge(self, other: HourState) -> None:
+        self.stats.merge(other.stats)
+        for m, v in other.views.items():
+            self.views[m] = self.views[m].merge(v) if m in self.views else v
+        for m, a in other.aggs.items():
+            self.aggs[m] = aggmod.merge_agg(self.aggs[m], a) if m in self.aggs else a
+        self.quarantine.extend(other.quarantine)
+        self.validation.merge_rows(other.validation.rows())
+        self.objects.extend(other.objects)
+
+
+@dataclass
+class Context:
+    """What a job needs: config, the store, the warehouse engine."""
+
+    cfg: Config
+    store: ObjectStore
+    engine: Engine
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Context:
+        engine = warehouse.get_engine(cfg.warehouse.url)
+        warehouse.create_all(engine, extra_metadata())
+        return cls(cfg=cfg, store=open_store(cfg.storage), engine=engine)
+
+
+def extra_metadata() -> list[Any]:
+    """MetaData objects of capability modules that keep their own tables."""
+    return []
+
+
+def hour_windows(window: Window) -> list[datetime]:
+    out, t = [], window.start
+    while t < window.end:
+        out.append(t)
+        t += timedelta(hours=1)
+    return out
+
+
+def list_objects(ctx: Context, window: Window) -> list[ObjectInfo]:
+    grace = timedelta(seconds=ctx.cfg.ingest.partition_grace_seconds)
+    return list_window_objects(ctx.store, ctx.cfg.storage.requests_prefix, window, grace)
+
+
+def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None = None
+                  ) -> dict[datetime, HourState]:
+    """One pass over ``objects`` (default: all the window needs); per-hour partial state."""
+    cfg = ctx.cfg
+    if objects is None:
+        objects = list_objects(ctx, window)
+    hours = {h: HourState() for h in hour_windows(window)}
+    stats: dict[int, IngestStats] = {int(h.timestamp()): hours[h].stats for h in hours}
+
+    def sink(hour: int, q: QuarantinedLine) -> None:
+        hours[datetime.fromtimestamp(hour, UTC)].quarantine.append(q)
+
+    for obj in objects:
+        h = _partition_hour(obj.key)
+        if h in hours:
+            hours[h].objects.append(obj)
+
+    validator = ContractValidator(cfg.ingest)
+    profile_cols = list(cfg.profiles.columns)
+    sum_cols: list[str] = []
+    for _name, _fn, pcols, scols in SCORERS:
+        profile_cols += pcols
+        sum_cols += scols
+    hp = profiles.HourlyProfiles(profile_cols)
+    acc: dict[tuple[datetime, str], aggmod.Agg] = {}
+    t0 = time.monotonic()
+    n_chunks = 0
+    log.info("window %s: %d objects to read", window.label(), len(objects))
+    for chunk in read_span(ctx.store, objects, window, cfg.ingest, stats, sink):
+        n_chunks += 1
+        for _name, fn, _p, _s in SCORERS:
+            chunk = fn(chunk, cfg)
+        chunk_hours = (chunk["ts"] // 3600 * 3600).astype("int64")
+        for h, part in chunk.groupby(chunk_hours, sort=True):
+            # Each hour keeps its own validation totals (hourly rows in the warehouse).
+            validator.totals = hours[datetime.fromtimestamp(int(h), UTC)].validation
+            validator.validate(part)
+        hp.add(chunk)
+        aggmod.merge_into(acc, aggmod.aggregate_chunk(chunk, sum_cols))
+    for (h, model), view in hp.views.items():
+        hours[h].views[model] = view
+    for (h, model), agg in acc.items():
+        hours[h].aggs[model] = agg
+    read = sum(s.stats.read for s in hours.values())
+    log.info("window %s: done in %.1fs, %d chunks, read=%d accepted=%d quarantined=%d",
+             window.label(), time.monotonic() - t0, n_chunks, read,
+             sum(s.stats.accepted for s in hours.values()),
+             sum(s.stats.quarantined for s in hours.values()))
+    return hours
+
+
+def _partition_hour(key: str) -> datetime | None:
+    from llmmon.storage import parse_partition
+
+    return parse_partition(key)
+
+
+# ---- writing hourly outputs ---------------------------------------------------------------
+
+def quarantine_key(hour: datetime) -> str:
+    return f"quarantine/requests/dt={hour:%Y-%m-%d}/hour={hour:%H}/quarantine.jsonl.gz"
+
+
+def aggregate_key(hour: datetime) -> str:
+    return f"aggregates/hourly/dt={hour:%Y-%m-%d}/hour={hour:%H}.json"
+
+
+def daily_aggregate_key(day: date) -> str:
+    return f"aggregates/daily/dt={day:%Y-%m-%d}.json"
+
+
+def hour_metrics(state: HourState, cfg: Config) -> dict[str, dict[str, Any]]:
+    """model ('*' = all) -> metrics for one hour."""
+    out = {}
+    for model in sorted(state.aggs):
+        out[model] = performance_metrics(state.views.get(model), state.aggs[model], 3600)
+    out["*"] = performance_metrics(profiles.merge_views(state.views.values()),
+                                   aggmod.total(state.aggs.values()), 3600)
+    return out
+
+
+def write_hours(ctx: Context, hours: dict[datetime, HourState], job: str = "hourly",
+                started: float | None = None) -> list[dict[str, Any]]:
+    """Persist every hour's outputs, replacing an earlier run's. Returns one summary per hour."""
+    summaries = []
+    for hour, st in sorted(hours.items()):
+        _write_hour_objects(ctx, hour, st)
+        summaries.append(_write_hour_rows(ctx, hour, st, job, started))
+    return summaries
+
+
+def _write_hour_objects(ctx: Context, hour: datetime, st: HourState) -> None:
+    store = ctx.store
+    new_keys = set()
+    for model, view in st.views.items():
+        key = profiles.hourly_key(hour, model)
+        store.put(key, profiles.serialize(view), "application/octet-stream")
+        new_keys.add(key)
+    # A rerun must not leave a profile of a model that no longer appears in the hour.
+    prefix = profiles.hourly_key(hour, "x").rsplit("/", 1)[0] + "/"
+    for obj in store.list(prefix):
+        if obj.key not in new_keys:
+            store.delete(obj.key)
+    doc = {"window_start": hour.isoformat(), "grain": "hour", "records": st.stats.to_dict(),
+           "models": aggmod.to_jsonable(st.aggs)}
+    store.put(aggregate_key(hour), orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), "application/json")
+    qkey = quarantine_key(hour)
+    if st.quarantine:
+        st.quarantine.sort(key=lambda q: (q.source_key, q.line))
+        store.put(qkey, encode_quarantine(st.quarantine), "application/gzip")
+    elif store.head(qkey) is not None:
+        store.delete(qkey)
+
+
+def _write_hour_rows(ctx: Context, hour: datetime, st: HourState, job: str,
+                     started: float | None) -> dict[str, Any]:
+    cfg = ctx.cfg
+    metrics = hour_metrics(st, cfg)
+    checks = check_thresholds(metrics["*"], cfg.performance.thresholds)
+    rows = []
+    for model, m in metrics.items():
+        rows += metric_rows(m, hour, "hour", model, checks if model == "*" else None)
+    s = st.stats
+    now = datetime.now(UTC)
+    run_row = {
+        "run_id": f"{job}:{hour:%Y-%m-%dT%H}:hour", "job": job, "grain": "hour",
+        "window_start": hour, "window_end": hour + timedelta(hours=1),
+        "status": "success" if s.read else "empty", "read": s.read, "accepted": s.accepted,
+        "quarantined": s.quarantined, "duplicates": s.by_reason.get("duplicate_request_id", 0),
+        "objects": s.objects, "started_at": now, "finished_at": now,
+        "duration_s": (time.monotonic() - started) if started else None, "attempts": 1,
+        "detail": aggmod.to_jsonable(s.to_dict()),
+    }
+    with ctx.engine.begin() as conn:
+        warehouse.replace_metrics(conn, hour, "hour", rows)
+        warehouse.replace_window(conn, warehouse.validation_results, hour, "hour",
+                                 [{"window_start": hour, "grain": "hour", **r} for r in st.validation.rows()])
+        warehouse.replace_window(conn, warehouse.quarantine_summary, hour, "hour",
+                                 [{"window_start": hour, "grain": "hour", "reason": r, "count": c}
+                                  for r, c in sorted(s.by_reason.items())])
+        conn.execute(delete(warehouse.run_objects).where(warehouse.run_objects.c.window_start == hour))
+        objs = {o.key: o for o in st.objects}
+        if objs:
+            conn.execute(warehouse.run_objects.insert(), [
+                {"window_start": hour, "key": o.key, "etag": o.etag, "size": o.size, "lines": None}
+                for o in objs.values()])
+        prev = conn.execute(warehouse.runs.select().where(
+            warehouse.runs.c.run_id == run_row["run_id"])).first()
+        if prev is not None:
+            run_row["attempts"] = (prev.attempts or 1) + 1
+        warehouse.upsert(conn, warehouse.runs, [run_row], ["run_id"])
+    assert s.read == s.accepted + s.quarantined, f"reconciliation broken for {hour}: {s.to_dict()}"
+    return {"hour": hour.isoformat(), **s.to_dict(),
+            "latency_p95_ms": metrics["*"].get("latency_p95_ms")}
+
+
+def run_hours(ctx: Context, window: Window, job: str = "hourly") -> list[dict[str, Any]]:
+    started = time.monotonic()
+    hours = process_hours(ctx, window)
+    return write_hours(ctx, hours, job, started)
+
+
+def run_hour(ctx: Context, hour: datetime) -> dict[str, Any]:
+    return run_hours(ctx, Window.hour(hour))[0]
+
+
+# ---- partial state for mapped tasks --------------------------------------------------------
+
+def partial_prefix(window: Window) -> str:
+    return f"work/{window.grain}/{window.start:%Y-%m-%dT%H}/"
+
+
+def save_partial(ctx: Context, window: Window, index: int, hours: dict[datetime, HourState]) -> str:
+    """Serialise one mapped task's per-hour state to ``work/`` and return its key."""
+    buf = io.BytesIO()
+    doc = {"hours": {}}
+    for h, st in hours.items():
+        doc["hours"][h.isoformat()] = {
+            "stats": st.stats.to_dict(),
+            "views": {m: profiles.serialize(v).hex() for m, v in st.views.items()},
+            "aggs": aggmod.to_jsonable(st.aggs),
+            "quarantine": encode_quarantine(st.quarantine).hex(),
+            "validation": st.validation.rows(),
+            "objects": [{"key": o.key, "size": o.size, "etag": o.etag,
+                         "last_modified": o.last_modified.isoformat()} for o in st.objects],
+        }
+    buf.write(gzip.compress(orjson.dumps(doc), mtime=0))
+    key = f"{partial_prefix(window)}part-{index:05d}.json.gz"
+    ctx.store.put(key, buf.getvalue(), "application/gzip")
+    return key
+
+
+def load_partial(ctx: Context, key: str) -> dict[datetime, HourState]:
+    import base64
+
+    doc = orjson.loads(gzip.decompress(ctx.store.get(key)))
+    out = {}
+    for h, d in doc["hours"].items():
+        st = HourState(stats=IngestStats.from_dict(d["stats"]))
+        st.views = {m: profiles.deserialize(bytes.fromhex(v)) for m, v in d["views"].items()}
+        st.aggs = d["aggs"]
+        for line in gzip.decompress(bytes.fromhex(d["quarantine"])).splitlines():
+            q = orjson.loads(line)
+            st.quarantine.append(QuarantinedLine(q["source_key"], q["line"], q["reason"], q["field"],
+                                                 q["detail"], base64.b64decode(q["raw_b64"])))
+        st.validation.merge_rows(d["validation"])
+        st.objects = [ObjectInfo(o["key"], o["size"], datetime.fromisoformat(o["last_modified"]), o["etag"])
+                      for o in d["objects"]]
+        out[datetime.fromisoformat(h)] = st
+    return out
+
+
+def batch_objects(objects: list[ObjectInfo], batch: int, max_batches: int) -> list[list[ObjectInfo]]:
+    """Split objects into batches, growing the batch size so the count stays under ``max_batches``."""
+    if not objects:
+        return [[]]
+    size = max(batch, -(-len(objects) // max_batches))
+    return [objects[i:i + size] for i in range(0, len(objects), size)]
+
+
+def reduce_partials(ctx: Context, window: Window, keys: list[str], job: str = "hourly"
+                    ) -> list[dict[str, Any]]:
+    """Merge mapped tasks' partial states (counts exactly, sketches by KLL merge) and write."""
+    merged: dict[datetime, HourState] = {h: HourState() for h in hour_windows(window)}
+    for key in keys:
+        for h, st in load_partial(ctx, key).items():
+            merged.setdefault(h, HourState()).merge(st)
+    summaries = write_hours(ctx, merged, job)
+    for key in keys:
+        ctx.store.delete(key)
+    return summaries

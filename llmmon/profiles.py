@@ -1,0 +1,161 @@
+"""whylogs profiles: one per (hour, model_version), merged into days, stored as ``.bin``.
+
+Profiles are the durable summary: percentiles (KLL), counts and frequent items stay computable
+after the raw logs expire, and they merge exactly across mapped tasks, hours and days.
+
+Speed: ``why.log(pandas=df)`` splits every float column with per-element Python lambdas
+(~25-35k rows/s for 16 columns here). We feed whylogs the same preprocessed numpy arrays that
+its pandas path would produce (non-null values + null/NaN counts), which is ~10x faster and
+gives the same metrics; ``tests/test_profiles.py`` checks the two paths agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from whylogs.core import DatasetProfile, DatasetProfileView
+from whylogs.core.preprocessing import NumpyView, PreprocessedColumn
+
+from llmmon.storage import ObjectStore
+
+# whylogs logs every profile it deserialises at INFO; that floods task logs.
+logging.getLogger("whylogs").setLevel(logging.WARNING)
+
+# Categorical columns profiled as strings (frequent items feed categorical drift).
+CATEGORICAL_COLUMNS = ("status", "app", "error_type")
+
+
+def hourly_key(hour: datetime, model: str) -> str:
+    return f"profiles/hourly/dt={hour:%Y-%m-%d}/hour={hour:%H}/model={_safe(model)}.bin"
+
+
+def daily_key(day: datetime, model: str) -> str:
+    return f"profiles/daily/dt={day:%Y-%m-%d}/model={_safe(model)}.bin"
+
+
+def _safe(model: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in model) or "unknown"
+
+
+def model_from_key(key: str) -> str:
+    return key.rsplit("model=", 1)[-1].removesuffix(".bin")
+
+
+def _preprocessed(values: np.ndarray) -> PreprocessedColumn:
+    """What whylogs' pandas path makes of a column, without its per-element lambdas."""
+    col = PreprocessedColumn()
+    col.len = len(values)
+    if values.dtype.kind == "f":
+        nulls = np.isnan(values)
+        k = int(nulls.sum())
+        col.null_count = col.nan_count = k
+        finite = values[~nulls] if k else values
+        col.inf_count = int(np.isinf(finite).sum())
+        col.numpy = NumpyView(floats=finite.astype(float, copy=False))
+    elif values.dtype.kind in "iu":
+        col.numpy = NumpyView(ints=values.astype(int, copy=False))
+    elif values.dtype.kind == "b":
+        col.numpy = NumpyView(ints=values.astype(int))
+    else:
+        s = pd.Series(values, dtype=object)
+        nonnull = s[s.notna() & (s != "")]
+        col.null_count = len(s) - len(nonnull)
+        col.pandas.strings = nonnull.astype(str)
+    return col
+
+
+def profile_frame(df: pd.DataFrame, columns: Iterable[str]) -> DatasetProfileView:
+    """Profile ``columns`` of ``df`` (numeric and string columns) into one view."""
+    cols = [c for c in columns if c in df.columns]
+    prof = DatasetProfile()
+    _register(prof, df[cols])
+    for c in cols:
+        # whylogs keeps no public numpy entry point; this is the call its pandas path ends in.
+        prof._columns[c]._process_extracted_column(_preprocessed(df[c].to_numpy()))
+    prof._track_count += 1
+    return prof.view()
+
+
+def _register(prof: DatasetProfile, df: pd.DataFrame) -> None:
+    # Resolving an empty frame registers the columns with the metrics their dtypes call for.
+    if prof._schema.resolve(pandas=df.iloc[:0]):
+        prof._initialize_new_columns(tuple(prof._schema.get_col_names()))
+
+
+def merge_views(views: Iterable[DatasetProfileView]) -> DatasetProfileView | None:
+    merged: DatasetProfileView | None = None
+    for v in views:
+        merged = v if merged is None else merged.merge(v)
+    return merged
+
+
+def serialize(view: DatasetProfileView) -> bytes:
+    return view.serialize()
+
+
+def deserialize(data: bytes) -> DatasetProfileView:
+    return DatasetProfileView.deserialize(data)
+
+
+def load_views(store: ObjectStore, prefix: str) -> dict[str, DatasetProfileView]:
+    """model -> view for every ``.bin`` under ``prefix``."""
+    out: dict[str, DatasetProfileView] = {}
+    for obj in store.list(prefix):
+        if obj.key.endswith(".bin"):
+            m = model_from_key(obj.key)
+            v = deserialize(store.get(obj.key))
+            out[m] = out[m].merge(v) if m in out else v
+    return out
+
+
+def quantiles(view: DatasetProfileView | None, column: str, qs: Iterable[float]) -> list[float | None]:
+    """KLL quantiles of a column, or Nones when the column is absent or empty."""
+    qs = list(qs)
+    if view is None:
+        return [None] * len(qs)
+    col = view.get_column(column)
+    dist = col.get_metric("distribution") if col is not None else None
+    if dist is None or dist.kll.value.is_empty():
+        return [None] * len(qs)
+    return [float(x) for x in dist.kll.value.get_quantiles(qs)]
+
+
+def column_stats(view: DatasetProfileView | None, column: str) -> dict[str, float | None]:
+    """n (non-null), mean and max of a numeric column from its distribution metric."""
+    if view is None or view.get_column(column) is None:
+        return {"n": 0, "mean": None, "max": None}
+    dist = view.get_column(column).get_metric("distribution")
+    if dist is None or dist.kll.value.is_empty():
+        return {"n": 0, "mean": None, "max": None}
+    return {"n": int(dist.n), "mean": float(dist.mean.value), "max": float(dist.max)}
+
+
+def row_count(view: DatasetProfileView | None, column: str = "total_time_ms") -> int:
+    if view is None or view.get_column(column) is None:
+        return 0
+    return int(view.get_column(column).get_metric("counts").n.value)
+
+
+class HourlyProfiles:
+    """Accumulates views per (hour, model) across chunks; memory is bounded by the sketches."""
+
+    def __init__(self, columns: Iterable[str]):
+        self.columns = list(columns) + [c for c in CATEGORICAL_COLUMNS]
+        self.views: dict[tuple[datetime, str], DatasetProfileView] = {}
+
+    def add(self, df: pd.DataFrame) -> None:
+        if df.empty:
+            return
+        hour = (df["ts"] // 3600 * 3600).astype("int64")
+        for (h, model), part in df.groupby([hour, df["model_version"]], sort=True):
+            key = (datetime.fromtimestamp(int(h), UTC), str(model))
+            view = profile_frame(part, self.columns)
+            self.views[key] = self.views[key].merge(view) if key in self.views else view
+
+    def merge(self, other: HourlyProfiles) -> None:
+        for key, view in other.views.items():
+            self.views[key] = self.views[key].merge(view) if key in self.views else view

@@ -1,0 +1,151 @@
+"""The daily report: ``report.json`` (a public contract), ``report.html`` and ``metrics.csv``.
+
+Contract keys users script against (keep them stable): ``records.read|accepted|quarantined|
+duplicates``, ``performance.latency_ms.p50|p95|p99``, ``performance.ttft_ms.p95``,
+``performance.success_rate``, ``performance.error_rate`` (fractions 0..1) and
+``by_model.<model_version>.requests``. Timing fields live under ``run`` only, so a rerun of the
+same day yields the same document apart from ``run``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import jinja2
+import orjson
+
+from llmmon.aggregates import to_jsonable
+from llmmon.config import Config
+from llmmon.reports.charts import bar_chart, line_chart
+from llmmon.storage import ObjectStore
+
+REPORT_FILES = ("report.json", "report.html", "metrics.csv")
+
+
+def report_prefix(day: date) -> str:
+    return f"reports/daily/{day:%Y-%m-%d}/"
+
+
+def _perf_block(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requests": m["requests"],
+        "latency_ms": {"p50": m["latency_p50_ms"], "p95": m["latency_p95_ms"], "p99": m["latency_p99_ms"]},
+        "ttft_ms": {"p50": m["ttft_p50_ms"], "p95": m["ttft_p95_ms"]},
+        "generation_time_ms": {"p50": m["generation_time_p50_ms"], "p95": m["generation_time_p95_ms"]},
+        "queue_time_ms": {"p50": m["queue_time_p50_ms"], "p95": m["queue_time_p95_ms"]},
+        "throughput": {"requests_per_s": m["requests_per_s"], "output_tokens_per_s": m["output_tokens_per_s"],
+                       "tokens_per_second_mean": m["tokens_per_second_mean"],
+                       "tokens_per_second_p50": m["tokens_per_second_p50"],
+                       "input_tokens": m["input_tokens"], "output_tokens": m["output_tokens"]},
+        "gpu": {"utilization_mean": m["gpu_utilization_mean"], "utilization_p95": m["gpu_utilization_p95"],
+                "memory_utilization_mean": m["gpu_memory_utilization_mean"],
+                "memory_utilization_p95": m["gpu_memory_utilization_p95"],
+                "kv_cache_hit_rate_mean": m["kv_cache_hit_rate_mean"]},
+        "success_rate": m["success_rate"],
+        "error_rate": m["error_rate"],
+        "retry_rate": m["retry_rate"],
+        "error_rate_by_type": m["error_rate_by_type"],
+        "input_tokens_estimated_share": m["input_tokens_estimated_share"],
+    }
+
+
+def build_report(cfg: Config, ds: Any, metrics: dict[str, dict[str, Any]], checks: list[dict[str, Any]],
+                 validation: list[dict[str, Any]], series: dict[str, list[float | None]],
+                 sections: dict[str, Any], duration_s: float) -> dict[str, Any]:
+    s = ds.stats
+    has_data = s.accepted > 0
+    report: dict[str, Any] = {
+        "schema_version": 1,
+        "date": ds.day.isoformat(),
+        "window": {"start": ds.start.isoformat(), "end": (ds.start + timedelta(days=1)).isoformat()},
+        "has_data": has_data,
+        "message": None if has_data else f"No data: no accepted request records for {ds.day.isoformat()}.",
+        "records": {"read": s.read, "accepted": s.accepted, "quarantined": s.quarantined,
+                    "duplicates": s.by_reason.get("duplicate_request_id", 0),
+                    "quarantine_by_reason": dict(sorted(s.by_reason.items())),
+                    "objects": s.objects, "hours_with_data": ds.hours_present,
+                    "unreadable_objects": s.unreadable_objects},
+        "performance": _perf_block(metrics["*"]),
+        "thresholds": checks,
+        "by_model": {m: _perf_block(v) for m, v in metrics.items() if m != "*"},
+        "validation": validation,
+        "hourly": {"hours": [f"{h:02d}" for h in range(24)], **series},
+        "run": {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "duration_s": round(duration_s, 3)},
+    }
+    report.update(sections)
+    return to_jsonable(report)
+
+
+def metrics_csv(day: date, metrics: dict[str, dict[str, Any]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["date", "model", "metric", "value"])
+    for model, m in sorted(metrics.items()):
+        for name, v in sorted(m.items()):
+            if isinstance(v, dict):
+                for sub, sv in sorted(v.items()):
+                    w.writerow([day.isoformat(), model, f"{name}:{sub}", sv])
+            else:
+                w.writerow([day.isoformat(), model, name, "" if v is None else v])
+    return buf.getvalue().encode()
+
+
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("llmmon", "templates"),
+                          autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{100 * float(v):.3g}%"
+
+
+_ENV.filters["fmt"] = _fmt
+_ENV.filters["pct"] = _pct
+
+
+def render_html(report: dict[str, Any], cfg: Config, extra_blocks: list[dict[str, str]] | None = None) -> str:
+    h = report["hourly"]
+    charts = [
+        line_chart("Hourly latency (ms)", h["hours"], {"p50": h.get("latency_p50_ms", []),
+                                                       "p95": h.get("latency_p95_ms", [])},
+                   threshold=2000, unit=" ms"),
+        line_chart("Hourly error rate", h["hours"], {"error rate": h.get("error_rate", [])},
+                   threshold=0.001),
+        bar_chart("Requests per hour", h["hours"], h.get("requests", [])),
+    ]
+    return _ENV.get_template("daily.html").render(r=report, title=cfg.report.title, charts=charts,
+                                                  blocks=extra_blocks or [])
+
+
+# Section renderers: name -> fn(section dict) -> {"title", "html"}; capability modules add theirs.
+HTML_BLOCKS: dict[str, Any] = {}
+
+
+def write_report(store: ObjectStore, day: date, report: dict[str, Any], metrics: dict[str, dict[str, Any]],
+                 cfg: Config) -> dict[str, str]:
+    blocks = []
+    for name, fn in HTML_BLOCKS.items():
+        if name in report and isinstance(report[name], dict) and "error" not in report[name]:
+            blocks.append(fn(report[name]))
+    prefix = report_prefix(day)
+    files = {
+        "report.json": orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
+        "report.html": render_html(report, cfg, blocks).encode(),
+        "metrics.csv": metrics_csv(day, metrics),
+    }
+    types = {"report.json": "application/json", "report.html": "text/html; charset=utf-8",
+             "metrics.csv": "text/csv"}
+    for name, data in files.items():
+        store.put(prefix + name, data, types[name])
+    return {name: store.uri(prefix + name) for name in files}

@@ -1,0 +1,168 @@
+"""Warehouse tables (SQLAlchemy 2) and idempotent upserts.
+
+Works on SQLite (embedded default) and PostgreSQL. The PostgreSQL DDL is mirrored in
+``sql/warehouse.sql``; ``create_all`` is what the jobs use.
+
+Idempotency: every table a job writes is keyed by its window, and a rerun either upserts the
+same keys or deletes the window's rows first (``replace_window``), so row counts never grow on
+a rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    create_engine,
+    delete,
+    event,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("run_id", String(64), primary_key=True),  # job:window_start:grain — stable across reruns
+    Column("job", String(32), nullable=False),
+    Column("grain", String(8), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("read", Integer, nullable=False, default=0),
+    Column("accepted", Integer, nullable=False, default=0),
+    Column("quarantined", Integer, nullable=False, default=0),
+    Column("duplicates", Integer, nullable=False, default=0),
+    Column("objects", Integer, nullable=False, default=0),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("duration_s", Float),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("detail", JSON),
+)
+
+metrics = Table(
+    "metrics", metadata,
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("grain", String(8), primary_key=True),  # 'hour' | 'day'
+    Column("model", String(128), primary_key=True),  # '*' = all models
+    Column("metric", String(96), primary_key=True),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("passed", Integer),  # 1 pass, 0 fail, NULL no threshold / no data
+)
+
+validation_results = Table(
+    "validation_results", metadata,
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("grain", String(8), primary_key=True),
+    Column("expectation", String(128), primary_key=True),
+    Column("column_name", String(96), primary_key=True),
+    Column("success", Integer, nullable=False),
+    Column("element_count", Integer),
+    Column("unexpected_count", Integer),
+)
+
+quarantine_summary = Table(
+    "quarantine_summary", metadata,
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("grain", String(8), primary_key=True),
+    Column("reason", String(48), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+run_objects = Table(
+    "run_objects", metadata,
+    # Which objects a window's run read, so later runs can spot late-arriving files.
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("etag", String(128)),
+    Column("size", Integer),
+    Column("lines", Integer),
+)
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the report reader and a writer coexist; busy_timeout rides out Airflow's
+    # parallel mapped tasks writing to the same file.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def get_engine(url: str) -> Engine:
+    """One engine per URL per process; creates the SQLite folder when needed."""
+    if url not in _ENGINES:
+        if url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            path = url[len("sqlite:///"):]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        eng = create_engine(url, future=True, pool_pre_ping=True)
+        if eng.dialect.name == "sqlite":
+            event.listen(eng, "connect", _sqlite_pragmas)
+        _ENGINES[url] = eng
+    return _ENGINES[url]
+
+
+def create_all(engine: Engine, extra: Iterable[MetaData] = ()) -> None:
+    metadata.create_all(engine)
+    for md in extra:
+        md.create_all(engine)
+
+
+def upsert(conn: Any, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> int:
+    """Insert rows, replacing the non-key columns of rows whose ``keys`` already exist."""
+    if not rows:
+        return 0
+    dialect = conn.dialect.name
+    ins = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    if dialect not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"upsert is implemented for sqlite and postgresql, not {dialect}")
+    cols = [c.name for c in table.columns if c.name not in keys]
+    stmt = ins.on_conflict_do_update(index_elements=list(keys),
+                                     set_={c: ins.excluded[c] for c in cols}) if cols else \
+        ins.on_conflict_do_nothing(index_elements=list(keys))
+    # Chunk to stay under SQLite's bound-parameter limit.
+    step = max(1, 30000 // max(1, len(table.columns)))
+    for i in range(0, len(rows), step):
+        conn.execute(stmt, list(rows[i:i + step]))
+    return len(rows)
+
+
+def replace_window(conn: Any, table: Table, window_start: datetime, grain: str,
+                   rows: Sequence[dict[str, Any]]) -> int:
+    """Delete a window's rows, then insert ``rows``: a rerun leaves exactly the new set."""
+    conn.execute(delete(table).where(and_(table.c.window_start == window_start, table.c.grain == grain)))
+    if rows:
+        conn.execute(table.insert(), list(rows))
+    return len(rows)
+
+
+def replace_metrics(conn: Any, window_start: datetime, grain: str, rows: Sequence[dict[str, Any]],
+                    metric_names: Iterable[str] | None = None) -> int:
+    """Replace one window's metrics (all of them, or only ``metric_names``)."""
+    cond = and_(metrics.c.window_start == window_start, metrics.c.grain == grain)
+    if metric_names is not None:
+        cond = and_(cond, metrics.c.metric.in_(list(metric_names)))
+    conn.execute(delete(metrics).where(cond))
+    if rows:
+        conn.execute(metrics.insert(), list(rows))
+    return len(rows)
