@@ -140,13 +140,14 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
         n_chunks += 1
         for _name, fn, _p, _s in SCORERS:
             chunk = fn(chunk, cfg)
-        chunk_hours = (chunk["ts"] // 3600 * 3600).astype("int64")
-        for h, part in chunk.groupby(chunk_hours, sort=True):
-            # Each hour keeps its own validation totals (hourly rows in the warehouse).
-            validator.totals = hours[datetime.fromtimestamp(int(h), UTC)].validation
-            validator.validate(part)
+        validator.add(chunk)
         hp.add(chunk)
         aggmod.merge_into(acc, aggmod.aggregate_chunk(chunk, sum_cols))
+    validator.flush()
+    # Validation runs on large batches across hours, so its totals belong to the whole span;
+    # the first hour carries them (write_hours stores them at the span's grain).
+    first = min(hours)
+    hours[first].validation = validator.totals
     for (h, model), view in hp.views.items():
         hours[h].views[model] = view
     for (h, model), agg in acc.items():

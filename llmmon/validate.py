@@ -67,7 +67,7 @@ class ValidationTotals:
 class ContractValidator:
     """Builds the ephemeral GX context once and validates DataFrames against the suite."""
 
-    def __init__(self, cfg: IngestConfig):
+    def __init__(self, cfg: IngestConfig, batch_rows: int = 250_000):
         import great_expectations as gx
         import great_expectations.expectations as gxe
 
@@ -80,6 +80,30 @@ class ContractValidator:
         self._vd = self._ctx.validation_definitions.add(
             gx.ValidationDefinition(name="llmmon_requests", data=batch, suite=suite))
         self.totals = ValidationTotals()
+        self.columns = sorted({col for _cls, col, _kw in expectations(cfg)})
+        self.batch_rows = batch_rows
+        self._buffer: list[pd.DataFrame] = []
+        self._buffered = 0
+
+    def add(self, df: pd.DataFrame) -> None:
+        """Buffer the contract's columns of a chunk; validate once ``batch_rows`` are buffered.
+
+        A GX run has a fixed cost (~40 ms per expectation here), so validating a few large
+        batches instead of every chunk keeps it off the hot path; only the checked columns are
+        buffered, so memory stays small.
+        """
+        if df.empty:
+            return
+        self._buffer.append(df[self.columns])
+        self._buffered += len(df)
+        if self._buffered >= self.batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            batch = pd.concat(self._buffer, ignore_index=True)
+            self._buffer, self._buffered = [], 0
+            self.validate(batch)
 
     def validate(self, df: pd.DataFrame) -> None:
         if df.empty:
