@@ -4,5 +4,7 @@ from __future__ import annotations
 
 
 def register_all() -> None:
-    """Import-light: each registrar only adds argparse entries; work is imported on use."""
-    return None
+    """Each integration module appends its registrars to ``cli.EXTRA_COMMANDS`` on import."""
+    from llmmon import integrations
+
+    integrations.load()

@@ -306,10 +306,25 @@ class _Dedup:
 QuarantineSink = Callable[[int, QuarantinedLine], None]
 
 
+def _map_request_with(cfg: IngestConfig) -> Callable[[Any], tuple]:
+    statuses = frozenset(cfg.allowed_statuses)
+
+    def mapper(rec: Any) -> tuple:
+        return schema.map_request(rec, max_tokens_limit=cfg.max_tokens_limit,
+                                  max_latency_ms=cfg.max_latency_ms, allowed_statuses=statuses)
+    return mapper
+
+
 def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg: IngestConfig,
               stats: dict[int, IngestStats], on_quarantine: QuarantineSink,
-              progress_every: int = 200_000) -> Iterator[pd.DataFrame]:
+              progress_every: int = 200_000, mapper: Callable[[Any], tuple] | None = None,
+              columns: tuple[str, ...] = schema.COLUMN_NAMES, id_column: str = "request_id",
+              ts_column: str = "ts") -> Iterator[pd.DataFrame]:
     """Yield DataFrames of accepted canonical rows (columns ``schema.COLUMN_NAMES``).
+
+    Other streams (feedback, events) pass their own ``mapper`` (raising ``schema.RecordError``),
+    ``columns``, the column to dedup on (``id_column``; None = no dedup) and the epoch-seconds
+    timestamp column, and get the same accepted/quarantined guarantees.
 
     ``window`` may span many hours; every count is attributed to the hour that owns the line
     (``stats[hour_epoch]``), so one pass over a day gives the same per-hour results as 24
@@ -317,7 +332,8 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
     """
     grace = cfg.partition_grace_seconds
     w0, w1 = window.start.timestamp(), window.end.timestamp()
-    statuses = frozenset(cfg.allowed_statuses)
+    mapper = mapper or _map_request_with(cfg)
+    ts_pos = columns.index(ts_column)
     dedup = _Dedup()
     rows: list[tuple] = []
     raws: list[tuple[str, int, bytes]] = []
@@ -338,14 +354,17 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
         on_quarantine(hour, QuarantinedLine(key, n, reason, fld, detail, raw))
 
     def flush() -> pd.DataFrame:
-        df = pd.DataFrame.from_records(rows, columns=schema.COLUMN_NAMES)
-        hours = (df["ts"].to_numpy() // 3600 * 3600).astype(np.int64)
-        dup = dedup.mark(df["request_id"], hours)
+        df = pd.DataFrame.from_records(rows, columns=columns)
+        hours = (df[ts_column].to_numpy() // 3600 * 3600).astype(np.int64)
+        if id_column is None:
+            dup = np.zeros(len(df), dtype=bool)
+        else:
+            dup = dedup.mark(df[id_column].astype(str), hours)
         for i in np.flatnonzero(dup):
             key, n, raw = raws[i]
             st(int(hours[i])).read -= 1  # counted as read on arrival; re-counted by quarantine()
-            quarantine(int(hours[i]), key, n, schema.DUPLICATE, "request_id",
-                       f"request_id {df.at[i, 'request_id'][:64]!r} already seen in this window", raw)
+            quarantine(int(hours[i]), key, n, schema.DUPLICATE, id_column,
+                       f"{id_column} {str(df.at[i, id_column])[:64]!r} already seen in this window", raw)
         if dup.any():
             df = df.loc[~dup].reset_index(drop=True)
             hours = hours[~dup]
@@ -382,8 +401,7 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
                 continue
             try:
                 rec = orjson.loads(payload) if isinstance(payload, bytes) else payload
-                row = schema.map_request(rec, max_tokens_limit=cfg.max_tokens_limit,
-                                         max_latency_ms=cfg.max_latency_ms, allowed_statuses=statuses)
+                row = mapper(rec)
             except orjson.JSONDecodeError as exc:
                 if own:
                     quarantine(ph, obj.key, n, schema.MALFORMED_JSON, "<line>", str(exc)[:200], raw)
@@ -392,7 +410,7 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
                 if own:
                     quarantine(ph, obj.key, n, exc.reason, exc.field, exc.detail, raw)
                 continue
-            ts = row[1]
+            ts = row[ts_pos]
             if not (lo <= ts < hi):
                 if own:
                     quarantine(ph, obj.key, n, schema.OUTSIDE_PARTITION, "timestamp",

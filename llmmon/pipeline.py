@@ -85,14 +85,20 @@ class Context:
 
     @classmethod
     def from_config(cls, cfg: Config) -> Context:
+        from llmmon import integrations
+
+        integrations.load()
         engine = warehouse.get_engine(cfg.warehouse.url)
         warehouse.create_all(engine, extra_metadata())
         return cls(cfg=cfg, store=open_store(cfg.storage), engine=engine)
 
 
+# MetaData objects of capability modules that keep their own tables (alerts, retention...).
+EXTRA_METADATA: list[Any] = []
+
+
 def extra_metadata() -> list[Any]:
-    """MetaData objects of capability modules that keep their own tables."""
-    return []
+    return list(EXTRA_METADATA)
 
 
 def hour_windows(window: Window) -> list[datetime]:
