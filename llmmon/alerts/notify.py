@@ -1,0 +1,408 @@
+"""Orchestration: evaluate a window, apply storm control, deliver, record, write the alert log.
+
+The pipeline calls :func:`notify_window` once per window. Decisions use window time only
+(``now`` is passed in by the caller and only bounds how old a window may be to still notify), so
+reruns and backfills behave:
+
+- dedup by fingerprint (rule + scope); a still-firing alert is re-sent after ``renotify_hours`` of
+  window time, or at once when its severity escalates;
+- a (fingerprint, window, kind, channel) delivery that succeeded is never sent again;
+- failed deliveries are recorded and retried by the next call until the window is older than
+  ``max_notify_age_hours``;
+- "resolved" is sent once, in the first later window where the condition cleared, and only when
+  the firing was actually notified;
+- silences, maintenance windows and ``for_windows`` suppress notification but are still recorded.
+
+``notify_window``/``notify`` never raise: the pipeline must not fail because a channel did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+
+from llmmon.alerts.channels import (
+    Channel,
+    build_channels,
+    build_hooks,
+    channel_secrets,
+    scrub,
+    send_with_retry,
+)
+from llmmon.alerts.config import AlertsConfig, RuleConfig, load_alerts_config
+from llmmon.alerts.model import Alert, iso, severity_rank, utc
+from llmmon.alerts.rules import Evaluation, evaluate_detailed
+from llmmon.alerts.state import DELIVERED, TABLES, AlertStore, Tables
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryOutcome:
+    fingerprint: str
+    rule: str
+    scope: str
+    severity: str
+    window_start: str
+    kind: str  # firing | resolved
+    channel: str
+    status: str  # sent | dry_run | failed | expired
+    attempts: int
+    error: str | None = None
+
+
+@dataclass
+class NotifyResult:
+    """What one call did; ``to_dict()`` is JSON-ready for the report and the task log."""
+
+    window_start: str
+    window_end: str
+    alerts: list[Alert] = field(default_factory=list)
+    notified: list[str] = field(default_factory=list)  # fingerprints notified this call
+    suppressed: dict[str, str] = field(default_factory=dict)  # fingerprint -> reason
+    deliveries: list[DeliveryOutcome] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    log_keys: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[DeliveryOutcome]:
+        return [d for d in self.deliveries if d.status in ("failed", "expired")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"window_start": self.window_start, "window_end": self.window_end,
+                "alerts": [a.to_dict() for a in self.alerts], "notified": self.notified,
+                "suppressed": self.suppressed, "deliveries": [asdict(d) for d in self.deliveries],
+                "failed": [asdict(d) for d in self.failed], "errors": self.errors,
+                "log_keys": self.log_keys}
+
+
+# ---- pure decisions ------------------------------------------------------------------------
+
+def matches(m: Any, alert: Alert) -> bool:
+    """A silence/maintenance matcher (dict or model with rule, scope, severity globs)."""
+    get = m.get if isinstance(m, dict) else lambda k, d=None: getattr(m, k, d)
+    sev = get("severity") or ["P0", "P1", "P2", "P3"]
+    return (fnmatchcase(alert.rule, get("rule") or "*") and fnmatchcase(alert.scope, get("scope") or "*")
+            and alert.severity in sev)
+
+
+def overlaps(m: Any, alert: Alert) -> bool:
+    get = m.get if isinstance(m, dict) else lambda k, d=None: getattr(m, k, d)
+    return utc(get("start")) < alert.window_end and utc(get("end")) > alert.window_start
+
+
+def mute_reason(alert: Alert, cfg: AlertsConfig, db_silences: Iterable[dict[str, Any]]) -> str | None:
+    for mw in cfg.maintenance:
+        if overlaps(mw, alert) and matches(mw, alert):
+            return f"maintenance:{mw.name}"
+    for i, s in enumerate(cfg.silences):
+        if overlaps(s, alert) and matches(s, alert):
+            return f"silenced:config[{i}]{(' ' + s.comment) if s.comment else ''}"
+    for s in db_silences:
+        if overlaps(s, alert) and matches(s, alert):
+            return f"silenced:{s['id']}{(' ' + s['comment']) if s.get('comment') else ''}"
+    return None
+
+
+def too_old(alert: Alert, cfg: AlertsConfig, now: datetime) -> bool:
+    return utc(now) - alert.window_end > timedelta(hours=cfg.max_notify_age_hours)
+
+
+def consecutive_firing(alert: Alert, history: list[dict[str, Any]]) -> int:
+    """Windows in a row (ending with this one) where the alert fired; history is newest first."""
+    n, start = 1, alert.window_start
+    for row in history:
+        if row["status"] != "firing" or utc(row["window_end"]) != start:
+            break
+        n, start = n + 1, utc(row["window_start"])
+    return n
+
+
+def firing_decision(alert: Alert, history: list[dict[str, Any]], rule: RuleConfig | None,
+                    cfg: AlertsConfig, now: datetime, db_silences: Iterable[dict[str, Any]],
+                    later: list[dict[str, Any]] | None = None) -> str | None:
+    """None to notify, else the reason this firing window is only recorded.
+
+    ``history`` is this incident's earlier events, newest first; ``later`` the events of the next
+    ``renotify_hours`` (oldest first), non-empty only when windows are processed out of order.
+    """
+    if reason := mute_reason(alert, cfg, db_silences):
+        return reason
+    if too_old(alert, cfg, now):
+        return "too_old"
+    need = rule.for_windows if rule else 1
+    if need > 1 and (have := consecutive_firing(alert, history)) < need:
+        return f"pending:{have}/{need}"
+    horizon = alert.window_start - timedelta(hours=cfg.renotify_hours)
+    recent = [r for r in history if r["status"] == "firing" and r["notified"]
+              and utc(r["window_start"]) > horizon]
+    for r in later or []:  # out-of-order backfill: a later window of this incident already told
+        if r["status"] == "resolved":
+            break
+        if r["notified"]:
+            recent.append(r)
+    if recent and min(severity_rank(r["severity"]) for r in recent) <= severity_rank(alert.severity):
+        return "deduplicated"  # told within the re-notify interval, and not escalated since
+    return None
+
+
+def resolved_decision(alert: Alert, history: list[dict[str, Any]], cfg: AlertsConfig, now: datetime,
+                      db_silences: Iterable[dict[str, Any]]) -> str | None:
+    if not cfg.send_resolved:
+        return "resolved_notifications_off"
+    if not any(r["status"] == "firing" and r["notified"] for r in history):
+        return "never_notified"  # nobody heard it fire, so nobody needs to hear it clear
+    if reason := mute_reason(alert, cfg, db_silences):
+        return reason
+    if too_old(alert, cfg, now):
+        return "too_old"
+    return None
+
+
+# ---- delivery ------------------------------------------------------------------------------
+
+@dataclass
+class _Ctx:
+    cfg: AlertsConfig
+    state: AlertStore
+    channels: list[Channel]
+    hooks: dict[str, Channel]
+    rules: dict[str, RuleConfig]
+    now: datetime
+    sleep: Callable[[float], None]
+    secrets: list[str | None]
+    result: NotifyResult
+
+
+def _targets(alert: Alert, ctx: _Ctx) -> list[Channel]:
+    out = [c for c in ctx.channels if c.accepts(alert)]
+    rule = ctx.rules.get(alert.rule)
+    if rule and rule.hook:
+        hook = ctx.hooks.get(rule.hook)
+        if hook is None:
+            ctx.result.errors.append(f"rule {rule.name}: unknown hook {rule.hook!r}")
+        elif hook.accepts(alert):
+            out.append(hook)
+    return out
+
+
+def _send_one(alert: Alert, channel: Channel, ctx: _Ctx, prior_attempts: int) -> None:
+    status = "failed"
+
+    def attempt() -> None:
+        nonlocal status
+        status = channel.send(alert)
+
+    r = ctx.cfg.retry
+    ok, tries, error = send_with_retry(attempt, r.attempts, r.base_delay_s, r.max_delay_s, ctx.sleep)
+    error = scrub(error, ctx.secrets) if error else None
+    status = status if ok else "failed"
+    attempts = prior_attempts + tries
+    ctx.state.save_delivery(alert, channel.name, status, attempts, error, ctx.now)
+    ctx.result.deliveries.append(DeliveryOutcome(
+        alert.fingerprint, alert.rule, alert.scope, alert.severity, iso(alert.window_start),
+        alert.status, channel.name, status, attempts, error))
+    if not ok:
+        log.warning("alert %s %s (%s) to %s failed after %d attempts: %s", alert.rule, alert.status,
+                    alert.scope, channel.name, attempts, error)
+
+
+def _deliver(alert: Alert, ctx: _Ctx) -> None:
+    targets = _targets(alert, ctx)
+    if not targets:
+        log.warning("alert %s (%s) matches no channel; it is in the alert log only", alert.rule, alert.scope)
+    for channel in targets:
+        prev = ctx.state.delivery(alert.fingerprint, alert.window_start, alert.status, channel.name)
+        if prev and prev["status"] in DELIVERED:
+            continue  # rerun or backfill of a window already delivered: never re-send
+        if prev and prev["status"] == "failed":
+            continue  # retry_pending just tried it in this same call
+        _send_one(alert, channel, ctx, 0)
+
+
+def retry_pending(ctx: _Ctx) -> set[str]:
+    """Retry failed deliveries from earlier calls; returns the days whose log changed."""
+    by_name = {c.name: c for c in [*ctx.channels, *ctx.hooks.values()]}
+    days: set[str] = set()
+    for row in ctx.state.retryable_deliveries():
+        alert = Alert.from_dict(json.loads(row["alert_json"]))
+        days.add(f"{alert.window_start:%Y-%m-%d}")
+        channel = by_name.get(row["channel"])
+        if too_old(alert, ctx.cfg, ctx.now) or channel is None:
+            why = "channel no longer configured" if channel is None else "window older than max_notify_age"
+            error = f"gave up: {why}; last error: {row['error']}"
+            ctx.state.save_delivery(alert, row["channel"], "expired", row["attempts"], error, ctx.now)
+            ctx.result.deliveries.append(DeliveryOutcome(
+                alert.fingerprint, alert.rule, alert.scope, alert.severity, iso(alert.window_start),
+                alert.status, row["channel"], "expired", row["attempts"], error))
+            log.error("alert %s to %s expired undelivered: %s", alert.rule, row["channel"], error)
+            continue
+        _send_one(alert, channel, ctx, row["attempts"])
+    return days
+
+
+# ---- alert log -----------------------------------------------------------------------------
+
+def alert_log_lines(events: list[dict[str, Any]], deliveries: list[dict[str, Any]]) -> bytes:
+    """One JSON line per recorded (fingerprint, window): the alert, its decision, its deliveries."""
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in deliveries:
+        by_key.setdefault((d["fingerprint"], iso(d["window_start"])), []).append(
+            {"channel": d["channel"], "kind": d["kind"], "status": d["status"],
+             "attempts": d["attempts"], "error": d["error"]})
+    lines = []
+    for e in events:
+        rec = json.loads(e["alert_json"])
+        rec.update(notified=bool(e["notified"]), suppressed_reason=e["suppressed_reason"],
+                   deliveries=sorted(by_key.get((e["fingerprint"], iso(e["window_start"])), []),
+                                     key=lambda x: x["channel"]))
+        lines.append(json.dumps(rec, sort_keys=True, default=str))
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def write_alert_log(store: Any, state: AlertStore, prefix: str, day: str) -> str:
+    """Rewrite ``<prefix>/dt=<day>/alerts.jsonl`` from the warehouse (idempotent)."""
+    start = utc(datetime.fromisoformat(day))
+    end = start + timedelta(days=1)
+    data = alert_log_lines(state.events_between(start, end), state.deliveries_between(start, end))
+    key = f"{prefix.rstrip('/')}/dt={day}/alerts.jsonl"
+    store.put(key, data, content_type="application/x-ndjson")
+    return key
+
+
+# ---- entry points --------------------------------------------------------------------------
+
+def _engine(engine: Engine | str | None, cfg: Any) -> Engine:
+    if isinstance(engine, Engine):
+        return engine
+    url = engine or getattr(getattr(cfg, "warehouse", None), "url", None)
+    if not url:
+        raise ValueError("notify needs an engine (or a Config with warehouse.url)")
+    return create_engine(url)
+
+
+def _store(store: Any, cfg: Any) -> Any:
+    if store is not None or not hasattr(cfg, "storage"):
+        return store
+    from llmmon.storage import open_store
+
+    return open_store(cfg.storage)
+
+
+def notify(evaluation: Evaluation | list[Alert], window_start: datetime, window_end: datetime, *,
+           cfg: Any, now: datetime, engine: Engine | str | None = None, store: Any = None,
+           environ: Mapping[str, str] | None = None, sleep: Callable[[float], None] = time.sleep,
+           tables: Tables = TABLES) -> NotifyResult:
+    """Apply storm control to already-evaluated alerts of one window and deliver them.
+
+    A plain list of alerts resolves nothing (no rule is known to have been evaluated).
+    Never raises; problems are in ``result.errors`` and ``result.failed``.
+    """
+    ws, we = utc(window_start), utc(window_end)
+    if not isinstance(evaluation, Evaluation):
+        evaluation = Evaluation(alerts=list(evaluation))
+    result = NotifyResult(window_start=iso(ws), window_end=iso(we))
+    try:
+        acfg = load_alerts_config(cfg)
+    except Exception as exc:  # noqa: BLE001 - a bad alerts section must not fail the pipeline
+        result.errors.append(f"invalid alerts config: {exc}")
+        log.error("alerts disabled for this window: invalid alerts config: %s", exc)
+        return result
+    env = os.environ if environ is None else environ
+    secrets = channel_secrets(acfg, env)
+    if not acfg.enabled:
+        return result
+    try:
+        state = AlertStore(_engine(engine, cfg), tables)
+        ctx = _Ctx(acfg, state, build_channels(acfg, env), build_hooks(acfg, env),
+                   {r.name: r for r in acfg.active_rules()}, utc(now), sleep, secrets, result)
+        days = retry_pending(ctx)
+        db_silences = state.silences_overlapping(ws, we)
+        firing = sorted(evaluation.alerts, key=lambda a: (severity_rank(a.severity), a.rule, a.scope))
+        for alert in firing:
+            history = state.history(alert.fingerprint, alert.window_start)
+            later = state.history_after(alert.fingerprint, alert.window_start,
+                                        alert.window_start + timedelta(hours=acfg.renotify_hours))
+            reason = firing_decision(alert, history, ctx.rules.get(alert.rule), acfg, ctx.now, db_silences,
+                                     later)
+            _record(alert, reason, ctx)
+        firing_fps = {a.fingerprint for a in firing}
+        for open_alert in state.open_alerts(ws, evaluation.evaluated_rules):
+            if open_alert.fingerprint in firing_fps or open_alert.fingerprint in evaluation.held:
+                continue
+            if state.history_after(open_alert.fingerprint, ws, datetime.max.replace(tzinfo=ws.tzinfo)):
+                continue  # backfill behind a later window that already decided this incident
+            alert = open_alert.resolved(ws, we)
+            history = state.history(alert.fingerprint, ws)
+            _record(alert, resolved_decision(alert, history, acfg, ctx.now, db_silences), ctx)
+        days.add(f"{ws:%Y-%m-%d}")
+        st = _store(store, cfg)
+        if st is None:
+            result.errors.append("no object store: alert log not written")
+        else:
+            for day in sorted(days):
+                result.log_keys.append(write_alert_log(st, state, acfg.log_prefix, day))
+    except Exception as exc:  # noqa: BLE001 - the pipeline must not fail because alerting did
+        msg = scrub(f"alerting failed: {type(exc).__name__}: {exc}", secrets)
+        result.errors.append(msg)
+        log.error("%s", msg)
+        if not result.deliveries:
+            _deliver_stateless(evaluation.alerts, acfg, env, utc(now), sleep, secrets, result)
+    log.info("alerts %s..%s: %d alerts, %d notified, %d suppressed, %d deliveries, %d failed",
+             result.window_start, result.window_end, len(result.alerts), len(result.notified),
+             len(result.suppressed), len(result.deliveries), len(result.failed))
+    return result
+
+
+def _deliver_stateless(alerts: list[Alert], cfg: AlertsConfig, env: Mapping[str, str], now: datetime,
+                       sleep: Callable[[float], None], secrets: list[str | None],
+                       result: NotifyResult) -> None:
+    """Warehouse down: better a possible duplicate than a lost page. Config mutes still apply."""
+    channels = build_channels(cfg, env)
+    for alert in alerts:
+        if mute_reason(alert, cfg, []) or too_old(alert, cfg, now):
+            continue
+        for channel in (c for c in channels if c.accepts(alert)):
+            r = cfg.retry
+            ok, tries, error = send_with_retry(lambda c=channel, a=alert: c.send(a), r.attempts,
+                                               r.base_delay_s, r.max_delay_s, sleep)
+            result.deliveries.append(DeliveryOutcome(
+                alert.fingerprint, alert.rule, alert.scope, alert.severity, iso(alert.window_start),
+                alert.status, channel.name, "sent" if ok else "failed", tries,
+                scrub(error, secrets) if error else None))
+
+
+def _record(alert: Alert, reason: str | None, ctx: _Ctx) -> None:
+    ctx.state.record_event(alert, reason is None, reason, ctx.now)
+    ctx.result.alerts.append(alert)
+    if reason is None:
+        ctx.result.notified.append(alert.fingerprint)
+        _deliver(alert, ctx)
+    else:
+        ctx.result.suppressed[alert.fingerprint] = reason
+
+
+def notify_window(metrics: dict[str, Any] | None, anomalies: Iterable[Any] | None,
+                  window_start: datetime, window_end: datetime, *, cfg: Any, now: datetime,
+                  engine: Engine | str | None = None, store: Any = None,
+                  context: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                  sleep: Callable[[float], None] = time.sleep, tables: Tables = TABLES) -> NotifyResult:
+    """Evaluate one window's metrics and anomalies and notify. The pipeline's per-window call."""
+    try:
+        evaluation = evaluate_detailed(metrics, anomalies, window_start, window_end, cfg, context)
+    except Exception as exc:  # noqa: BLE001
+        result = NotifyResult(window_start=iso(utc(window_start)), window_end=iso(utc(window_end)))
+        result.errors.append(f"alert evaluation failed: {type(exc).__name__}: {exc}")
+        log.error("%s", result.errors[-1])
+        return result
+    return notify(evaluation, window_start, window_end, cfg=cfg, now=now, engine=engine, store=store,
+                  environ=environ, sleep=sleep, tables=tables)

@@ -1,0 +1,259 @@
+"""Alert state in the warehouse: per-window alert events, deliveries and ad-hoc silences.
+
+Works on SQLite and PostgreSQL (SQLAlchemy 2). The tables live on this module's own
+``metadata``; ``build_metadata(prefix)`` makes an isolated copy (tests use a unique prefix).
+
+- ``<prefix>events``: one row per (fingerprint, window_start): the decision for that window
+  (firing/resolved, notified or why suppressed). Reruns upsert the same row.
+- ``<prefix>deliveries``: one row per (fingerprint, window_start, kind, channel): the delivery
+  outcome. A 'sent' row is never sent again, which makes reruns and backfills idempotent.
+- ``<prefix>silences``: silences added at run time (config silences need no table).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    and_,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from llmmon.alerts.model import Alert
+
+DEFAULT_PREFIX = "llmmon_alert_"
+DELIVERED = ("sent", "dry_run")  # terminal success states: never send again
+RETRYABLE = ("pending", "failed")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive-UTC storage on every backend, aware UTC datetimes in Python."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Tables:
+    metadata: MetaData
+    events: Table
+    deliveries: Table
+    silences: Table
+
+
+def build_metadata(prefix: str = DEFAULT_PREFIX) -> Tables:
+    """Define the alert tables on a fresh MetaData with table-name ``prefix``."""
+    md = MetaData()
+    events = Table(
+        f"{prefix}events", md,
+        Column("fingerprint", String(32), primary_key=True),
+        Column("window_start", UTCDateTime(), primary_key=True),
+        Column("window_end", UTCDateTime(), nullable=False),
+        Column("rule", String(200), nullable=False, index=True),
+        Column("scope", String(300), nullable=False),
+        Column("severity", String(4), nullable=False),
+        Column("status", String(16), nullable=False),  # firing | resolved
+        Column("notified", Boolean, nullable=False, default=False),
+        Column("suppressed_reason", String(300)),
+        Column("alert_json", Text, nullable=False),
+        Column("recorded_at", UTCDateTime()),
+    )
+    deliveries = Table(
+        f"{prefix}deliveries", md,
+        Column("fingerprint", String(32), primary_key=True),
+        Column("window_start", UTCDateTime(), primary_key=True),
+        Column("kind", String(16), primary_key=True),  # firing | resolved
+        Column("channel", String(200), primary_key=True),
+        Column("window_end", UTCDateTime(), nullable=False),
+        Column("status", String(16), nullable=False),  # pending|sent|failed|dry_run|expired
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("error", Text),
+        Column("alert_json", Text, nullable=False),
+        Column("updated_at", UTCDateTime()),
+    )
+    silences = Table(
+        f"{prefix}silences", md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("rule", String(200), nullable=False, default="*"),
+        Column("scope", String(300), nullable=False, default="*"),
+        Column("severity", String(20), nullable=False, default="P0,P1,P2,P3"),
+        Column("start", UTCDateTime(), nullable=False),
+        Column("end", UTCDateTime(), nullable=False),
+        Column("comment", Text),
+        Column("created_by", String(200)),
+    )
+    return Tables(md, events, deliveries, silences)
+
+
+TABLES = build_metadata()
+metadata = TABLES.metadata
+
+
+def create_tables(engine: Engine, tables: Tables = TABLES) -> None:
+    tables.metadata.create_all(engine)
+
+
+def _upsert(conn: Any, table: Table, values: dict[str, Any]) -> None:
+    """Insert or update by primary key (native ON CONFLICT on PostgreSQL and SQLite)."""
+    keys = [c.name for c in table.primary_key.columns]
+    name = conn.dialect.name
+    if name in ("postgresql", "sqlite"):
+        if name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(table).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={k: v for k, v in values.items() if k not in keys})
+        conn.execute(stmt)
+        return
+    where = and_(*(table.c[k] == values[k] for k in keys))
+    if conn.execute(update(table).where(where).values(**values)).rowcount == 0:
+        conn.execute(insert(table).values(**values))
+
+
+class AlertStore:
+    """The I/O edge for alert state. All times are window times except ``*_at`` bookkeeping."""
+
+    def __init__(self, engine: Engine, tables: Tables = TABLES, create: bool = True):
+        self.engine = engine
+        self.t = tables
+        if create:
+            create_tables(engine, tables)
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def record_event(self, alert: Alert, notified: bool, reason: str | None, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            _upsert(conn, self.t.events, {
+                "fingerprint": alert.fingerprint, "window_start": alert.window_start,
+                "window_end": alert.window_end, "rule": alert.rule, "scope": alert.scope,
+                "severity": alert.severity, "status": alert.status, "notified": notified,
+                "suppressed_reason": reason, "alert_json": json.dumps(alert.to_dict(), default=str),
+                "recorded_at": now})
+
+    def history(self, fp: str, before: datetime) -> list[dict[str, Any]]:
+        """Events of ``fp`` before ``before``, newest first, back to and including the last resolve."""
+        e = self.t.events
+        with self.engine.connect() as conn:
+            last_resolved = conn.execute(
+                select(func.max(e.c.window_start)).where(
+                    e.c.fingerprint == fp, e.c.window_start < before, e.c.status == "resolved")
+            ).scalar()
+            q = select(e.c.window_start, e.c.window_end, e.c.status, e.c.notified, e.c.severity,
+                       e.c.suppressed_reason).where(e.c.fingerprint == fp, e.c.window_start < before)
+            if last_resolved is not None:
+                q = q.where(e.c.window_start >= last_resolved)
+            return [dict(r._mapping) for r in conn.execute(q.order_by(e.c.window_start.desc()))]
+
+    def history_after(self, fp: str, after: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Events of ``fp`` with ``after < window_start < until``, oldest first (backfill checks)."""
+        e = self.t.events
+        q = (select(e.c.window_start, e.c.window_end, e.c.status, e.c.notified, e.c.severity)
+             .where(e.c.fingerprint == fp, e.c.window_start > after, e.c.window_start < until)
+             .order_by(e.c.window_start))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def open_alerts(self, before: datetime, rules: set[str] | None = None) -> list[Alert]:
+        """Alerts whose latest event before ``before`` is firing (an open incident)."""
+        e = self.t.events
+        latest = (select(e.c.fingerprint, func.max(e.c.window_start).label("ws"))
+                  .where(e.c.window_start < before).group_by(e.c.fingerprint).subquery())
+        q = (select(e.c.alert_json, e.c.rule)
+             .join(latest, and_(e.c.fingerprint == latest.c.fingerprint, e.c.window_start == latest.c.ws))
+             .where(e.c.status == "firing"))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [Alert.from_dict(json.loads(r.alert_json)) for r in rows if rules is None or r.rule in rules]
+
+    def event(self, fp: str, window_start: datetime) -> dict[str, Any] | None:
+        e = self.t.events
+        with self.engine.connect() as conn:
+            r = conn.execute(select(e).where(e.c.fingerprint == fp, e.c.window_start == window_start)).first()
+        return dict(r._mapping) if r else None
+
+    def events_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        e = self.t.events
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(e).where(e.c.window_start >= start, e.c.window_start < end)
+                                .order_by(e.c.window_start, e.c.severity, e.c.rule, e.c.scope)).all()
+        return [dict(r._mapping) for r in rows]
+
+    # ---- deliveries --------------------------------------------------------------------------
+
+    def delivery(self, fp: str, window_start: datetime, kind: str, channel: str) -> dict[str, Any] | None:
+        d = self.t.deliveries
+        with self.engine.connect() as conn:
+            r = conn.execute(select(d).where(d.c.fingerprint == fp, d.c.window_start == window_start,
+                                             d.c.kind == kind, d.c.channel == channel)).first()
+        return dict(r._mapping) if r else None
+
+    def save_delivery(self, alert: Alert, channel: str, status: str, attempts: int,
+                      error: str | None, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            _upsert(conn, self.t.deliveries, {
+                "fingerprint": alert.fingerprint, "window_start": alert.window_start,
+                "kind": alert.status, "channel": channel, "window_end": alert.window_end,
+                "status": status, "attempts": attempts, "error": error,
+                "alert_json": json.dumps(alert.to_dict(), default=str), "updated_at": now})
+
+    def retryable_deliveries(self) -> list[dict[str, Any]]:
+        d = self.t.deliveries
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(d).where(d.c.status.in_(RETRYABLE))
+                                .order_by(d.c.window_start, d.c.fingerprint, d.c.channel)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def deliveries_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        d = self.t.deliveries
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(d).where(d.c.window_start >= start, d.c.window_start < end)).all()
+        return [dict(r._mapping) for r in rows]
+
+    # ---- silences ----------------------------------------------------------------------------
+
+    def add_silence(self, start: datetime, end: datetime, rule: str = "*", scope: str = "*",
+                    severity: list[str] | None = None, comment: str = "", created_by: str = "") -> int:
+        with self.engine.begin() as conn:
+            res = conn.execute(insert(self.t.silences).values(
+                rule=rule, scope=scope, severity=",".join(severity or ["P0", "P1", "P2", "P3"]),
+                start=start, end=end, comment=comment, created_by=created_by))
+            return int(res.inserted_primary_key[0])
+
+    def silences_overlapping(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        s = self.t.silences
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s).where(s.c.start < end, s.c.end > start)).all()
+        out = []
+        for r in rows:
+            m = dict(r._mapping)
+            m["severity"] = [x for x in m["severity"].split(",") if x]
+            out.append(m)
+        return out
