@@ -1,0 +1,101 @@
+"""Language (``zh``/``en``/``other``) and length per text, from the share of each script.
+
+Everything works on one flat array of Unicode code points per block of texts (see ``codepoints``),
+so a chunk is classified with a handful of numpy passes instead of a Python loop per text.
+``relevance`` and ``consistency`` reuse the same array for their character n-grams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+ZH, EN, OTHER = "zh", "en", "other"
+
+
+@dataclass(frozen=True)
+class CodePoints:
+    """The texts of a block joined by NUL: code points, the row of each code point, and lengths."""
+
+    cp: np.ndarray  # uint32, len = sum(lengths) + n - 1
+    row: np.ndarray  # int64 row index of each code point (separators belong to the previous row)
+    lengths: np.ndarray  # int64 characters per text
+    n: int
+
+
+def as_text_list(values: pd.Series | Sequence[object]) -> list[str]:
+    """Texts as a list of ``str``; None/NaN/non-strings become ``""`` (missing text is not text)."""
+    return [v if isinstance(v, str) else "" for v in values]
+
+
+def codepoints(texts: Sequence[str]) -> CodePoints:
+    """Code points of ``texts`` joined by NUL (NUL never occurs inside an n-gram we keep)."""
+    n = len(texts)
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        return CodePoints(np.zeros(0, np.uint32), empty, empty, 0)
+    joined = "\x00".join(texts)
+    cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    row = np.repeat(np.arange(n, dtype=np.int64), lengths + 1)[: cp.size]
+    return CodePoints(cp, row, lengths, n)
+
+
+def is_han(cp: np.ndarray) -> np.ndarray:
+    """CJK unified ideographs (basic block plus extension A and compatibility ideographs)."""
+    return (((cp >= 0x4E00) & (cp <= 0x9FFF)) | ((cp >= 0x3400) & (cp <= 0x4DBF))
+            | ((cp >= 0xF900) & (cp <= 0xFAFF)))
+
+
+def is_latin_letter(cp: np.ndarray) -> np.ndarray:
+    """ASCII and Latin-1/Latin Extended letters (the multiplication/division signs included: harmless)."""
+    low = cp | 0x20  # ASCII case fold
+    return ((low >= 0x61) & (low <= 0x7A)) | ((cp >= 0xC0) & (cp <= 0x24F))
+
+
+def is_other_letter(cp: np.ndarray) -> np.ndarray:
+    """Letters of other scripts: Greek..Ethiopic etc., kana, Hangul (so ja/ko are not called zh)."""
+    return (((cp >= 0x370) & (cp < 0x2000)) | ((cp >= 0x3040) & (cp <= 0x30FF))
+            | ((cp >= 0xAC00) & (cp <= 0xD7AF)))
+
+
+def script_counts(cps: CodePoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per text: number of Han characters, Latin letters and other-script letters."""
+    def per_row(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(cps.row[mask], minlength=cps.n)
+
+    return per_row(is_han(cps.cp)), per_row(is_latin_letter(cps.cp)), per_row(is_other_letter(cps.cp))
+
+
+def classify(han: np.ndarray, latin: np.ndarray, other: np.ndarray, *, zh_min_share: float = 0.2,
+             en_min_share: float = 0.6) -> np.ndarray:
+    """Language label per text from script counts.
+
+    One Han character carries about as much as a short English word, so a text is ``zh`` once
+    Han characters are ``zh_min_share`` of its letters (Chinese with English terms stays Chinese).
+    ``en`` means Latin script: a script heuristic cannot tell English from French.
+    """
+    letters = han + latin + other
+    safe = np.maximum(letters, 1)
+    han_share, latin_share = han / safe, latin / safe
+    out = np.full(han.shape, OTHER, dtype=object)
+    out[(latin_share >= en_min_share) & (letters > 0)] = EN
+    # Japanese mixes Han with kana: enough other-script letters means it is not Chinese.
+    zh = (han_share >= zh_min_share) & (other / safe < 0.2) & (letters > 0)
+    out[zh] = ZH
+    return out
+
+
+def detect_language(texts: pd.Series | Sequence[object], *, zh_min_share: float = 0.2,
+                    en_min_share: float = 0.6) -> pd.DataFrame:
+    """``lang`` (zh/en/other) and ``chars`` for each text, aligned to the input order/index."""
+    lst = as_text_list(texts)
+    cps = codepoints(lst)
+    han, latin, other = script_counts(cps)
+    index = texts.index if isinstance(texts, pd.Series) else None
+    return pd.DataFrame({"lang": classify(han, latin, other, zh_min_share=zh_min_share,
+                                          en_min_share=en_min_share),
+                         "chars": cps.lengths}, index=index)

@@ -1,0 +1,248 @@
+"""Per-record quality scores for one chunk of requests, and the ``quality`` config section.
+
+``score_chunk(df, cfg)`` returns a frame aligned to ``df.index`` with numeric/bool/short-string
+columns ready for whylogs profiling and aggregation (``SCORE_COLUMNS``). No column holds a raw
+PII value: only counts and comma-joined type names.
+
+Config (``quality:`` in the llmmon YAML; every key optional, defaults below)::
+
+    quality:
+      pii:
+        types: [API_KEY, EMAIL, IBAN, CN_ID, CREDIT_CARD, SSN, PHONE, IPV4]
+      safety:
+        jailbreak: {patterns: null, extra: []}   # patterns replaces the defaults, extra appends
+        refusal:   {patterns: null, extra: []}
+        toxicity:  {patterns: null, extra: []}
+        refusal_window_chars: 400                # refusals open an answer; look only there
+        weights: {jailbreak: 0.5, jailbreak_refused: 0.1, toxic_prompt: 0.2,
+                  toxic_response: 0.6, pii_leak: 0.4}
+      relevance:
+        method: ngram          # ngram | embedding
+        ngram_min: 2
+        ngram_max: 3
+        max_chars: 256
+        table_bits: 20
+        model: sentence-transformers/all-MiniLM-L6-v2   # embedding only; must be local
+        batch_size: 64
+      language: {zh_min_share: 0.2, en_min_share: 0.6, max_chars: 400}
+      consistency: {min_repeats: 2, max_responses: 50, low_similarity: 0.3}
+      review: {relevance_threshold: 0.1, safety_threshold: 0.5, low_relevance_quantile: 0.2}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llmmon.scoring import pii, safety
+from llmmon.scoring.consistency import prompt_hash
+from llmmon.scoring.language import classify, codepoints, script_counts
+from llmmon.scoring.relevance import EmbeddingScorer, ngram_cosine
+
+SCORE_COLUMNS = (
+    "pii_prompt_count", "pii_response_count", "pii_leak_count", "pii_prompt_types",
+    "pii_response_types", "pii_leak_types", "jailbreak", "refusal", "toxic", "toxic_prompt",
+    "toxic_response", "safety_score", "relevance", "prompt_lang", "response_lang", "prompt_hash",
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo in the quality section must fail loudly
+
+
+class PatternList(_Model):
+    """``patterns`` replaces the built-in list when set; ``extra`` is appended either way."""
+
+    patterns: list[str] | None = None
+    extra: list[str] = []
+
+    @field_validator("patterns", "extra")
+    @classmethod
+    def _compiles(cls, v: list[str] | None) -> list[str] | None:
+        if v:
+            safety.validate_patterns(v)
+        return v
+
+    def resolve(self, defaults: tuple[str, ...]) -> tuple[str, ...]:
+        base = defaults if self.patterns is None else tuple(self.patterns)
+        return base + tuple(self.extra)
+
+
+class SafetyWeights(_Model):
+    jailbreak: float = Field(0.5, ge=0, le=1)
+    jailbreak_refused: float = Field(0.1, ge=0, le=1)
+    toxic_prompt: float = Field(0.2, ge=0, le=1)
+    toxic_response: float = Field(0.6, ge=0, le=1)
+    pii_leak: float = Field(0.4, ge=0, le=1)
+
+
+class SafetyConfig(_Model):
+    jailbreak: PatternList = Field(default_factory=PatternList)
+    refusal: PatternList = Field(default_factory=PatternList)
+    toxicity: PatternList = Field(default_factory=PatternList)
+    refusal_window_chars: int = Field(400, ge=1)
+    weights: SafetyWeights = Field(default_factory=SafetyWeights)
+
+
+class PiiConfig(_Model):
+    types: list[str] = list(pii.PII_TYPES)
+
+    @field_validator("types")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(pii.PII_TYPES))
+        if unknown:
+            raise ValueError(f"unknown PII types {unknown}; known: {list(pii.PII_TYPES)}")
+        return v
+
+
+class RelevanceConfig(_Model):
+    method: Literal["ngram", "embedding"] = "ngram"
+    ngram_min: int = Field(2, ge=1, le=4)
+    ngram_max: int = Field(3, ge=1, le=4)
+    max_chars: int = Field(256, ge=16)
+    table_bits: int = Field(20, ge=12, le=26)
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    batch_size: int = Field(64, ge=1)
+
+
+class LanguageConfig(_Model):
+    zh_min_share: float = Field(0.2, gt=0, le=1)
+    en_min_share: float = Field(0.6, gt=0, le=1)
+    max_chars: int = Field(400, ge=16)
+
+
+class ConsistencyConfig(_Model):
+    min_repeats: int = Field(2, ge=2)
+    max_responses: int = Field(50, ge=2)
+    low_similarity: float = Field(0.3, ge=0, le=1)
+
+
+class ReviewConfig(_Model):
+    relevance_threshold: float = Field(0.1, ge=0, le=1)
+    safety_threshold: float = Field(0.5, ge=0, le=1)
+    low_relevance_quantile: float = Field(0.2, gt=0, lt=1)
+
+
+class QualityConfig(_Model):
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    relevance: RelevanceConfig = Field(default_factory=RelevanceConfig)
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+
+    @classmethod
+    def from_config(cls, cfg: Any = None) -> QualityConfig:
+        """From an ``llmmon.config.Config`` (its ``quality`` dict), a plain mapping, or None."""
+        if cfg is None:
+            return cls()
+        section = cfg if isinstance(cfg, Mapping) else getattr(cfg, "quality", {}) or {}
+        return cls.model_validate(dict(section))
+
+    def jailbreak_patterns(self) -> tuple[str, ...]:
+        return self.safety.jailbreak.resolve(safety.JAILBREAK_PATTERNS)
+
+    def refusal_patterns(self) -> tuple[str, ...]:
+        return self.safety.refusal.resolve(safety.REFUSAL_PATTERNS)
+
+    def toxicity_patterns(self) -> tuple[str, ...]:
+        return self.safety.toxicity.resolve(safety.TOXICITY_PATTERNS)
+
+
+def _pii_columns(prompts: list[str], responses: list[str], p_arr: pa.Array, r_arr: pa.Array,
+                 types: list[str]) -> dict[str, np.ndarray]:
+    n = len(prompts)
+    counts = {k: np.zeros(n, np.int32) for k in ("pii_prompt_count", "pii_response_count",
+                                                 "pii_leak_count")}
+    names = {k: np.full(n, "", dtype=object) for k in ("pii_prompt_types", "pii_response_types",
+                                                       "pii_leak_types")}
+    # Only texts the cheap RE2 pre-filter lets through get the Python detectors and checksums.
+    cand_p = np.asarray(pc.match_substring_regex(p_arr, pattern=pii.PREFILTER)
+                        .to_numpy(zero_copy_only=False), dtype=bool)
+    cand_r = np.asarray(pc.match_substring_regex(r_arr, pattern=pii.PREFILTER)
+                        .to_numpy(zero_copy_only=False), dtype=bool)
+    wanted = None if set(types) == set(pii.PII_TYPES) else types
+    for i in np.flatnonzero(cand_p | cand_r).tolist():
+        res = pii.score_pair(prompts[i] if cand_p[i] else "", responses[i] if cand_r[i] else "", wanted)
+        counts["pii_prompt_count"][i] = res.prompt_count
+        counts["pii_response_count"][i] = res.response_count
+        counts["pii_leak_count"][i] = res.leak_count
+        names["pii_prompt_types"][i] = res.prompt_types
+        names["pii_response_types"][i] = res.response_types
+        names["pii_leak_types"][i] = res.leak_types
+    return {**counts, **names}
+
+
+def _languages(texts: list[str], cfg: LanguageConfig) -> np.ndarray:
+    cps = codepoints([t[: cfg.max_chars] for t in texts])
+    han, latin, other = script_counts(cps)
+    return classify(han, latin, other, zh_min_share=cfg.zh_min_share, en_min_share=cfg.en_min_share)
+
+
+def _texts(df: pd.DataFrame, column: str) -> list[str]:
+    if column not in df:
+        raise KeyError(f"score_chunk needs a {column!r} column (see llmmon.schema)")
+    return [v if isinstance(v, str) else "" for v in df[column].to_numpy(dtype=object)]
+
+
+def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
+                scorer: EmbeddingScorer | None = None) -> pd.DataFrame:
+    """Quality scores for every row of ``df`` (needs ``prompt_text`` and ``response_text``).
+
+    ``scorer`` is reused across chunks when ``relevance.method`` is ``embedding``; when omitted
+    it is built from the config (and fails with a clear message if the package is missing).
+    """
+    cfg = cfg or QualityConfig()
+    prompts, responses = _texts(df, "prompt_text"), _texts(df, "response_text")
+    p_arr = pa.array(prompts, type=pa.large_string())
+    r_arr = pa.array(responses, type=pa.large_string())
+
+    out: dict[str, Any] = _pii_columns(prompts, responses, p_arr, r_arr, cfg.pii.types)
+
+    jailbreak = safety.match_any(p_arr, cfg.jailbreak_patterns())
+    refusal = safety.match_any(r_arr, cfg.refusal_patterns(), max_chars=cfg.safety.refusal_window_chars)
+    tox = cfg.toxicity_patterns()
+    toxic_prompt, toxic_response = safety.match_any(p_arr, tox), safety.match_any(r_arr, tox)
+    w = cfg.safety.weights
+    out["jailbreak"] = jailbreak.astype(np.int8)
+    out["refusal"] = refusal.astype(np.int8)
+    out["toxic"] = (toxic_prompt | toxic_response).astype(np.int8)
+    out["toxic_prompt"] = toxic_prompt.astype(np.int8)
+    out["toxic_response"] = toxic_response.astype(np.int8)
+    out["safety_score"] = safety.safety_score(
+        jailbreak, refusal, toxic_prompt, toxic_response, out["pii_leak_count"] > 0,
+        w_jailbreak=w.jailbreak, w_jailbreak_refused=w.jailbreak_refused,
+        w_toxic_prompt=w.toxic_prompt, w_toxic_response=w.toxic_response, w_pii_leak=w.pii_leak)
+
+    rc = cfg.relevance
+    if rc.method == "embedding":
+        scorer = scorer or EmbeddingScorer(rc.model, batch_size=rc.batch_size)
+        out["relevance"] = scorer.score(prompts, responses)
+    else:
+        out["relevance"] = ngram_cosine(prompts, responses, table_bits=rc.table_bits,
+                                        ngram_min=rc.ngram_min, ngram_max=rc.ngram_max,
+                                        max_chars=rc.max_chars)
+    out["prompt_lang"] = _languages(prompts, cfg.language)
+    out["response_lang"] = _languages(responses, cfg.language)
+    out["prompt_hash"] = prompt_hash(p_arr)
+    return pd.DataFrame(out, index=df.index, columns=list(SCORE_COLUMNS))
+
+
+def _split_types(col: pd.Series) -> pd.Series:
+    exploded = col[col.astype(bool)].str.split(",").explode()
+    return exploded.value_counts()
+
+
+def pii_type_counts(df_scores: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Records per PII type: ``{type: {"prompt": n, "response_leak": n}}`` (every type listed)."""
+    prompt = _split_types(df_scores["pii_prompt_types"].fillna(""))
+    leak = _split_types(df_scores["pii_leak_types"].fillna(""))
+    return {t: {"prompt": int(prompt.get(t, 0)), "response_leak": int(leak.get(t, 0))}
+            for t in pii.PII_TYPES}
