@@ -18,20 +18,25 @@ from sqlalchemy import and_, select
 from llmmon import aggregates as aggmod
 from llmmon import profiles, warehouse
 from llmmon.ingest import IngestStats
-from llmmon.metrics.performance import check_thresholds, metric_rows, performance_metrics
-from llmmon.pipeline import Context, aggregate_key, daily_aggregate_key
+from llmmon.metrics.performance import check_thresholds, metric_rows
+from llmmon.pipeline import Context, aggregate_key, daily_aggregate_key, window_metrics
 
 log = logging.getLogger(__name__)
 
 # A day section adds a top-level key to report.json (and a block to the HTML) from the merged
 # day state. Capability modules register theirs (quality, cost, drift, alerts...).
+# ``order`` sorts sections (lower first): a later section may read what an earlier one wrote
+# to the warehouse (alerts read quality metrics, for example).
 DaySection = Callable[[Context, "DayState"], dict[str, Any]]
 DAY_SECTIONS: list[tuple[str, DaySection]] = []
+_ORDER: dict[str, int] = {}
 
 
-def register_section(name: str, fn: DaySection) -> None:
-    if name not in [n for n, _ in DAY_SECTIONS]:
+def register_section(name: str, fn: DaySection, order: int = 50) -> None:
+    if name not in _ORDER:
+        _ORDER[name] = order
         DAY_SECTIONS.append((name, fn))
+        DAY_SECTIONS.sort(key=lambda s: _ORDER[s[0]])
 
 
 class DayState:
@@ -103,8 +108,8 @@ def write_day_rollups(ctx: Context, ds: DayState) -> None:
 
 
 def day_metrics(ds: DayState) -> dict[str, dict[str, Any]]:
-    out = {m: performance_metrics(ds.views.get(m), a, 86400) for m, a in sorted(ds.aggs.items())}
-    out["*"] = performance_metrics(ds.overall_view, ds.overall_agg, 86400)
+    out = {m: window_metrics(ds.views.get(m), a, 86400) for m, a in sorted(ds.aggs.items())}
+    out["*"] = window_metrics(ds.overall_view, ds.overall_agg, 86400)
     return out
 
 
@@ -151,13 +156,6 @@ def run_daily(ctx: Context, day: date, from_rollups: bool = False) -> dict[str, 
     for model, m in metrics.items():
         rows += metric_rows(m, ds.start, "day", model, checks if model == "*" else None)
     validation = day_validation(ctx, day)
-    sections: dict[str, Any] = {}
-    for name, fn in DAY_SECTIONS:
-        try:
-            sections[name] = fn(ctx, ds)
-        except Exception as exc:  # noqa: BLE001 - one broken section must not sink the report
-            log.exception("report section %s failed for %s", name, day)
-            sections[name] = {"error": f"{type(exc).__name__}: {exc}"}
     s = ds.stats
     with ctx.engine.begin() as conn:
         warehouse.replace_metrics(conn, ds.start, "day", rows)
@@ -175,6 +173,15 @@ def run_daily(ctx: Context, day: date, from_rollups: bool = False) -> dict[str, 
             "objects": s.objects, "started_at": now, "finished_at": now,
             "duration_s": time.monotonic() - t0, "attempts": 1,
             "detail": aggmod.to_jsonable(s.to_dict())}], ["run_id"])
+    # Sections run after the day's own rows are written, so they can read them (and write
+    # their own rows with warehouse.replace_metrics(..., metric_names=...)).
+    sections: dict[str, Any] = {}
+    for name, fn in DAY_SECTIONS:
+        try:
+            sections[name] = fn(ctx, ds)
+        except Exception as exc:  # noqa: BLE001 - one broken section must not sink the report
+            log.exception("report section %s failed for %s", name, day)
+            sections[name] = {"error": f"{type(exc).__name__}: {exc}"}
     series = hourly_series(ctx, day, ["requests", "latency_p50_ms", "latency_p95_ms", "ttft_p95_ms",
                                       "error_rate"])
     report = build_report(ctx.cfg, ds, metrics, checks, validation, series, sections,

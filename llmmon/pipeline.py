@@ -55,6 +55,26 @@ def register_scorer(name: str, fn: Scorer, profile_columns: list[str], sum_colum
         SCORERS.append((name, fn, profile_columns, sum_columns))
 
 
+# Window metrics from a merged view and exact aggregate, beyond table 2.1 (quality, cost...).
+# Called for every (window, model) and for all models ('*'), hourly and daily, so their values
+# land in the warehouse ``metrics`` table where detectors and alert rules read series.
+WindowMetrics = Callable[[Any, "aggmod.Agg", float], dict[str, Any]]
+WINDOW_METRICS: list[tuple[str, WindowMetrics]] = []
+
+
+def register_window_metrics(name: str, fn: WindowMetrics) -> None:
+    if name not in [n for n, _ in WINDOW_METRICS]:
+        WINDOW_METRICS.append((name, fn))
+
+
+def window_metrics(view: Any, agg: aggmod.Agg, seconds: float) -> dict[str, Any]:
+    """Table 2.1 performance metrics plus every registered capability's metrics."""
+    out = performance_metrics(view, agg, seconds)
+    for _name, fn in WINDOW_METRICS:
+        out.update(fn(view, agg, seconds))
+    return out
+
+
 @dataclass
 class HourState:
     stats: IngestStats = field(default_factory=IngestStats)
@@ -190,9 +210,9 @@ def hour_metrics(state: HourState, cfg: Config) -> dict[str, dict[str, Any]]:
     """model ('*' = all) -> metrics for one hour."""
     out = {}
     for model in sorted(state.aggs):
-        out[model] = performance_metrics(state.views.get(model), state.aggs[model], 3600)
-    out["*"] = performance_metrics(profiles.merge_views(state.views.values()),
-                                   aggmod.total(state.aggs.values()), 3600)
+        out[model] = window_metrics(state.views.get(model), state.aggs[model], 3600)
+    out["*"] = window_metrics(profiles.merge_views(state.views.values()),
+                              aggmod.total(state.aggs.values()), 3600)
     return out
 
 
