@@ -1,0 +1,1184 @@
+"""Retention tiers: two-phase downsampling, deletion with an append-only audit trail, legal holds,
+and data-subject requests (export / forget a user).
+
+Tiers (seed 5.2.3, defaults configurable per data kind in ``retention:``):
+
+============  =====================================================  =================
+tier          what is kept                                           default
+============  =====================================================  =================
+realtime      raw requests/feedback/events, hourly profiles          raw kept 7 days
+recent        hourly aggregates + hourly profiles (raw deleted)      hourly kept 90 days
+historical    daily aggregates + merged daily profiles               daily kept 400 days
+compliance    compliance packs + retention audit trail (write-once)  7 years
+============  =====================================================  =================
+
+Deletion is **two-phase** so a crash at any point leaves data raw or safely rolled up, never neither:
+
+1. *rollup + verify*: before raw requests of an hour go, the hour's profiles and aggregate must exist
+   and agree (aggregate request count == profile count per model; raw lines <= accounted lines).
+   Before hourly profiles/aggregates of a day go, the merged daily profile and daily aggregate are
+   built (or checked) and must equal the sum of the hours, column by column. A verified rollup
+   writes a marker object (``retention/markers/...``) that lists every object it covers with its
+   size, ETag and SHA-256.
+2. *delete*: only objects listed by a verified marker, unchanged since (same size and ETag), and
+   not under a legal hold are deleted. Every decision is audited (``retention_audit`` table,
+   insert-only, plus ``audit/dt=<as_of>/<run_id>.jsonl``).
+
+Public API: :class:`RetentionConfig`, :class:`LegalHold`, :func:`plan`, :func:`apply`,
+:func:`run_retention`, :func:`format_plan`, :func:`export_user`, :func:`iter_user_records`,
+:func:`forget_user`, :func:`create_tables`, :func:`daily_quantiles`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from llmmon.storage import ObjectInfo, ObjectStore, StorageError, parse_partition
+
+os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
+
+log = logging.getLogger(__name__)
+
+# ---- config -------------------------------------------------------------------------------------
+
+#: Data kinds whose retention can be overridden in ``retention.kinds``.
+KINDS = ("requests", "feedback", "events", "quarantine", "profiles_hourly", "profiles_daily",
+         "aggregates_hourly", "aggregates_daily", "reports", "alerts", "audit")
+
+MARKER_PREFIX = "retention/markers"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LegalHold(_Model):
+    """Exempts data from deletion. Conditions that are set must all match (AND).
+
+    ``prefix``: key prefix (e.g. ``raw/requests/dt=2026-03``); ``start``/``end``: inclusive range
+    of partition dates; ``user_id``: any raw object holding a record of that user.
+    ``placed``/``released``: when the hold is in force (``released`` exclusive; None = still on).
+    """
+
+    id: str
+    reason: str = ""
+    prefix: str | None = None
+    start: date | None = None
+    end: date | None = None
+    user_id: str | None = None
+    placed: date | None = None
+    released: date | None = None
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> LegalHold:
+        if not (self.prefix or self.start or self.end or self.user_id):
+            raise ValueError(f"legal hold {self.id!r} needs prefix, start/end or user_id")
+        return self
+
+    def in_force(self, on: date) -> bool:
+        return (self.placed is None or self.placed <= on) and (self.released is None or on < self.released)
+
+    def matches_key(self, key: str, day: date | None) -> bool:
+        """True when the key/date conditions match (the user condition is checked separately)."""
+        if self.prefix and not key.startswith(self.prefix):
+            return False
+        if self.start or self.end:
+            if day is None:
+                return False
+            if self.start and day < self.start:
+                return False
+            if self.end and day > self.end:
+                return False
+        return True
+
+
+class RetentionConfig(_Model):
+    """The ``retention:`` config section. Days count whole UTC days before ``as_of``."""
+
+    # Tier defaults (seed 5.2.3).
+    realtime_days: int = Field(7, ge=1)        # raw requests/feedback/events kept (1-7 typical)
+    recent_days: int = Field(90, ge=1)         # hourly profiles + hourly aggregates (30-90 typical)
+    historical_days: int = Field(400, ge=1)    # daily profiles/aggregates, reports, alerts (>= 1 year)
+    quarantine_days: int = Field(30, ge=1)     # quarantined lines (original bytes) for debugging
+    compliance_years: int = Field(7, ge=1)     # compliance packs + retention audit trail
+    # Per-kind overrides in days, keys from KINDS, e.g. {"requests": 3, "profiles_hourly": 60}.
+    kinds: dict[str, int] = Field(default_factory=dict)
+    legal_holds: list[LegalHold] = Field(default_factory=list)
+    # Raw lines of an hour must be <= aggregate requests + quarantined lines of that hour; catches
+    # late files that never reached a rollup. Turn off only if ingest moves lines across hours a lot.
+    verify_raw_lines: bool = True
+    # Write audit objects with retain-until = now + compliance_years (S3 Object Lock COMPLIANCE).
+    audit_write_once: bool = False
+    # Safety valve: at most this many deletions per run (None = no limit).
+    max_deletes: int | None = None
+    # Key layout (defaults match DESIGN.md; raw prefixes follow storage.* when built from Config).
+    requests_prefix: str = "raw/requests"
+    feedback_prefix: str = "raw/feedback"
+    events_prefix: str = "raw/events"
+    quarantine_prefix: str = "quarantine"
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = sorted(set(v) - set(KINDS))
+        if bad:
+            raise ValueError(f"unknown retention kinds {bad}; known: {list(KINDS)}")
+        if any(d < 1 for d in v.values()):
+            raise ValueError("retention days must be >= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetentionConfig:
+        if not (self.realtime_days <= self.recent_days <= self.historical_days):
+            raise ValueError("retention tiers must satisfy realtime_days <= recent_days <= historical_days")
+        if self.days("requests") > self.days("profiles_hourly"):
+            raise ValueError("raw requests cannot outlive hourly profiles (they are verified against them)")
+        if self.days("profiles_hourly") > self.days("profiles_daily"):
+            raise ValueError("hourly profiles cannot outlive daily profiles")
+        return self
+
+    def days(self, kind: str) -> int:
+        if kind in self.kinds:
+            return self.kinds[kind]
+        return {
+            "requests": self.realtime_days, "feedback": self.realtime_days, "events": self.realtime_days,
+            "quarantine": self.quarantine_days,
+            "profiles_hourly": self.recent_days, "aggregates_hourly": self.recent_days,
+            "profiles_daily": self.historical_days, "aggregates_daily": self.historical_days,
+            "reports": self.historical_days, "alerts": self.historical_days,
+            "audit": self.compliance_years * 366,
+        }[kind]
+
+
+def retention_config(config: Any = None) -> RetentionConfig:
+    """Build a :class:`RetentionConfig` from a full ``llmmon.config.Config``, a dict, or None."""
+    if config is None:
+        return RetentionConfig()
+    if isinstance(config, RetentionConfig):
+        return config
+    if isinstance(config, dict):
+        return RetentionConfig.model_validate(config)
+    data = dict(getattr(config, "retention", {}) or {})
+    storage = getattr(config, "storage", None)
+    if storage is not None:
+        for name in ("requests_prefix", "feedback_prefix", "events_prefix"):
+            data.setdefault(name, getattr(storage, name))
+    return RetentionConfig.model_validate(data)
+
+
+# ---- classes of objects -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Class:
+    kind: str          # config kind
+    tier: str          # realtime | recent | historical | compliance
+    prefix: str        # listing prefix
+    rollup: str | None  # "hour" (needs hourly marker) | "day" (needs daily marker) | None
+
+
+def _classes(cfg: RetentionConfig) -> list[_Class]:
+    return [
+        _Class("requests", "realtime", cfg.requests_prefix.rstrip("/") + "/", "hour"),
+        _Class("feedback", "realtime", cfg.feedback_prefix.rstrip("/") + "/", None),
+        _Class("events", "realtime", cfg.events_prefix.rstrip("/") + "/", None),
+        _Class("quarantine", "realtime", cfg.quarantine_prefix.rstrip("/") + "/", None),
+        _Class("profiles_hourly", "recent", "profiles/hourly/", "day"),
+        _Class("aggregates_hourly", "recent", "aggregates/hourly/", "day"),
+        _Class("profiles_daily", "historical", "profiles/daily/", None),
+        _Class("aggregates_daily", "historical", "aggregates/daily/", None),
+        _Class("reports", "historical", "reports/daily/", None),
+        _Class("alerts", "historical", "alerts/", None),
+        _Class("audit", "compliance", "audit/", None),
+    ]
+
+
+_REPORT_DAY = re.compile(r"(?:^|/)(\d{4}-\d{2}-\d{2})(?:/|$)")
+_AGG_DAY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})(?:\.json|/)")
+
+
+def key_date(key: str) -> date | None:
+    """The partition date a key belongs to (``dt=D`` or a ``/D/`` path segment)."""
+    m = _AGG_DAY.search(key)
+    if m:
+        return date.fromisoformat(m.group(1))
+    p = parse_partition(key)
+    if p is not None:
+        return p.date()
+    m = _REPORT_DAY.search(key)
+    return date.fromisoformat(m.group(1)) if m else None
+
+
+def key_hour(key: str) -> datetime | None:
+    if "hour=" not in key:
+        return None
+    m = re.search(r"hour=(\d{2})", key)
+    d = key_date(key)
+    if d is None or m is None:
+        return None
+    return datetime.combine(d, time(int(m.group(1))), tzinfo=UTC)
+
+
+def hour_marker_key(hour: datetime) -> str:
+    return f"{MARKER_PREFIX}/hourly/dt={hour:%Y-%m-%d}/hour={hour:%H}.json"
+
+
+def day_marker_key(day: date) -> str:
+    return f"{MARKER_PREFIX}/daily/dt={day.isoformat()}.json"
+
+
+# ---- plan ---------------------------------------------------------------------------------------
+
+@dataclass
+class Action:
+    """One decision. ``op``: ``rollup_hour`` | ``rollup_day`` | ``delete`` | ``exempt``."""
+
+    op: str
+    key: str
+    kind: str
+    tier: str
+    policy: str
+    size: int = 0
+    etag: str = ""
+    day: date | None = None
+    hour: datetime | None = None
+    requires: str | None = None     # marker key that must be verified before deletion
+    hold: str | None = None         # legal hold id that exempts the object
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["day"] = self.day.isoformat() if self.day else None
+        d["hour"] = self.hour.isoformat() if self.hour else None
+        return d
+
+
+class Plan(list):
+    """A list of :class:`Action` plus the context it was made in."""
+
+    def __init__(self, actions: Iterable[Action] = (), *, as_of: date, cfg: RetentionConfig,
+                 holds: list[LegalHold]):
+        super().__init__(actions)
+        self.as_of = as_of
+        self.cfg = cfg
+        self.holds = holds
+
+    @property
+    def deletes(self) -> list[Action]:
+        return [a for a in self if a.op == "delete"]
+
+    @property
+    def rollups(self) -> list[Action]:
+        return [a for a in self if a.op.startswith("rollup")]
+
+
+def _user_hold_hit(store: ObjectStore, key: str, users: set[str]) -> str | None:
+    """The first held user id found in a raw object, or None."""
+    needles = [u.encode() for u in users]
+    try:
+        for raw in _iter_lines(store, key):
+            if not any(n in raw for n in needles):
+                continue
+            rec = _parse(raw)
+            uid = _user_of(rec) if rec is not None else None
+            if uid in users:
+                return uid
+    except Exception as exc:  # noqa: BLE001 - unreadable: hold conservatively
+        log.warning("cannot scan %s for held users (%s); treating it as held", key, exc)
+        return next(iter(users))
+    return None
+
+
+def _hold_for(store: ObjectStore, key: str, day: date | None, holds: list[LegalHold],
+              raw: bool) -> LegalHold | None:
+    for h in holds:
+        if not h.matches_key(key, day):
+            continue
+        if h.user_id:
+            if not raw:
+                continue
+            if _user_hold_hit(store, key, {h.user_id}) is None:
+                continue
+        return h
+    return None
+
+
+def plan(store: ObjectStore, as_of: date, cfg: Any = None,
+         holds: list[LegalHold] | None = None) -> Plan:
+    """Decide what to roll up and delete on ``as_of`` (lists and reads small markers; writes nothing).
+
+    An object of data kind K on partition date D expires when ``D < as_of - days(K)``.
+    """
+    cfg = retention_config(cfg)
+    all_holds = list(cfg.legal_holds if holds is None else holds)
+    active = [h for h in all_holds if h.in_force(as_of)]
+    actions: list[Action] = []
+    need_hours: dict[datetime, None] = {}
+    need_days: dict[date, None] = {}
+    for cls in _classes(cfg):
+        days = cfg.days(cls.kind)
+        cutoff = as_of - timedelta(days=days)
+        policy = f"{cls.kind}:{days}d"
+        for obj in store.list(cls.prefix):
+            if obj.key.endswith(".retention") or "/.tmp-" in obj.key:
+                continue
+            day = key_date(obj.key)
+            if day is None or day >= cutoff:
+                continue
+            hour = key_hour(obj.key)
+            raw = cls.kind in ("requests", "feedback", "events", "quarantine")
+            a = Action(op="delete", key=obj.key, kind=cls.kind, tier=cls.tier, policy=policy,
+                       size=obj.size, etag=obj.etag, day=day, hour=hour)
+            hold = _hold_for(store, obj.key, day, active, raw)
+            if hold is not None:
+                a.op, a.hold = "exempt", hold.id
+                a.detail = hold.reason
+            elif cls.rollup == "hour":
+                if hour is None:
+                    a.op, a.detail = "exempt", "no hour partition: cannot verify a rollup"
+                else:
+                    a.requires = hour_marker_key(hour)
+                    need_hours[hour] = None
+            elif cls.rollup == "day":
+                a.requires = day_marker_key(day)
+                need_days[day] = None
+            actions.append(a)
+        # Hourly markers go with their day's hourly tier; daily markers with the daily tier.
+    cutoff_h = as_of - timedelta(days=cfg.days("profiles_hourly"))
+    for obj in store.list(f"{MARKER_PREFIX}/hourly/"):
+        d = key_date(obj.key)
+        if d is not None and d < cutoff_h:
+            actions.append(Action(op="delete", key=obj.key, kind="markers_hourly", tier="recent",
+                                  policy=f"profiles_hourly:{cfg.days('profiles_hourly')}d",
+                                  size=obj.size, etag=obj.etag, day=d, requires=day_marker_key(d)))
+            need_days[d] = None
+    cutoff_d = as_of - timedelta(days=cfg.days("profiles_daily"))
+    for obj in store.list(f"{MARKER_PREFIX}/daily/"):
+        d = key_date(obj.key)
+        if d is not None and d < cutoff_d:
+            actions.append(Action(op="delete", key=obj.key, kind="markers_daily", tier="historical",
+                                  policy=f"profiles_daily:{cfg.days('profiles_daily')}d",
+                                  size=obj.size, etag=obj.etag, day=d))
+    # Daily rollups are not needed for days whose daily tier is itself expiring.
+    rollups = [Action(op="rollup_hour", key=hour_marker_key(h), kind="requests", tier="realtime",
+                      policy="rollup", day=h.date(), hour=h) for h in sorted(need_hours)]
+    rollups += [Action(op="rollup_day", key=day_marker_key(d), kind="profiles_hourly", tier="recent",
+                       policy="rollup", day=d) for d in sorted(need_days) if d >= cutoff_d]
+    for a in actions:  # hourly data of a day whose daily tier expired too: no rollup needed
+        if a.requires and a.requires.startswith(f"{MARKER_PREFIX}/daily/") and a.day and a.day < cutoff_d:
+            a.requires = None
+    return Plan(rollups + actions, as_of=as_of, cfg=cfg, holds=all_holds)
+
+
+# ---- whylogs helpers ----------------------------------------------------------------------------
+
+def _view(data: bytes) -> Any:
+    from whylogs.core import DatasetProfileView
+
+    return DatasetProfileView.deserialize(data)
+
+
+def view_counts(view: Any) -> dict[str, int]:
+    """Per-column ``counts/n`` of a profile view."""
+    out = {}
+    for name, col in view.get_columns().items():
+        m = col.get_metric("counts")
+        if m is not None:
+            out[name] = int(m.n.value)
+    return out
+
+
+def view_rows(view: Any) -> int:
+    c = view_counts(view)
+    return max(c.values()) if c else 0
+
+
+def _merge(views: list[Any]) -> Any:
+    merged = views[0]
+    for v in views[1:]:
+        merged = merged.merge(v)
+    return merged
+
+
+def _model_of(key: str) -> str:
+    m = re.search(r"model=([^/]+)\.bin$", key)
+    return m.group(1) if m else "_"
+
+
+def daily_quantiles(store: ObjectStore, day: date, model: str, column: str = "total_time_ms",
+                    qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> dict[str, float]:
+    """Quantiles and count of one column for one day from the merged daily profile (no raw needed)."""
+    view = _view(store.get(f"profiles/daily/dt={day.isoformat()}/model={model}.bin"))
+    col = view.get_column(column)
+    kll = col.get_metric("distribution").kll.value
+    out = {f"p{round(q * 100)}": float(v) for q, v in zip(qs, kll.get_quantiles(list(qs)), strict=True)}
+    out["count"] = int(col.get_metric("counts").n.value)
+    return out
+
+
+# ---- aggregates ---------------------------------------------------------------------------------
+
+def _add(acc: dict[str, Any], v: dict[str, Any]) -> None:
+    """Add aggregate ``v`` into ``acc`` key by key (numbers summed, nested dicts merged)."""
+    for k, x in v.items():
+        if isinstance(x, dict):
+            _add(acc.setdefault(k, {}), x)
+        elif isinstance(x, (int, float)) and not isinstance(x, bool):
+            acc[k] = acc.get(k, 0) + x
+
+
+def sum_aggregates(docs: Iterable[dict[str, Any]], window_start: str) -> dict[str, Any]:
+    """Sum hourly aggregate documents into one (every numeric field, per model)."""
+    models: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        for m, v in (doc.get("models") or {}).items():
+            _add(models.setdefault(m, {}), v)
+    return {"window_start": window_start, "models": models}
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _agg_equal(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Differences between two aggregate documents (numeric fields, float tolerance 1e-9 rel)."""
+    fa, fb = _flat(a.get("models") or {}), _flat(b.get("models") or {})
+    probs = []
+    for k in sorted(set(fa) | set(fb)):
+        x, y = fa.get(k, 0), fb.get(k, 0)
+        if abs(x - y) > 1e-9 * max(1.0, abs(x), abs(y)):
+            probs.append(f"{k}: {x} != {y}")
+    return probs
+
+
+def _safe(model: str) -> str:
+    # Same mapping as llmmon.profiles uses for the model=<...>.bin part of profile keys.
+    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in model) or "unknown"
+
+
+# ---- phase 1: rollup + verify -------------------------------------------------------------------
+
+class RollupError(RuntimeError):
+    pass
+
+
+def _iter_lines(store: ObjectStore, key: str) -> Iterator[bytes]:
+    """Stream the non-empty lines of a .jsonl / .jsonl.gz object (parquet rows as JSON)."""
+    if key.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(io.BytesIO(store.get(key)))
+        for batch in pf.iter_batches(batch_size=10_000):
+            for row in batch.to_pylist():
+                yield json.dumps(row, default=str).encode()
+        return
+    with store.open(key) as fh:
+        stream = gzip.GzipFile(fileobj=fh) if key.endswith(".gz") else fh
+        for line in stream:
+            if line.strip():
+                yield line.rstrip(b"\r\n")
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(raw)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _user_of(rec: dict[str, Any]) -> str | None:
+    uid = rec.get("user_id")
+    if uid is not None:
+        return str(uid)
+    for k in ("line", "raw", "original", "record"):  # quarantine wrappers keep the original line
+        inner = rec.get(k)
+        if isinstance(inner, str):
+            inner = _parse(inner.encode())
+        if isinstance(inner, dict) and inner.get("user_id") is not None:
+            return str(inner["user_id"])
+    return None
+
+
+class _HashReader(io.RawIOBase):
+    """Hashes what passes through it."""
+
+    def __init__(self, fh: Any):
+        self.fh, self.h = fh, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self.fh.read(len(b))
+        self.h.update(data)
+        b[:len(data)] = data
+        return len(data)
+
+
+def _sha_and_lines(store: ObjectStore, key: str) -> tuple[str, int]:
+    """SHA-256 of the stored bytes and the number of records, streaming."""
+    if key.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        data = store.get(key)
+        return hashlib.sha256(data).hexdigest(), pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+    n = 0
+    with store.open(key) as fh:
+        hr = _HashReader(fh)
+        buf = io.BufferedReader(hr, 1 << 20)
+        stream = gzip.GzipFile(fileobj=buf) if key.endswith(".gz") else buf
+        for line in stream:
+            if line.strip():
+                n += 1
+        while buf.read(1 << 20):
+            pass
+    return hr.h.hexdigest(), n
+
+
+def _cover(obj: ObjectInfo, sha: str) -> dict[str, Any]:
+    return {"key": obj.key, "size": obj.size, "etag": obj.etag, "sha256": sha}
+
+
+def _put_json(store: ObjectStore, key: str, doc: Any) -> None:
+    store.put(key, json.dumps(doc, indent=1, sort_keys=True, default=str).encode(),
+              content_type="application/json")
+
+
+def rollup_hour(store: ObjectStore, hour: datetime, cfg: RetentionConfig, run_id: str,
+                write: bool = True) -> dict[str, Any]:
+    """Verify that raw requests of ``hour`` are fully represented by the hour's profiles and aggregate.
+
+    Raises :class:`RollupError` when they are not (the raw then stays). Writes the marker.
+    """
+    dt, hh = f"{hour:%Y-%m-%d}", f"{hour:%H}"
+    raw_objs = [o for o in store.list(f"{cfg.requests_prefix}/dt={dt}/hour={hh}/")
+                if not o.key.endswith(".retention")]
+    prof_objs = [o for o in store.list(f"profiles/hourly/dt={dt}/hour={hh}/") if o.key.endswith(".bin")]
+    agg_key = f"aggregates/hourly/dt={dt}/hour={hh}.json"
+    agg_info = store.head(agg_key)
+    if not prof_objs:
+        raise RollupError(f"{dt} {hh}h: no hourly profiles")
+    if agg_info is None:
+        raise RollupError(f"{dt} {hh}h: no hourly aggregate {agg_key}")
+    agg = json.loads(store.get(agg_key))
+    prof_counts = {}
+    for o in prof_objs:
+        prof_counts[_model_of(o.key)] = view_rows(_view(store.get(o.key)))
+    agg_counts: dict[str, int] = defaultdict(int)
+    for m, v in (agg.get("models") or {}).items():
+        agg_counts[_safe(m)] += int(v.get("requests", 0))
+    if {m: n for m, n in prof_counts.items() if n} != {m: n for m, n in agg_counts.items() if n}:
+        raise RollupError(f"{dt} {hh}h: aggregate requests {agg_counts} != profile counts {prof_counts}")
+    covers, raw_lines = [], 0
+    present = {o.key for o in raw_objs}
+    prior_deleted = 0  # lines of files a previous verified marker covered that phase 2 already deleted
+    mkey = hour_marker_key(hour)
+    if store.head(mkey) is not None:
+        old = json.loads(store.get(mkey))
+        prior_deleted = sum(c.get("lines", 0) for c in old.get("covers", []) if c["key"] not in present)
+    for o in raw_objs:
+        sha, n = _sha_and_lines(store, o.key)
+        raw_lines += n
+        covers.append(_cover(o, sha) | {"lines": n})
+    q_lines = 0
+    for o in store.list(f"{cfg.quarantine_prefix}/requests/dt={dt}/hour={hh}/"):
+        if not o.key.endswith(".retention"):
+            q_lines += _sha_and_lines(store, o.key)[1]
+    accounted = sum(agg_counts.values()) + q_lines
+    if cfg.verify_raw_lines and raw_lines + prior_deleted > accounted:
+        raise RollupError(f"{dt} {hh}h: {raw_lines} raw lines > {accounted} accounted "
+                          f"(aggregate + quarantine): a late file has not been processed")
+    marker = {"kind": "hour", "window_start": hour.isoformat(), "verified": True, "run_id": run_id,
+              "profile_counts": prof_counts, "aggregate_requests": dict(agg_counts), "raw_lines": raw_lines,
+              "previously_deleted_lines": prior_deleted, "quarantined_lines": q_lines, "covers": covers}
+    if write:
+        _put_json(store, hour_marker_key(hour), marker)
+    return marker
+
+
+def rollup_day(store: ObjectStore, day: date, cfg: RetentionConfig, run_id: str,
+               write: bool = True) -> dict[str, Any]:
+    """Build (or check) the day's merged daily profiles and daily aggregate from its hours, verify
+    that per-column counts and aggregate sums equal the sum of the hours, and write the marker."""
+    dt = day.isoformat()
+    hourly = [o for o in store.list(f"profiles/hourly/dt={dt}/") if o.key.endswith(".bin")]
+    hourly_aggs = [o for o in store.list(f"aggregates/hourly/dt={dt}/") if o.key.endswith(".json")]
+    mkey = day_marker_key(day)
+    if store.head(mkey) is not None:
+        present = {o.key for o in hourly} | {o.key for o in hourly_aggs}
+        old = json.loads(store.get(mkey))
+        gone = [c["key"] for c in old.get("covers", []) if c["key"] not in present
+                and not c["key"].startswith(MARKER_PREFIX)]
+        if gone:
+            # Some hours were already deleted after an earlier verification: rebuilding from the
+            # rest would lose them. Keep everything and ask a human.
+            raise RollupError(f"{dt}: {len(gone)} hourly objects already deleted after verification "
+                              f"and new ones appeared; not rebuilding the daily rollup (e.g. {gone[0]})")
+    covers: list[dict[str, Any]] = []
+    by_model: dict[str, list[Any]] = defaultdict(list)
+    for o in hourly:
+        data = store.get(o.key)
+        covers.append(_cover(o, hashlib.sha256(data).hexdigest()))
+        by_model[_model_of(o.key)].append(_view(data))
+    daily_counts: dict[str, dict[str, int]] = {}
+    for model, views in sorted(by_model.items()):
+        want: dict[str, int] = defaultdict(int)
+        for v in views:
+            for c, n in view_counts(v).items():
+                want[c] += n
+        dkey = f"profiles/daily/dt={dt}/model={model}.bin"
+        existing = store.head(dkey)
+        got = view_counts(_view(store.get(dkey))) if existing else None
+        if got != dict(want):
+            if existing is not None:
+                log.warning("daily profile %s disagrees with its hours; rebuilding it", dkey)
+            if not write:
+                got = dict(want)
+            else:
+                store.put(dkey, _merge(views).serialize(), content_type="application/octet-stream")
+                got = view_counts(_view(store.get(dkey)))
+        if got != dict(want):
+            raise RollupError(f"{dkey}: counts {got} != sum of hours {dict(want)}")
+        daily_counts[model] = got
+    docs = []
+    for o in hourly_aggs:
+        data = store.get(o.key)
+        covers.append(_cover(o, hashlib.sha256(data).hexdigest()))
+        docs.append(json.loads(data))
+    if hourly_aggs:
+        want_agg = sum_aggregates(docs, f"{dt}T00:00:00+00:00")
+        akey = f"aggregates/daily/dt={dt}.json"
+        have = json.loads(store.get(akey)) if store.head(akey) else None
+        if have is None or _agg_equal(have, want_agg):
+            if have is not None:
+                log.warning("daily aggregate %s disagrees with its hours: %s; rebuilding it", akey,
+                            _agg_equal(have, want_agg))
+            if write:
+                _put_json(store, akey, want_agg)
+                have = json.loads(store.get(akey))
+            else:
+                have = want_agg
+        probs = _agg_equal(have, want_agg)
+        if probs:
+            raise RollupError(f"{akey}: {probs}")
+        # Profiles and aggregates must describe the same traffic.
+        per_model: dict[str, int] = defaultdict(int)
+        for m, v in want_agg["models"].items():
+            per_model[_safe(m)] += int(v.get("requests", 0))
+        for model, n in per_model.items():
+            if by_model and n and max(daily_counts.get(model, {"_": 0}).values()) != n:
+                raise RollupError(f"{dt} {model}: daily aggregate requests {n} != daily profile rows "
+                                  f"{daily_counts.get(model)}")
+    for o in store.list(f"{MARKER_PREFIX}/hourly/dt={dt}/"):
+        covers.append(_cover(o, ""))
+    marker = {"kind": "day", "day": dt, "verified": True, "run_id": run_id,
+              "daily_profile_counts": daily_counts, "covers": covers}
+    if write:
+        _put_json(store, day_marker_key(day), marker)
+    return marker
+
+
+def _marker_is_current(store: ObjectStore, marker_key: str, keys: set[tuple[str, int, str]]) -> bool:
+    if store.head(marker_key) is None:
+        return False
+    try:
+        m = json.loads(store.get(marker_key))
+    except (StorageError, ValueError):
+        return False
+    covered = {(c["key"], c["size"], c["etag"]) for c in m.get("covers", [])}
+    return bool(m.get("verified")) and keys <= covered
+
+
+# ---- audit --------------------------------------------------------------------------------------
+
+audit_metadata = sa.MetaData()
+
+retention_audit = sa.Table(
+    "retention_audit", audit_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False, index=True),
+    sa.Column("as_of", sa.Date, nullable=True, index=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("tier", sa.String(20), nullable=False),
+    sa.Column("policy", sa.String(80), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("etag", sa.String(200), nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("hold_id", sa.String(200), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+)
+
+#: Actions recorded in the audit.
+AUDIT_ACTIONS = ("deleted", "exempt_legal_hold", "would_delete", "refused_locked", "delete_failed",
+                 "skipped_unverified", "skipped_changed", "rollup_verified", "rollup_failed",
+                 "forgot_user", "export_user")
+
+
+def create_tables(engine: sa.Engine) -> None:
+    """Create ``retention_audit`` and make it append-only (UPDATE/DELETE raise) on SQLite/PostgreSQL."""
+    audit_metadata.create_all(engine)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            for op in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS retention_audit_no_{op.lower()} BEFORE {op} "
+                    f"ON retention_audit BEGIN SELECT RAISE(ABORT, 'retention_audit is append-only'); END")
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION llmmon_retention_audit_append_only() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'retention_audit is append-only'; END $$")
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE TRIGGER retention_audit_append_only BEFORE UPDATE OR DELETE "
+                "ON retention_audit FOR EACH ROW EXECUTE FUNCTION llmmon_retention_audit_append_only()")
+
+
+class _Audit:
+    """Buffers audit rows; flushes them to the warehouse in batches and to one object per attempt."""
+
+    def __init__(self, store: ObjectStore, engine: sa.Engine | None, run_id: str, as_of: date,
+                 cfg: RetentionConfig, batch: int = 200):
+        self.store, self.engine, self.run_id, self.as_of, self.cfg = store, engine, run_id, as_of, cfg
+        self.batch = batch
+        self.rows: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
+        self.key: str | None = None
+
+    def record(self, action: str, a: Action | None = None, **kw: Any) -> None:
+        row = {"recorded_at": datetime.now(UTC), "run_id": self.run_id, "as_of": self.as_of,
+               "action": action, "key": a.key if a else kw.pop("key"),
+               "kind": a.kind if a else kw.pop("kind", ""), "tier": a.tier if a else kw.pop("tier", ""),
+               "policy": a.policy if a else kw.pop("policy", ""), "size": a.size if a else kw.pop("size", 0),
+               "etag": a.etag if a else kw.pop("etag", None), "sha256": kw.pop("sha256", None),
+               "hold_id": a.hold if a else kw.pop("hold_id", None), "detail": kw.pop("detail", None)}
+        if a is not None and a.detail and not row["detail"]:
+            row["detail"] = a.detail
+        row.update(kw)
+        self.rows.append(row)
+        self.pending.append(row)
+        if len(self.pending) >= self.batch:
+            self.flush_db()
+
+    def flush_db(self) -> None:
+        if self.engine is not None and self.pending:
+            if not getattr(self, "_created", False):
+                create_tables(self.engine)
+                self._created = True
+            with self.engine.begin() as conn:
+                conn.execute(retention_audit.insert(), self.pending)
+        self.pending = []
+
+    def close(self) -> None:
+        """Flush remaining rows and write ``audit/dt=<as_of>/<run_id>[.n].jsonl`` (never overwrites)."""
+        self.flush_db()
+        if not self.rows:
+            return
+        safe = re.sub(r"[^A-Za-z0-9_.+=-]", "_", self.run_id)
+        base = f"audit/dt={self.as_of.isoformat()}/{safe}"
+        key, n = f"{base}.jsonl", 1
+        while self.store.head(key) is not None:
+            n += 1
+            key = f"{base}.{n}.jsonl"
+        body = "".join(json.dumps(r, default=str, sort_keys=True) + "\n" for r in self.rows).encode()
+        until = None
+        if self.cfg.audit_write_once:
+            until = datetime.combine(self.as_of, time(), tzinfo=UTC) + timedelta(
+                days=366 * self.cfg.compliance_years)
+        self.store.put(key, body, content_type="application/x-ndjson", retain_until=until)
+        self.key = key
+
+
+# ---- phase 2 + apply ----------------------------------------------------------------------------
+
+@dataclass
+class RetentionResult:
+    run_id: str
+    as_of: date
+    dry_run: bool
+    counts: dict[str, int] = field(default_factory=dict)                  # action -> n
+    by_tier_kind: dict[str, dict[str, Any]] = field(default_factory=dict)  # "tier/kind" -> {action: {n, bytes}}
+    bytes_freed: int = 0
+    rollups_verified: int = 0
+    rollup_failures: list[str] = field(default_factory=list)
+    audit_key: str | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["as_of"] = self.as_of.isoformat()
+        return d
+
+
+def _tally(res: RetentionResult, action: str, a: Action) -> None:
+    res.counts[action] = res.counts.get(action, 0) + 1
+    slot = res.by_tier_kind.setdefault(f"{a.tier}/{a.kind}", {}).setdefault(action, {"n": 0, "bytes": 0})
+    slot["n"] += 1
+    slot["bytes"] += a.size
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    s = str(exc)
+    return "retention-locked" in s or "AccessDenied" in s or "ObjectLock" in s or "WORM" in s
+
+
+def _run_phase1(store: ObjectStore, p: Plan, run_id: str, audit: _Audit, res: RetentionResult) -> None:
+    by_marker: dict[str, set[tuple[str, int, str]]] = defaultdict(set)
+    for a in p.deletes:
+        if a.requires:
+            by_marker[a.requires].add((a.key, a.size, a.etag))
+    for r in p.rollups:
+        if _marker_is_current(store, r.key, by_marker.get(r.key, set())):
+            continue
+        try:
+            if r.op == "rollup_hour":
+                rollup_hour(store, r.hour, p.cfg, run_id)
+            else:
+                rollup_day(store, r.day, p.cfg, run_id)
+        except (RollupError, StorageError, ValueError) as exc:
+            res.rollup_failures.append(str(exc))
+            audit.record("rollup_failed", r, detail=str(exc))
+            log.warning("rollup failed, data kept: %s", exc)
+            continue
+        res.rollups_verified += 1
+        audit.record("rollup_verified", r)
+
+
+def _new_hour_markers(store: ObjectStore, p: Plan) -> list[Action]:
+    """Hour markers written by this run's phase 1 for days whose hourly tier expires in this run."""
+    planned = {a.key for a in p if a.op in ("delete", "exempt")}
+    days_h, days_d = p.cfg.days("profiles_hourly"), p.cfg.days("profiles_daily")
+    cutoff_h, cutoff_d = p.as_of - timedelta(days=days_h), p.as_of - timedelta(days=days_d)
+    out = []
+    for obj in store.list(f"{MARKER_PREFIX}/hourly/"):
+        d = key_date(obj.key)
+        if obj.key in planned or d is None or d >= cutoff_h:
+            continue
+        out.append(Action(op="delete", key=obj.key, kind="markers_hourly", tier="recent",
+                          policy=f"profiles_hourly:{days_h}d", size=obj.size, etag=obj.etag, day=d,
+                          requires=day_marker_key(d) if d >= cutoff_d else None))
+    return out
+
+
+def _run_phase2(store: ObjectStore, p: Plan, audit: _Audit, res: RetentionResult) -> None:
+    markers: dict[str, dict[str, dict[str, Any]] | None] = {}
+    deleted = 0
+    for a in p.deletes + _new_hour_markers(store, p):
+        if p.cfg.max_deletes is not None and deleted >= p.cfg.max_deletes:
+            break
+        sha = None
+        if a.requires:
+            if a.requires not in markers:
+                try:
+                    m = json.loads(store.get(a.requires))
+                    markers[a.requires] = {c["key"]: c for c in m.get("covers", [])} if m.get("verified") else None
+                except (StorageError, ValueError):
+                    markers[a.requires] = None
+            covers = markers[a.requires]
+            if covers is None or a.key not in covers:
+                audit.record("skipped_unverified", a, detail=f"no verified rollup {a.requires}")
+                _tally(res, "skipped_unverified", a)
+                continue
+            c = covers[a.key]
+            now = store.head(a.key)
+            if now is None:
+                continue
+            if (now.size, now.etag) != (c["size"], c["etag"]):
+                audit.record("skipped_changed", a, detail="object changed since its rollup was verified")
+                _tally(res, "skipped_changed", a)
+                continue
+            sha = c.get("sha256") or None
+        try:
+            store.delete(a.key)
+        except StorageError as exc:
+            action = "refused_locked" if _is_lock_error(exc) else "delete_failed"
+            audit.record(action, a, sha256=sha, detail=str(exc)[:500])
+            _tally(res, action, a)
+            continue
+        deleted += 1
+        res.bytes_freed += a.size
+        audit.record("deleted", a, sha256=sha)
+        _tally(res, "deleted", a)
+
+
+def apply(store: ObjectStore, engine: sa.Engine | None, p: Plan, run_id: str, dry_run: bool = False,
+          phases: tuple[str, ...] = ("rollup", "delete")) -> RetentionResult:
+    """Execute a plan: phase 1 (rollup + verify + marker), then phase 2 (delete what is verified).
+
+    ``dry_run`` writes nothing but the audit (``would_delete`` / ``exempt_legal_hold`` rows).
+    ``phases`` lets a caller run phase 1 only (phase 2 of a later run completes the job).
+    """
+    res = RetentionResult(run_id=run_id, as_of=p.as_of, dry_run=dry_run)
+    audit = _Audit(store, engine, run_id, p.as_of, p.cfg)
+    try:
+        for a in p:
+            if a.op == "exempt":
+                action = "exempt_legal_hold" if a.hold else "skipped_unverified"
+                audit.record(action, a)
+                _tally(res, action, a)
+        if dry_run:
+            for a in p.deletes:
+                audit.record("would_delete", a, detail=f"needs {a.requires}" if a.requires else None)
+                _tally(res, "would_delete", a)
+                res.bytes_freed += a.size
+        else:
+            if "rollup" in phases:
+                _run_phase1(store, p, run_id, audit, res)
+            if "delete" in phases:
+                _run_phase2(store, p, audit, res)
+    finally:
+        audit.close()
+        res.audit_key = audit.key
+    res.lines = format_plan(p, res).splitlines()
+    return res
+
+
+def run_retention(store: ObjectStore, engine: sa.Engine | None, as_of: date, cfg: Any, run_id: str,
+                  dry_run: bool = False) -> RetentionResult:
+    """What ``llmmon retention --as-of DATE [--dry-run]`` and the DAG task call."""
+    rcfg = retention_config(cfg)
+    if engine is not None:
+        create_tables(engine)
+    p = plan(store, as_of, rcfg)
+    res = apply(store, engine, p, run_id, dry_run=dry_run)
+    for line in res.lines:
+        log.info("%s", line)
+    return res
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def format_plan(p: Plan, res: RetentionResult | None = None) -> str:
+    """Human-readable plan: every object that would be deleted (or is held), then totals."""
+    lines = [f"retention plan as of {p.as_of.isoformat()}"
+             + (f" (run {res.run_id}{', DRY RUN' if res.dry_run else ''})" if res else "")]
+    for a in p:
+        if a.op == "delete":
+            lines.append(f"  DELETE  {a.key}  {_human(a.size)}  tier={a.tier} policy={a.policy}"
+                         + (f" after {a.requires}" if a.requires else ""))
+        elif a.op == "exempt":
+            lines.append(f"  KEEP    {a.key}  {_human(a.size)}  "
+                         + (f"legal hold {a.hold}" if a.hold else a.detail))
+        else:
+            lines.append(f"  ROLLUP  {a.key}")
+    tot: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for a in p.deletes:
+        t = tot[(a.tier, a.kind)]
+        t[0] += 1
+        t[1] += a.size
+    lines.append("totals (would delete):")
+    for (tier, kind), (n, b) in sorted(tot.items()):
+        lines.append(f"  {tier:<11} {kind:<18} {n:>7} objects  {_human(b)}")
+    lines.append(f"  {'all':<30} {sum(v[0] for v in tot.values()):>7} objects  "
+                 f"{_human(sum(v[1] for v in tot.values()))}")
+    held = [a for a in p if a.op == "exempt" and a.hold]
+    if held:
+        lines.append(f"  held by legal hold: {len(held)} objects {_human(sum(a.size for a in held))}")
+    if res is not None:
+        lines.append("outcome: " + ", ".join(f"{k}={v}" for k, v in sorted(res.counts.items()))
+                     + f"; bytes {'that would be ' if res.dry_run else ''}freed={res.bytes_freed}")
+        for f in res.rollup_failures:
+            lines.append(f"  rollup failed (data kept): {f}")
+    return "\n".join(lines)
+
+
+# ---- data-subject requests ----------------------------------------------------------------------
+
+def _dsr_prefixes(cfg: RetentionConfig) -> list[tuple[str, str]]:
+    return [("requests", cfg.requests_prefix.rstrip("/") + "/"),
+            ("feedback", cfg.feedback_prefix.rstrip("/") + "/"),
+            ("events", cfg.events_prefix.rstrip("/") + "/"),
+            ("quarantine", cfg.quarantine_prefix.rstrip("/") + "/")]
+
+
+def _data_objects(store: ObjectStore, prefix: str) -> Iterator[ObjectInfo]:
+    for o in store.list(prefix):
+        if o.key.endswith((".jsonl", ".jsonl.gz", ".parquet", ".json.gz", ".ndjson")):
+            yield o
+
+
+def iter_user_records(store: ObjectStore, user_id: str, cfg: Any = None
+                      ) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Yield ``(kind, key, record)`` for every record of ``user_id`` still held, streaming line by line."""
+    rcfg = retention_config(cfg)
+    needle = str(user_id).encode()
+    for kind, prefix in _dsr_prefixes(rcfg):
+        for o in _data_objects(store, prefix):
+            for raw in _iter_lines(store, o.key):
+                if needle not in raw:
+                    continue
+                rec = _parse(raw)
+                if rec is not None and _user_of(rec) == str(user_id):
+                    yield kind, o.key, rec
+
+
+def export_user(store: ObjectStore, user_id: str, cfg: Any = None, out: Any = None) -> dict[str, Any]:
+    """Everything held about ``user_id``. With ``out`` (a binary file), records are streamed to it as
+    JSON lines and the returned dict holds only counts; otherwise records are returned in the dict."""
+    counts: dict[str, int] = defaultdict(int)
+    records: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    objects: set[str] = set()
+    for kind, key, rec in iter_user_records(store, user_id, cfg):
+        counts[kind] += 1
+        objects.add(key)
+        if out is not None:
+            out.write(json.dumps({"kind": kind, "source": key, "record": rec}, default=str).encode() + b"\n")
+        else:
+            records[kind].append({"source": key, "record": rec})
+    doc: dict[str, Any] = {"user_id": str(user_id), "counts": dict(counts), "objects": sorted(objects)}
+    if out is None:
+        doc["records"] = dict(records)
+    return doc
+
+
+def _locked_until(store: ObjectStore, key: str) -> datetime | None:
+    """Retain-until of a locked object (LocalStore sidecar or S3 Object Lock), else None."""
+    local = getattr(store, "local_path", None)
+    if local is not None:
+        p = local(key)
+        lock = p.with_name(p.name + ".retention")
+        if lock.exists():
+            until = datetime.fromisoformat(lock.read_text().strip())
+            return until if until > datetime.now(UTC) else None
+        return None
+    client = getattr(store, "client", None)
+    if client is not None:
+        try:
+            h = client.head_object(Bucket=store.bucket, Key=store._k(key))  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001
+            return None
+        until = h.get("ObjectLockRetainUntilDate")
+        if h.get("ObjectLockMode") and until and until > datetime.now(UTC):
+            return until
+        if h.get("ObjectLockLegalHoldStatus") == "ON":
+            return datetime.max.replace(tzinfo=UTC)
+    return None
+
+
+def _rewrite_without(store: ObjectStore, key: str, user_id: str) -> tuple[bytes | None, int, int]:
+    """New object bytes without ``user_id``'s records: (data or None when empty, removed, kept)."""
+    removed = kept = 0
+    needle = str(user_id).encode()
+    if key.endswith(".parquet"):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(io.BytesIO(store.get(key)))
+        if "user_id" not in table.column_names:
+            return store.get(key), 0, table.num_rows
+        mask = pc.fill_null(pc.not_equal(pc.cast(table["user_id"], pa.string()), str(user_id)), True)
+        new = table.filter(mask)
+        removed, kept = table.num_rows - new.num_rows, new.num_rows
+        buf = io.BytesIO()
+        pq.write_table(new, buf)
+        return (buf.getvalue() if kept else None), removed, kept
+    body = io.BytesIO()
+    with store.open(key) as fh:
+        stream = gzip.GzipFile(fileobj=fh) if key.endswith(".gz") else fh
+        for line in stream:
+            if needle in line:
+                rec = _parse(line)
+                if rec is not None and _user_of(rec) == str(user_id):
+                    removed += 1
+                    continue
+            if line.strip():
+                kept += 1
+            body.write(line)
+    data = body.getvalue()
+    if key.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    return (data if kept else None), removed, kept
+
+
+def forget_user(store: ObjectStore, engine: sa.Engine | None, user_id: str, run_id: str,
+                cfg: Any = None, holds: list[LegalHold] | None = None,
+                as_of: date | None = None) -> dict[str, Any]:
+    """Erase ``user_id``'s records from raw and quarantine objects by rewriting each affected object
+    without them (atomic put; deleted when nothing is left). Held or locked objects are kept and
+    audited. Profiles and aggregates hold no per-user records and are left as they are."""
+    rcfg = retention_config(cfg)
+    as_of = as_of or datetime.now(UTC).date()
+    active = [h for h in (rcfg.legal_holds if holds is None else holds) if h.in_force(as_of)]
+    if engine is not None:
+        create_tables(engine)
+    audit = _Audit(store, engine, run_id, as_of, rcfg)
+    out = {"user_id": str(user_id), "rewritten": [], "deleted": [], "held": [], "locked": [],
+           "records_removed": 0}
+    needle = str(user_id).encode()
+    try:
+        for kind, prefix in _dsr_prefixes(rcfg):
+            for o in _data_objects(store, prefix):
+                if not o.key.endswith(".parquet") and not any(needle in ln for ln in _iter_lines(store, o.key)):
+                    continue
+                a = Action(op="forget", key=o.key, kind=kind, tier="dsr", policy="data-subject-erasure",
+                           size=o.size, etag=o.etag, day=key_date(o.key))
+                hold = next((h for h in active if h.matches_key(o.key, a.day)
+                             and (h.user_id is None or h.user_id == str(user_id))), None)
+                if hold is not None:
+                    audit.record("exempt_legal_hold", a, hold_id=hold.id,
+                                 detail=f"erasure of user {user_id} blocked by hold: {hold.reason}")
+                    out["held"].append(o.key)
+                    continue
+                old = store.get(o.key)
+                data, removed, kept = _rewrite_without(store, o.key, user_id)
+                if removed == 0:
+                    continue
+                until = _locked_until(store, o.key)
+                if until is not None:
+                    audit.record("refused_locked", a, sha256=hashlib.sha256(old).hexdigest(),
+                                 detail=f"erasure of user {user_id}: object locked until {until}")
+                    out["locked"].append(o.key)
+                    continue
+                if data is None:
+                    store.delete(o.key)
+                    out["deleted"].append(o.key)
+                else:
+                    ctype = "application/octet-stream" if o.key.endswith((".gz", ".parquet")) \
+                        else "application/x-ndjson"
+                    store.put(o.key, data, content_type=ctype)
+                    out["rewritten"].append(o.key)
+                out["records_removed"] += removed
+                audit.record("forgot_user", a, sha256=hashlib.sha256(old).hexdigest(),
+                             detail=json.dumps({"user_id": str(user_id), "records_removed": removed,
+                                                "records_kept": kept,
+                                                "new_sha256": hashlib.sha256(data).hexdigest()
+                                                if data else None}))
+    finally:
+        audit.close()
+    out["audit_key"] = audit.key
+    return out
+
+
+__all__ = ["RetentionConfig", "LegalHold", "Action", "Plan", "RetentionResult", "RollupError",
+           "plan", "apply", "run_retention", "format_plan", "rollup_hour", "rollup_day",
+           "daily_quantiles", "view_counts", "sum_aggregates", "export_user", "iter_user_records",
+           "forget_user", "create_tables", "retention_audit", "audit_metadata", "retention_config",
+           "key_date", "KINDS", "AUDIT_ACTIONS"]
