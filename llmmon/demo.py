@@ -97,9 +97,10 @@ def run_demo(home: Path, days: int = 7, requests_per_day: int = 20_000, use_airf
         print(f"  {d}: {ctx.store.uri(f'reports/daily/{d:%Y-%m-%d}/report.html')}")
     print(f"\nTruth (what was injected): {ctx.store.uri('truth.json')}")
     print(f"Warehouse: {env['LLMMON_WAREHOUSE_URL']}")
+    env_file = home / "airflow.env"
+    env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
     print("Open the Airflow UI on the same home:\n"
-          f"  source <(.venv/bin/llmmon-env {home})  # or: export the variables below\n"
-          + "".join(f"  export {k}={v}\n" for k, v in env.items())
-          + "  .venv/bin/airflow standalone   # then http://localhost:8080")
+          f"  source {env_file} && .venv/bin/airflow standalone   # then http://localhost:8080\n"
+          "  (standalone prints the admin password; trigger llmmon_daily with a date Param)")
     print(f"demo finished in {time.monotonic() - t0:.1f}s")
     return 0

@@ -62,6 +62,7 @@ REQUIRED_FIELDS = ("request_id", "timestamp", "status", "model_version",
                    "performance.total_time_ms")
 
 _NAN = float("nan")
+_EMPTY: dict = {}
 
 
 class RecordError(ValueError):
@@ -94,17 +95,18 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> float:
 
 def _num(obj: dict, key: str, path: str, *, lo: float = 0.0, hi: float = math.inf,
          required: bool = False) -> float:
-    v = obj.get(key) if isinstance(obj, dict) else None
+    v = obj.get(key)
+    t = type(v)
+    # Fast path first: this runs ~15 times per record on the ingest hot path.
+    if t is float or t is int:
+        if lo <= v <= hi:  # NaN fails both comparisons
+            return float(v)
+        raise RecordError(OUT_OF_RANGE, path, f"{v:g} is outside [{lo:g}, {hi:g}]")
     if v is None:
         if required:
             raise RecordError(MISSING_FIELD, path, "required field is missing")
         return _NAN
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise RecordError(WRONG_TYPE, path, f"expected a number, got {type(v).__name__} {str(v)[:30]!r}")
-    v = float(v)
-    if not (lo <= v <= hi) or math.isnan(v):
-        raise RecordError(OUT_OF_RANGE, path, f"{v:g} is outside [{lo:g}, {hi:g}]")
-    return v
+    raise RecordError(WRONG_TYPE, path, f"expected a number, got {t.__name__} {str(v)[:30]!r}")
 
 
 def _str(obj: dict, key: str, path: str, *, required: bool = False, default: str = "") -> str:
@@ -123,8 +125,8 @@ def _str(obj: dict, key: str, path: str, *, required: bool = False, default: str
 def _sub(rec: dict, key: str) -> dict:
     v = rec.get(key)
     if v is None:
-        return {}
-    if not isinstance(v, dict):
+        return _EMPTY
+    if type(v) is not dict:
         raise RecordError(WRONG_TYPE, key, f"expected an object, got {type(v).__name__}")
     return v
 

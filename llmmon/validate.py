@@ -18,10 +18,14 @@ import pandas as pd
 
 from llmmon.config import IngestConfig
 
-# GX would otherwise try to send usage statistics over the network.
+# GX would otherwise try to send usage statistics over the network, and draws a tqdm bar per
+# run, which is noise in task logs.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 log = logging.getLogger(__name__)
+# GX logs its own set-up at INFO on every context (and prints lists); keep task logs readable.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 TIME_COLUMNS = ("total_time_ms", "first_token_time_ms", "generation_time_ms", "queue_time_ms",
                 "processing_time_ms")
@@ -71,7 +75,14 @@ class ContractValidator:
         import great_expectations as gx
         import great_expectations.expectations as gxe
 
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith("great_expectations"):  # GX sets its own levels on import
+                logging.getLogger(name).setLevel(logging.WARNING)
+
         self._ctx = gx.get_context(mode="ephemeral")
+        self._ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         asset = self._ctx.data_sources.add_pandas("llmmon").add_dataframe_asset("requests")
         batch = asset.add_batch_definition_whole_dataframe("chunk")
         suite = self._ctx.suites.add(gx.ExpectationSuite(name="llmmon_request_contract"))
@@ -108,7 +119,6 @@ class ContractValidator:
     def validate(self, df: pd.DataFrame) -> None:
         if df.empty:
             return
-        _quiet_tqdm()
         result = self._vd.run(batch_parameters={"dataframe": df}, result_format="BASIC")
         for r in result.results:
             cfg = r.expectation_config
@@ -122,7 +132,3 @@ class ContractValidator:
                 log.warning("expectation %s on %s raised: %s", name, col,
                             r.exception_info.get("exception_message"))
 
-
-def _quiet_tqdm() -> None:
-    # GX draws a tqdm progress bar per run; in task logs that is noise.
-    os.environ.setdefault("TQDM_DISABLE", "1")
