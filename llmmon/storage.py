@@ -10,7 +10,6 @@ Writes are atomic: the local backend writes a temp file and renames it; S3 PUT i
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import tempfile
@@ -225,18 +224,23 @@ class S3Store:
         return f"s3://{self.bucket}/{self._k(key)}"
 
 
-def _airflow_s3_client(conn_id: str) -> Any | None:
-    """Build a boto3 client from an Airflow ``aws`` connection, when running inside Airflow."""
+def _airflow_s3_client(conn_id: str, endpoint_url: str | None) -> Any | None:
+    """A boto3 S3 client from an Airflow ``aws`` connection, when running inside Airflow.
+
+    The Amazon provider resolves credentials, region, role assumption and the connection's
+    ``endpoint_url`` extra (MinIO). ``storage.endpoint_url`` from llmmon's config wins when set.
+    Outside Airflow (no task context) this returns None and boto3's own chain is used.
+    """
     if not os.environ.get("AIRFLOW_CTX_DAG_ID") and not os.environ.get("LLMMON_USE_AIRFLOW_CONN"):
         return None
     try:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     except ImportError:
         return None
-    try:
-        return S3Hook(aws_conn_id=conn_id).get_conn()
-    except Exception:  # noqa: BLE001 - connection absent: fall back to env credentials
-        return None
+    hook = S3Hook(aws_conn_id=conn_id)
+    if endpoint_url:
+        return hook.get_session().client("s3", endpoint_url=endpoint_url, config=hook.config)
+    return hook.get_conn()
 
 
 def open_store(cfg: StorageConfig) -> LocalStore | S3Store:
@@ -245,7 +249,7 @@ def open_store(cfg: StorageConfig) -> LocalStore | S3Store:
     if parsed.scheme in ("", "file"):
         return LocalStore(parsed.path if parsed.scheme else cfg.url)
     if parsed.scheme == "s3":
-        client = _airflow_s3_client(cfg.aws_conn_id) if cfg.aws_conn_id else None
+        client = _airflow_s3_client(cfg.aws_conn_id, cfg.endpoint_url) if cfg.aws_conn_id else None
         return S3Store(parsed.netloc, parsed.path, client=client, endpoint_url=cfg.endpoint_url,
                        region=cfg.region)
     raise StorageError(f"unsupported storage.url scheme {parsed.scheme!r} in {cfg.url!r}; "
@@ -297,5 +301,4 @@ def put_text(store: ObjectStore, key: str, text: str, content_type: str = "text/
 
 
 __all__ = ["ObjectInfo", "ObjectStore", "LocalStore", "S3Store", "StorageError", "open_store",
-           "partition_prefix", "parse_partition", "hours", "sha256_hex", "copy_to_file", "put_text",
-           "io"]
+           "partition_prefix", "parse_partition", "hours", "sha256_hex", "copy_to_file", "put_text"]
