@@ -69,21 +69,27 @@ def _as_url(dest: str) -> str:
 
 
 def cmd_run_hour(args: argparse.Namespace) -> int:
-    from llmmon.pipeline import run_hour
+    from llmmon.ingest import Window
+    from llmmon.pipeline import reprocess_late, run_hour
 
-    _print(run_hour(_ctx(args), args.hour))
+    ctx = _ctx(args)
+    _print(run_hour(ctx, args.hour))
+    for late in reprocess_late(ctx, Window.hour(args.hour)):
+        print(f"late files in {late['hour']} reprocessed: {', '.join(late['objects'])}")
     return 0
 
 
 def cmd_run_day(args: argparse.Namespace) -> int:
     from llmmon.daily import run_daily
     from llmmon.ingest import Window
-    from llmmon.pipeline import run_hours
+    from llmmon.pipeline import reprocess_late, run_hours
 
     ctx = _ctx(args)
     for i in range(args.days):
         day = args.date + timedelta(days=i)
         hours = run_hours(ctx, Window.day(day), job="daily")
+        for late in reprocess_late(ctx, Window.day(day)):
+            print(f"late files in {late['hour']} reprocessed: {', '.join(late['objects'])}")
         read = sum(h["read"] for h in hours)
         acc = sum(h["accepted"] for h in hours)
         q = sum(h["quarantined"] for h in hours)

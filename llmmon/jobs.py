@@ -46,12 +46,16 @@ def process_batch(ctx: Context, batch: dict[str, Any]) -> str:
 
 
 def reduce_batches(ctx: Context, window_d: dict[str, str], keys: list[str], job: str) -> dict[str, Any]:
+    from llmmon.pipeline import reprocess_late
+
     window = window_from_xcom(window_d)
     summaries = reduce_partials(ctx, window, list(keys), job)
+    late = reprocess_late(ctx, window)
     tot = {k: sum(s[k] for s in summaries) for k in ("read", "accepted", "quarantined", "duplicates")}
     log.info("window %s: read=%d accepted=%d quarantined=%d duplicates=%d (read == accepted + "
              "quarantined: %s)", window.label(), tot["read"], tot["accepted"], tot["quarantined"],
              tot["duplicates"], tot["read"] == tot["accepted"] + tot["quarantined"])
+    tot["late_files_reprocessed"] = late
     return tot
 
 

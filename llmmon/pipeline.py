@@ -366,3 +366,64 @@ def reduce_partials(ctx: Context, window: Window, keys: list[str], job: str = "h
     for key in keys:
         ctx.store.delete(key)
     return summaries
+
+
+# ---- late-arriving files -------------------------------------------------------------------
+
+def find_late_objects(ctx: Context, window: Window) -> dict[datetime, list[ObjectInfo]]:
+    """Objects in already-processed hours before ``window`` that the hour's run never read.
+
+    Looks back ``ingest.late_lookback_hours``; an hour counts as processed when it has a run
+    row, and its objects are compared (key and ETag) with what that run recorded.
+    """
+    from sqlalchemy import and_, select
+
+    from llmmon.ingest import _is_log_object
+    from llmmon.storage import partition_prefix
+
+    start = window.start - timedelta(hours=ctx.cfg.ingest.late_lookback_hours)
+    t, ro = warehouse.runs, warehouse.run_objects
+    with ctx.engine.connect() as conn:
+        done = {_utc(r[0]) for r in conn.execute(select(t.c.window_start).where(and_(
+            t.c.grain == "hour", t.c.window_start >= start, t.c.window_start < window.start)))}
+        seen: dict[datetime, dict[str, str]] = {}
+        for ws, key, etag in conn.execute(select(ro.c.window_start, ro.c.key, ro.c.etag).where(and_(
+                ro.c.window_start >= start, ro.c.window_start < window.start))):
+            seen.setdefault(_utc(ws), {})[key] = etag
+    late: dict[datetime, list[ObjectInfo]] = {}
+    for hour in sorted(done):
+        known = seen.get(hour, {})
+        for obj in ctx.store.list(partition_prefix(ctx.cfg.storage.requests_prefix, hour)):
+            if _is_log_object(obj.key) and known.get(obj.key) != obj.etag:
+                late.setdefault(hour, []).append(obj)
+    return late
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def reprocess_late(ctx: Context, window: Window) -> list[dict[str, Any]]:
+    """Rerun the hours (and their days' reports) that late files landed in. Idempotent."""
+    from sqlalchemy import select
+
+    late = find_late_objects(ctx, window)
+    out = []
+    days = set()
+    for hour, objs in sorted(late.items()):
+        for o in objs:
+            log.warning("late file %s arrived after hour %s was processed: reprocessing that hour",
+                        o.key, hour.isoformat())
+        run_hours(ctx, Window.hour(hour), job="late")
+        days.add(hour.date())
+        out.append({"hour": hour.isoformat(), "objects": [o.key for o in objs]})
+    for day in sorted(days):
+        with ctx.engine.connect() as conn:
+            has_daily = conn.execute(select(warehouse.runs.c.run_id).where(
+                warehouse.runs.c.run_id == f"daily:{day:%Y-%m-%d}:day")).first()
+        if has_daily:
+            from llmmon.daily import run_daily
+
+            log.warning("refreshing the daily report of %s after late files", day)
+            run_daily(ctx, day)
+    return out

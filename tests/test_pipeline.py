@@ -187,3 +187,22 @@ def test_daily_figures_recompute_from_rollups_alone(local_store, tmp_path):
     assert after["records"]["accepted"] == before["records"]["accepted"]
     assert after["performance"]["latency_ms"] == before["performance"]["latency_ms"]
     assert after["by_model"].keys() == before["by_model"].keys()
+
+
+def test_late_file_in_an_older_partition_is_found_and_reprocessed(local_store, tmp_path):
+    from llmmon.pipeline import find_late_objects, reprocess_late
+
+    _seed_day(local_store)
+    ctx = _ctx(local_store, f"sqlite:///{tmp_path / 'w.db'}")
+    run_hours(ctx, Window.day(DAY))
+    before = run_daily(ctx, DAY)["report"]["records"]["accepted"]
+    nxt = Window.day(DAY + timedelta(days=1))
+    assert find_late_objects(ctx, nxt) == {}
+    h6 = datetime(2026, 11, 3, 6, tzinfo=UTC)
+    put_jsonl(local_store, hour_key(h6, "arrived-late.jsonl"), lines(spread(7, h6, start=90_000)))
+    late = find_late_objects(ctx, nxt)
+    assert [o.key for o in late[h6]] == [hour_key(h6, "arrived-late.jsonl")]
+    assert reprocess_late(ctx, nxt) == [{"hour": h6.isoformat(), "objects": [hour_key(h6, "arrived-late.jsonl")]}]
+    after = json.loads(local_store.get(f"reports/daily/{DAY}/report.json"))["records"]["accepted"]
+    assert after == before + 7
+    assert find_late_objects(ctx, nxt) == {}  # recorded now: a second run does nothing
