@@ -74,7 +74,6 @@ class ContractValidator:
     def __init__(self, cfg: IngestConfig, batch_rows: int = 250_000):
         import great_expectations as gx
         import great_expectations.expectations as gxe
-
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         for name in list(logging.root.manager.loggerDict):

@@ -25,8 +25,9 @@ BY_PROMPT_COLUMNS = ["prompt_hash", "n", "mean_similarity"]
 def normalise_prompts(prompts: pd.Series | Sequence[object]) -> list[str]:
     """Lowercase, punctuation/symbols removed, whitespace collapsed and trimmed."""
     arr = pc.utf8_lower(to_arrow(prompts))
-    arr = pc.replace_substring_regex(arr, pattern=r"[\p{P}\p{S}]+", replacement=" ")
-    arr = pc.replace_substring_regex(arr, pattern=r"\s+", replacement=" ")
+    # One pass: a run of punctuation, symbols and whitespace becomes one space (same result as
+    # replacing punctuation runs, then collapsing whitespace, at half the cost).
+    arr = pc.replace_substring_regex(arr, pattern=r"[\p{P}\p{S}\s]+", replacement=" ")
     return pc.utf8_trim_whitespace(arr).to_pylist()
 
 

@@ -99,3 +99,33 @@ def detect_language(texts: pd.Series | Sequence[object], *, zh_min_share: float 
     return pd.DataFrame({"lang": classify(han, latin, other, zh_min_share=zh_min_share,
                                           en_min_share=en_min_share),
                          "chars": cps.lengths}, index=index)
+
+
+def _build_script_lut() -> np.ndarray:
+    """Script class of every BMP code point: 0 none, 1 Han, 2 Latin letter, 3 other-script letter."""
+    cp = np.arange(0x10000, dtype=np.uint32)
+    lut = np.zeros(0x10000, np.uint8)
+    lut[is_other_letter(cp)] = 3
+    lut[is_latin_letter(cp)] = 2
+    lut[is_han(cp)] = 1
+    lut[0xFFFF] = 0  # non-BMP code points are clipped here
+    return lut
+
+
+_SCRIPT_LUT = _build_script_lut()
+
+
+def fast_script_counts(texts: Sequence[str], max_chars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``script_counts`` of the first ``max_chars`` characters of each text, via one table lookup
+    and one bincount over (row, class): the scorer's hot path."""
+    n = len(texts)
+    if n == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, z
+    cut = [s[:max_chars] for s in texts]
+    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=n)
+    cp = np.frombuffer("\x00".join(cut).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    cls = _SCRIPT_LUT[np.minimum(cp, np.uint32(0xFFFF))]
+    rows = np.repeat(np.arange(0, 4 * n, 4, dtype=np.int64), lengths + 1)[: cp.size]
+    counts = np.bincount(rows + cls, minlength=4 * n).reshape(n, 4)
+    return counts[:, 1], counts[:, 2], counts[:, 3]

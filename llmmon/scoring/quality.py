@@ -17,16 +17,17 @@ Config (``quality:`` in the llmmon YAML; every key optional, defaults below)::
         weights: {jailbreak: 0.5, jailbreak_refused: 0.1, toxic_prompt: 0.2,
                   toxic_response: 0.6, pii_leak: 0.4}
       relevance:
-        method: ngram          # ngram | embedding
+        method: ngram          # ngram (n-gram set cosine, fast) | ngram_tf (hashed TF cosine) | embedding
         ngram_min: 2
-        ngram_max: 3
+        ngram_max: 2
         max_chars: 256
         table_bits: 20
         model: sentence-transformers/all-MiniLM-L6-v2   # embedding only; must be local
         batch_size: 64
       language: {zh_min_share: 0.2, en_min_share: 0.6, max_chars: 400}
       consistency: {min_repeats: 2, max_responses: 50, low_similarity: 0.3}
-      review: {relevance_threshold: 0.1, safety_threshold: 0.5, low_relevance_quantile: 0.2}
+      review: {relevance_threshold: 0.1, safety_threshold: 0.5, low_relevance_quantile: 0.2,
+               sample_per_model: 20, candidates_per_hour: 20, low_score_share: 0.5, seed: 0}
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmmon.scoring import pii, safety
 from llmmon.scoring.consistency import prompt_hash
-from llmmon.scoring.language import classify, codepoints, script_counts
-from llmmon.scoring.relevance import EmbeddingScorer, ngram_cosine
+from llmmon.scoring.language import classify, fast_script_counts
+from llmmon.scoring.relevance import EmbeddingScorer, ngram_cosine, ngram_set_cosine
 
 SCORE_COLUMNS = (
     "pii_prompt_count", "pii_response_count", "pii_leak_count", "pii_prompt_types",
@@ -103,9 +104,9 @@ class PiiConfig(_Model):
 
 
 class RelevanceConfig(_Model):
-    method: Literal["ngram", "embedding"] = "ngram"
+    method: Literal["ngram", "ngram_tf", "embedding"] = "ngram"
     ngram_min: int = Field(2, ge=1, le=4)
-    ngram_max: int = Field(3, ge=1, le=4)
+    ngram_max: int = Field(2, ge=1, le=4)
     max_chars: int = Field(256, ge=16)
     table_bits: int = Field(20, ge=12, le=26)
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
@@ -128,6 +129,10 @@ class ReviewConfig(_Model):
     relevance_threshold: float = Field(0.1, ge=0, le=1)
     safety_threshold: float = Field(0.5, ge=0, le=1)
     low_relevance_quantile: float = Field(0.2, gt=0, lt=1)
+    sample_per_model: int = Field(20, ge=0)  # rows per model in review/<date>/sample.csv
+    candidates_per_hour: int = Field(20, ge=1)  # bottom-k reservoir per (hour, model), x2 with low rows
+    low_score_share: float = Field(0.5, ge=0, le=1)
+    seed: int = 0
 
 
 class QualityConfig(_Model):
@@ -181,8 +186,7 @@ def _pii_columns(prompts: list[str], responses: list[str], p_arr: pa.Array, r_ar
 
 
 def _languages(texts: list[str], cfg: LanguageConfig) -> np.ndarray:
-    cps = codepoints([t[: cfg.max_chars] for t in texts])
-    han, latin, other = script_counts(cps)
+    han, latin, other = fast_script_counts(texts, cfg.max_chars)
     return classify(han, latin, other, zh_min_share=cfg.zh_min_share, en_min_share=cfg.en_min_share)
 
 
@@ -225,6 +229,9 @@ def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
     if rc.method == "embedding":
         scorer = scorer or EmbeddingScorer(rc.model, batch_size=rc.batch_size)
         out["relevance"] = scorer.score(prompts, responses)
+    elif rc.method == "ngram":
+        out["relevance"] = ngram_set_cosine(prompts, responses, ngram_min=rc.ngram_min,
+                                            ngram_max=rc.ngram_max, max_chars=rc.max_chars)
     else:
         out["relevance"] = ngram_cosine(prompts, responses, table_bits=rc.table_bits,
                                         ngram_min=rc.ngram_min, ngram_max=rc.ngram_max,

@@ -237,3 +237,76 @@ def relevance(prompts: pd.Series | Sequence[object], responses: pd.Series | Sequ
             raise RelevanceBackendError("method=embedding needs an EmbeddingScorer")
         return scorer.score(p, r)
     raise ValueError(f"unknown relevance method {method!r} (expected 'ngram' or 'embedding')")
+
+
+def _bigrams(texts: Sequence[str], max_chars: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and 64-bit hash of every character bigram: the specialised fast path of ``hashed_ngrams``."""
+    n = len(texts)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    cut = [s[:max_chars] for s in texts]
+    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=n)
+    cp = np.frombuffer("\x00".join(cut).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    ids = _LUT[np.minimum(cp, np.uint32(0xFFFF))]
+    a, b = ids[:-1].astype(np.uint32), ids[1:]
+    idx = np.flatnonzero((a != 0) & (b != 0))
+    key = ((a[idx] << np.uint32(16)) | b[idx]).astype(np.uint64)
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths + 1)[idx]
+    with np.errstate(over="ignore"):
+        hashes = (key ^ np.uint64(2 << 60)) * _HASH_MULT
+    return rows, hashes
+
+
+def _gram_positions(texts: Sequence[str], max_chars: int, ngram_min: int, ngram_max: int,
+                    row_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, 64-bit hash and row-local table position (row << bits | top hash bits) of every n-gram."""
+    if ngram_min == ngram_max == 2:
+        rows, hashes = _bigrams(texts, max_chars)
+    else:
+        rows, hashes = hashed_ngrams(codepoints([s[:max_chars] for s in texts]), ngram_min=ngram_min,
+                                     ngram_max=ngram_max)
+    pos = (rows << row_bits) | (hashes >> np.uint64(64 - row_bits)).astype(np.int64)
+    return rows, hashes, pos
+
+
+def ngram_set_cosine(prompts: Sequence[str], responses: Sequence[str], *, ngram_min: int = 2,
+                     ngram_max: int = 2, max_chars: int = 256, row_bits: int = 10,
+                     block_rows: int = 256) -> np.ndarray:
+    """Row-wise cosine of the *sets* of character n-grams: |P ∩ R| / sqrt(|P| |R|), in [0, 1].
+
+    The fast default (``quality.relevance.method: ngram``). Each block of rows shares one table
+    of ``block_rows << row_bits`` slots; an n-gram goes to slot (row, top hash bits), and the
+    table holds its full 64-bit hash, so a response n-gram only matches the same prompt n-gram
+    (no false positives; two n-grams of one text sharing a slot count once, ~7 % at 150 n-grams
+    per text, a small consistent bias). Everything is a few O(n-grams) numpy passes, no sort and no Python loop per row.
+    NaN where either text has no n-gram.
+    """
+    n = len(prompts)
+    out = np.full(n, np.nan)
+    size = block_rows << row_bits
+    keys = np.zeros(size, np.uint64)
+    stamp = np.zeros(size, np.int32)
+
+    def distinct(pos: np.ndarray) -> np.ndarray:
+        ids = np.arange(pos.size, dtype=np.int32)
+        stamp[pos] = ids  # every slot read below was just written: no stale values
+        return stamp[pos] == ids  # one winner per occupied slot
+
+    for start in range(0, n, block_rows):
+        stop = min(n, start + block_rows)
+        rows_p, h_p, pos_p = _gram_positions(prompts[start:stop], max_chars, ngram_min, ngram_max, row_bits)
+        rows_r, h_r, pos_r = _gram_positions(responses[start:stop], max_chars, ngram_min, ngram_max,
+                                             row_bits)
+        uniq_p = distinct(pos_p)
+        keys[pos_p[uniq_p]] = h_p[uniq_p]
+        uniq_r = distinct(pos_r)
+        hit = uniq_r & (keys[pos_r] == h_r)
+        nrows = stop - start
+        na = np.bincount(rows_p[uniq_p], minlength=nrows)
+        nb = np.bincount(rows_r[uniq_r], minlength=nrows)
+        inter = np.bincount(rows_r[hit], minlength=nrows)
+        keys[pos_p] = 0
+        denom = np.sqrt(na.astype(float) * nb)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:stop] = np.where(denom > 0, np.minimum(inter / denom, 1.0), np.nan)
+    return out

@@ -1,0 +1,194 @@
+"""Storage for the quality/cost/experience capability beyond the core's per-(hour, model) sums.
+
+* **Per-chunk side state** (``derived/quality/dt=D/hour=HH/<digest>.json.gz``): the scorer sees
+  texts only while a chunk is processed, so it keeps there, per (hour, model), a bounded review
+  reservoir (rows with the smallest hash of ``request_id``, overall and among low-scoring rows;
+  texts PII-redacted before they are written) and a compact activity table (requests and cost per
+  hashed user, session and app). The object name is a digest of the request ids it covers, so a
+  rerun with the same chunking overwrites the same objects; readers de-duplicate by request id /
+  (session, user) key, so a different chunking never double counts review rows.
+* **Feedback and business events** of a day, read with the core's ``read_span`` (same accepted /
+  quarantined guarantees as requests), quarantine under ``quarantine/{feedback,events}/``.
+* **User tables** for retention: ``user_first_seen`` and ``user_activity`` (hashed user ids).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from sqlalchemy import Column, Date, MetaData, String, Table
+
+from llmmon.ingest import (
+    IngestStats,
+    QuarantinedLine,
+    Window,
+    encode_quarantine,
+    list_window_objects,
+    read_span,
+)
+from llmmon.metrics import experience
+from llmmon.scoring.pii import redact
+from llmmon.storage import ObjectStore
+
+DERIVED_PREFIX = "derived/quality/"
+REVIEW_COLUMNS = ["request_id", "ts", "model_version", "app", "prompt_text", "response_text", "relevance",
+                  "safety_score", "refusal", "jailbreak", "toxic", "pii_prompt_types", "pii_leak_types"]
+ACTIVITY_COLUMNS = ["user_key", "session_id", "app", "model_version", "requests", "cost_usd", "first_ts"]
+
+metadata = MetaData()
+
+user_first_seen = Table(
+    "user_first_seen", metadata,
+    Column("user_key", String(32), primary_key=True),  # blake2b of user_id: no raw ids stored
+    Column("first_seen_date", Date, nullable=False),
+)
+
+user_activity = Table(
+    "user_activity", metadata,
+    Column("user_key", String(32), primary_key=True),
+    Column("date", Date, primary_key=True),
+)
+
+
+def user_key(user_id: str) -> str:
+    """Stable pseudonymous key of a user id ("" stays "")."""
+    return hashlib.blake2b(user_id.encode(), digest_size=8).hexdigest() if user_id else ""
+
+
+def _id_hash(ids: pd.Series) -> np.ndarray:
+    return pd.util.hash_pandas_object(ids.astype(str), index=False).to_numpy()
+
+
+# ---- per-chunk side state -------------------------------------------------------------------
+
+def review_candidates(df: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Per (hour, model): the ``k`` rows with the smallest request-id hash, plus the ``k`` smallest
+    among low-scoring rows (safety < 1 or relevance < 0.1). Deterministic, mergeable (bottom-k)."""
+    h = _id_hash(df["request_id"])
+    low = (df["safety_score"].to_numpy() < 1.0) | (df["relevance"].fillna(1.0).to_numpy() < 0.1)
+    frame = df.assign(_h=h, _low=low, _hour=(df["ts"] // 3600).astype("int64"))
+    parts = []
+    for _, g in frame.groupby(["_hour", "model_version"], sort=True):
+        g = g.sort_values("_h", kind="stable")
+        parts += [g.head(k), g[g["_low"]].head(k)]
+    if not parts:
+        return pd.DataFrame(columns=REVIEW_COLUMNS)
+    out = pd.concat(parts).drop_duplicates("request_id")
+    return redact_texts(out[REVIEW_COLUMNS])
+
+
+def redact_texts(df: pd.DataFrame, max_chars: int = 500) -> pd.DataFrame:
+    """Prompt/response texts cut to ``max_chars`` and PII-redacted (only these ever leave a chunk)."""
+    out = df.copy()
+    for col in ("prompt_text", "response_text"):
+        out[col] = [redact(str(t)[:max_chars]) if isinstance(t, str) else "" for t in out[col]]
+    return out
+
+
+def activity_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Requests, cost and first timestamp per (hashed user, session, app, model) of one chunk.
+    Requests without a session id get per-user sessions (30-minute gap) within the chunk."""
+    sess = experience.sessionize(df)
+    users = df["user_id"].fillna("").astype(str)
+    uniq = {u: user_key(u) for u in users.unique()}
+    keys = users.map(uniq)
+    # sessionize names sessionless ones "~<user>#n": hash the user part out.
+    sess = sess.where(~sess.str.startswith("~"), "~" + keys + "#" + sess.str.rsplit("#", n=1).str[-1])
+    frame = pd.DataFrame({"user_key": keys, "session_id": sess, "app": df["app"].fillna(""),
+                          "model_version": df["model_version"], "requests": 1,
+                          "cost_usd": df["cost_usd"].fillna(0.0), "first_ts": df["ts"]})
+    return (frame.groupby(ACTIVITY_COLUMNS[:4], sort=True)
+            .agg(requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), first_ts=("first_ts", "min"))
+            .reset_index())
+
+
+def derived_key(hour: datetime, ids: Iterable[str]) -> str:
+    digest = hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+    return f"{DERIVED_PREFIX}dt={hour:%Y-%m-%d}/hour={hour:%H}/{digest}.json.gz"
+
+
+def write_chunk_state(store: ObjectStore, df: pd.DataFrame, review_k: int) -> None:
+    """Write one object per hour of the chunk with its review candidates and activity rows."""
+    hours = (df["ts"] // 3600 * 3600).astype("int64")
+    for h, part in df.groupby(hours, sort=True):
+        hour = datetime.fromtimestamp(int(h), UTC)
+        doc = {"review": review_candidates(part, review_k).to_dict(orient="list"),
+               "activity": activity_rows(part).to_dict(orient="list")}
+        store.put(derived_key(hour, part["request_id"].astype(str)),
+                  gzip.compress(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), mtime=0),
+                  "application/gzip")
+
+
+def load_day_state(store: ObjectStore, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(review candidates, activity) of a day, de-duplicated across chunkings."""
+    reviews, acts = [], []
+    for obj in store.list(f"{DERIVED_PREFIX}dt={day:%Y-%m-%d}/"):
+        doc = orjson.loads(gzip.decompress(store.get(obj.key)))
+        reviews.append(pd.DataFrame(doc["review"]))
+        acts.append(pd.DataFrame(doc["activity"]))
+    review = pd.concat(reviews, ignore_index=True) if reviews else pd.DataFrame(columns=REVIEW_COLUMNS)
+    review = review.drop_duplicates("request_id").sort_values("request_id", kind="stable")
+    act = pd.concat(acts, ignore_index=True) if acts else pd.DataFrame(columns=ACTIVITY_COLUMNS)
+    if len(act):
+        act = (act.groupby(ACTIVITY_COLUMNS[:4], sort=True)
+               .agg(requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), first_ts=("first_ts", "min"))
+               .reset_index())
+    return review.reset_index(drop=True), act
+
+
+# ---- feedback and events --------------------------------------------------------------------
+
+STREAMS = {
+    "feedback": (experience.map_feedback, experience.FEEDBACK_COLUMNS, None),
+    "events": (experience.map_event, experience.EVENT_COLUMNS, "event_id"),
+}
+
+
+def read_stream(store: ObjectStore, ingest_cfg: Any, name: str, day: date) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A day of ``raw/<name>/``: accepted rows and counts; quarantined lines go to
+    ``quarantine/<name>/dt=D/quarantine.jsonl.gz`` (replaced on rerun)."""
+    mapper, columns, id_col = STREAMS[name]
+    window = Window.day(day)
+    grace = timedelta(seconds=ingest_cfg.partition_grace_seconds)
+    objects = list_window_objects(store, f"raw/{name}", window, grace)
+    stats: dict[int, IngestStats] = {}
+    bad: list[QuarantinedLine] = []
+    frames = [f for f in read_span(store, objects, window, ingest_cfg, stats, lambda _h, q: bad.append(q),
+                                   mapper=mapper, columns=tuple(c for c, _ in columns), id_column=id_col)]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[c for c, _ in columns])
+    df = experience.frame(list(rows.itertuples(index=False, name=None)), columns)
+    total = IngestStats()
+    for s in stats.values():
+        total.merge(s)
+    qkey = f"quarantine/{name}/dt={day:%Y-%m-%d}/quarantine.jsonl.gz"
+    if bad:
+        bad.sort(key=lambda q: (q.source_key, q.line))
+        store.put(qkey, encode_quarantine(bad), "application/gzip")
+    elif store.head(qkey) is not None:
+        store.delete(qkey)
+    counts = {"read": total.read, "accepted": total.accepted, "quarantined": total.quarantined,
+              "quarantine_by_reason": dict(sorted(total.by_reason.items()))}
+    return df, counts
+
+
+# ---- review sample --------------------------------------------------------------------------
+
+def review_prefix(day: date) -> str:
+    return f"review/{day:%Y-%m-%d}/"
+
+
+def read_labels(store: ObjectStore, day: date) -> pd.DataFrame | None:
+    """The reviewed ``labels.csv`` dropped back next to the sample, if any."""
+    key = review_prefix(day) + "labels.csv"
+    if store.head(key) is None:
+        return None
+    import io
+
+    return pd.read_csv(io.BytesIO(store.get(key)))
