@@ -75,6 +75,36 @@ def window_metrics(view: Any, agg: aggmod.Agg, seconds: float) -> dict[str, Any]
     return out
 
 
+@dataclass(frozen=True)
+class HourStateHook:
+    """Extra per-hour state a capability keeps beside profiles and sums (e.g. review samples).
+
+    ``collect`` turns one scored chunk into {hour: partial}; ``merge`` combines two partials
+    (across chunks and mapped tasks), ``dump``/``load`` make it JSON for partial states, and
+    ``write`` persists an hour's final state (None = the hour has none: remove stale output).
+    """
+
+    name: str
+    collect: Callable[[pd.DataFrame, Config], dict[datetime, Any]]
+    merge: Callable[[Any, Any, Config], Any]
+    dump: Callable[[Any], Any]
+    load: Callable[[Any], Any]
+    write: Callable[[Context, datetime, Any], None]
+
+
+HOUR_STATES: list[HourStateHook] = []
+
+
+def register_hour_state(hook: HourStateHook) -> None:
+    if hook.name not in [h.name for h in HOUR_STATES]:
+        HOUR_STATES.append(hook)
+
+
+def _merge_extra(into: dict[str, Any], name: str, value: Any, cfg: Config) -> None:
+    hook = next(h for h in HOUR_STATES if h.name == name)
+    into[name] = hook.merge(into[name], value, cfg) if name in into else value
+
+
 @dataclass
 class HourState:
     stats: IngestStats = field(default_factory=IngestStats)
@@ -83,8 +113,9 @@ class HourState:
     quarantine: list[QuarantinedLine] = field(default_factory=list)
     validation: ValidationTotals = field(default_factory=ValidationTotals)
     objects: list[ObjectInfo] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # HourStateHook name -> state
 
-    def merge(self, other: HourState) -> None:
+    def merge(self, other: HourState, cfg: Config) -> None:
         self.stats.merge(other.stats)
         for m, v in other.views.items():
             self.views[m] = self.views[m].merge(v) if m in self.views else v
@@ -93,6 +124,8 @@ class HourState:
         self.quarantine.extend(other.quarantine)
         self.validation.merge_rows(other.validation.rows())
         self.objects.extend(other.objects)
+        for name, value in other.extra.items():
+            _merge_extra(self.extra, name, value, cfg)
 
 
 @dataclass
@@ -168,6 +201,9 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
             chunk = fn(chunk, cfg)
         validator.add(chunk)
         hp.add(chunk)
+        for hook in HOUR_STATES:
+            for h, part in hook.collect(chunk, cfg).items():
+                _merge_extra(hours[h].extra, hook.name, part, cfg)
         aggmod.merge_into(acc, aggmod.aggregate_chunk(chunk, sum_cols))
     validator.flush()
     # Validation runs on large batches across hours, so its totals belong to the whole span;
@@ -241,6 +277,8 @@ def _write_hour_objects(ctx: Context, hour: datetime, st: HourState) -> None:
     doc = {"window_start": hour.isoformat(), "grain": "hour", "records": st.stats.to_dict(),
            "models": aggmod.to_jsonable(st.aggs)}
     store.put(aggregate_key(hour), orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), "application/json")
+    for hook in HOUR_STATES:
+        hook.write(ctx, hour, st.extra.get(hook.name))
     qkey = quarantine_key(hour)
     if st.quarantine:
         st.quarantine.sort(key=lambda q: (q.source_key, q.line))
@@ -320,6 +358,7 @@ def save_partial(ctx: Context, window: Window, index: int, hours: dict[datetime,
             "validation": st.validation.rows(),
             "objects": [{"key": o.key, "size": o.size, "etag": o.etag,
                          "last_modified": o.last_modified.isoformat()} for o in st.objects],
+            "extra": {h.name: h.dump(st.extra[h.name]) for h in HOUR_STATES if h.name in st.extra},
         }
     buf.write(gzip.compress(orjson.dumps(doc), mtime=0))
     key = f"{partial_prefix(window)}part-{index:05d}.json.gz"
@@ -343,6 +382,8 @@ def load_partial(ctx: Context, key: str) -> dict[datetime, HourState]:
         st.validation.merge_rows(d["validation"])
         st.objects = [ObjectInfo(o["key"], o["size"], datetime.fromisoformat(o["last_modified"]), o["etag"])
                       for o in d["objects"]]
+        hooks = {h.name: h for h in HOUR_STATES}
+        st.extra = {name: hooks[name].load(v) for name, v in d.get("extra", {}).items() if name in hooks}
         out[datetime.fromisoformat(h)] = st
     return out
 
@@ -361,7 +402,7 @@ def reduce_partials(ctx: Context, window: Window, keys: list[str], job: str = "h
     merged: dict[datetime, HourState] = {h: HourState() for h in hour_windows(window)}
     for key in keys:
         for h, st in load_partial(ctx, key).items():
-            merged.setdefault(h, HourState()).merge(st)
+            merged.setdefault(h, HourState()).merge(st, ctx.cfg)
     summaries = write_hours(ctx, merged, job)
     for key in keys:
         ctx.store.delete(key)

@@ -1,12 +1,11 @@
 """Storage for the quality/cost/experience capability beyond the core's per-(hour, model) sums.
 
-* **Per-chunk side state** (``derived/quality/dt=D/hour=HH/<digest>.json.gz``): the scorer sees
-  texts only while a chunk is processed, so it keeps there, per (hour, model), a bounded review
-  reservoir (rows with the smallest hash of ``request_id``, overall and among low-scoring rows;
-  texts PII-redacted before they are written) and a compact activity table (requests and cost per
-  hashed user, session and app). The object name is a digest of the request ids it covers, so a
-  rerun with the same chunking overwrites the same objects; readers de-duplicate by request id /
-  (session, user) key, so a different chunking never double counts review rows.
+* **Per-hour side state** (``derived/quality/dt=D/hour=HH/state.json.gz``, through the
+  pipeline's hour-state hook): the scorer sees texts only while a chunk is processed, so it keeps,
+  per (hour, model), a bounded review reservoir (rows with the smallest hash of ``request_id``,
+  overall and among low-scoring rows; texts PII-redacted before they leave the chunk) and a
+  compact activity table (requests and cost per hashed user, session and app). Both merge exactly
+  across chunks and mapped tasks, and a rerun replaces the hour's object.
 * **Feedback and business events** of a day, read with the core's ``read_span`` (same accepted /
   quarantined guarantees as requests), quarantine under ``quarantine/{feedback,events}/``.
 * **User tables** for retention: ``user_first_seen`` and ``user_activity`` (hashed user ids).
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -109,21 +107,56 @@ def activity_rows(df: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
-def derived_key(hour: datetime, ids: Iterable[str]) -> str:
-    digest = hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()[:16]
-    return f"{DERIVED_PREFIX}dt={hour:%Y-%m-%d}/hour={hour:%H}/{digest}.json.gz"
+def state_key(hour: datetime) -> str:
+    return f"{DERIVED_PREFIX}dt={hour:%Y-%m-%d}/hour={hour:%H}/state.json.gz"
 
 
-def write_chunk_state(store: ObjectStore, df: pd.DataFrame, review_k: int) -> None:
-    """Write one object per hour of the chunk with its review candidates and activity rows."""
+def collect_hour_state(df: pd.DataFrame, review_k: int) -> dict[datetime, dict[str, pd.DataFrame]]:
+    """Per hour of a scored chunk: review candidates and activity rows (pipeline hour-state hook)."""
     hours = (df["ts"] // 3600 * 3600).astype("int64")
-    for h, part in df.groupby(hours, sort=True):
-        hour = datetime.fromtimestamp(int(h), UTC)
-        doc = {"review": review_candidates(part, review_k).to_dict(orient="list"),
-               "activity": activity_rows(part).to_dict(orient="list")}
-        store.put(derived_key(hour, part["request_id"].astype(str)),
-                  gzip.compress(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), mtime=0),
-                  "application/gzip")
+    return {datetime.fromtimestamp(int(h), UTC): {"review": review_candidates(part, review_k),
+                                                  "activity": activity_rows(part)}
+            for h, part in df.groupby(hours, sort=True)}
+
+
+def _sum_activity(act: pd.DataFrame) -> pd.DataFrame:
+    return (act.groupby(ACTIVITY_COLUMNS[:4], sort=True)
+            .agg(requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), first_ts=("first_ts", "min"))
+            .reset_index())
+
+
+def merge_hour_state(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame], review_k: int
+                     ) -> dict[str, pd.DataFrame]:
+    """Bottom-k review samples and summed activity: the same result whatever the chunking."""
+    review = pd.concat([a["review"], b["review"]], ignore_index=True).drop_duplicates("request_id")
+    review = review_candidates(review, review_k) if len(review) else review
+    act = pd.concat([a["activity"], b["activity"]], ignore_index=True)
+    return {"review": review, "activity": _sum_activity(act) if len(act) else act}
+
+
+def dump_hour_state(state: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    return {k: orjson.loads(orjson.dumps(v.to_dict(orient="list"), option=orjson.OPT_SERIALIZE_NUMPY))
+            for k, v in state.items()}
+
+
+def load_hour_state(doc: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    return {"review": pd.DataFrame(doc["review"], columns=REVIEW_COLUMNS),
+            "activity": pd.DataFrame(doc["activity"], columns=ACTIVITY_COLUMNS)}
+
+
+def write_hour_state(store: ObjectStore, hour: datetime, state: dict[str, pd.DataFrame] | None) -> None:
+    """One object per hour, replaced on rerun; an hour without data leaves none behind."""
+    prefix = state_key(hour).rsplit("/", 1)[0] + "/"
+    key = state_key(hour)
+    for obj in store.list(prefix):
+        if obj.key != key:
+            store.delete(obj.key)
+    if state is None:
+        if store.head(key) is not None:
+            store.delete(key)
+        return
+    doc = dump_hour_state(state)
+    store.put(key, gzip.compress(orjson.dumps(doc), mtime=0), "application/gzip")
 
 
 def load_day_state(store: ObjectStore, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:

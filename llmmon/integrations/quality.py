@@ -53,14 +53,6 @@ def configs(cfg: Any) -> tuple[Any, Any]:
                     orjson.dumps(cfg.cost, option=orjson.OPT_SORT_KEYS))
 
 
-@lru_cache(maxsize=4)
-def _store(storage_json: str) -> Any:
-    from llmmon.config import StorageConfig
-    from llmmon.storage import open_store
-
-    return open_store(StorageConfig.model_validate_json(storage_json))
-
-
 # ---- scorer ---------------------------------------------------------------------------------
 
 def _consistency(df: Any, scores: Any, qc: Any) -> tuple[Any, Any]:
@@ -89,7 +81,6 @@ def score(df: Any, cfg: Any) -> Any:
     """Quality scores and cost of one chunk, as profile and sum columns (no raw PII)."""
     import numpy as np
 
-    from llmmon import quality_io
     from llmmon.scoring.cost import price_chunk
     from llmmon.scoring.quality import score_chunk
 
@@ -121,9 +112,7 @@ def score(df: Any, cfg: Any) -> Any:
             cols[f"{kind}:{t}"] = (types.str.contains(t, regex=False).astype("int64") if types.any()
                                    else np.zeros(len(df), dtype="int64"))
     cols["consistency_n"], cols["consistency_sim_sum"] = _consistency(df, s, qc)
-    out = df.assign(**cols)
-    quality_io.write_chunk_state(_store(cfg.storage.model_dump_json()), out, qc.review.candidates_per_hour)
-    return out
+    return df.assign(**cols)
 
 
 # ---- window metrics -------------------------------------------------------------------------
@@ -565,6 +554,18 @@ def _register() -> None:
 
     pipeline.register_scorer("quality", score, PROFILE_COLUMNS, SUM_COLUMNS)
     pipeline.register_window_metrics("quality", quality_window_metrics)
+
+    def review_k(cfg: Any) -> int:
+        return configs(cfg)[0].review.candidates_per_hour
+
+    pipeline.register_hour_state(pipeline.HourStateHook(
+        name="quality",
+        collect=lambda chunk, cfg: quality_io.collect_hour_state(chunk, review_k(cfg)),
+        merge=lambda a, b, cfg: quality_io.merge_hour_state(a, b, review_k(cfg)),
+        dump=quality_io.dump_hour_state,
+        load=quality_io.load_hour_state,
+        write=lambda ctx, hour, state: quality_io.write_hour_state(ctx.store, hour, state),
+    ))
     if quality_io.metadata not in pipeline.EXTRA_METADATA:
         pipeline.EXTRA_METADATA.append(quality_io.metadata)
     daily.register_section("cost", cost_section, order=20)
