@@ -237,6 +237,9 @@ def default_rules() -> list[RuleConfig]:
 
 class AlertsConfig(_Model):
     enabled: bool = True
+    # The daily job's "now" for max_notify_age: an ISO time, "window_end" (notify as if the day
+    # had just ended: backfills and demos), or null for the wall clock at the job's edge.
+    now: str | None = None
     # Replaces the built-in rules when given; ``extra_rules`` adds to them; ``disabled_rules``
     # switches built-ins off by name; ``overrides`` patches fields of a rule by name.
     rules: list[RuleConfig] = Field(default_factory=default_rules)

@@ -230,7 +230,7 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
 
 
 def _anomaly_scope(a: Any) -> str:
-    if _get(a, "model"):
+    if _get(a, "model") and _get(a, "model") != "*":  # detectors use "*" for all models
         return f"model:{_get(a, 'model')}"
     app = (_get(a, "detail") or {}).get("app") if isinstance(_get(a, "detail"), dict) else None
     return f"app:{app}" if app else "overall"

@@ -199,6 +199,13 @@ class AlertStore:
             r = conn.execute(select(e).where(e.c.fingerprint == fp, e.c.window_start == window_start)).first()
         return dict(r._mapping) if r else None
 
+    def clear_events(self, start: datetime, end: datetime) -> int:
+        """Forget the evaluation state of windows in [start, end) so a rerun replays them in
+        order. Deliveries are kept, so nothing already sent is sent again."""
+        e = self.t.events
+        with self.engine.begin() as conn:
+            return conn.execute(e.delete().where(e.c.window_start >= start, e.c.window_start < end)).rowcount
+
     def events_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         e = self.t.events
         with self.engine.connect() as conn:

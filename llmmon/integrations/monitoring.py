@@ -1,0 +1,140 @@
+"""Drift, anomaly detection and alerting wired into the daily job (issue 4).
+
+Registers (import-light: the heavy modules load when a section first runs):
+- warehouse tables ``drift_features``, ``anomalies`` and the alert state tables;
+- day sections ``drift`` (80), ``anomalies`` (85), ``alerts`` (90), ``alerts_delivery`` (91),
+  after the quality/cost sections (50) so their metrics are in the warehouse first;
+- HTML blocks for ``drift``, ``anomalies`` and ``alerts_delivery``;
+- CLI ``llmmon baseline set|clear|show``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+from typing import Any
+
+from llmmon import cli, daily, pipeline
+from llmmon.alerts.state import metadata as alert_metadata
+from llmmon.monitoring_tables import metadata as monitoring_metadata
+from llmmon.reports.daily import HTML_BLOCKS
+
+for _md in (monitoring_metadata, alert_metadata):
+    if _md not in pipeline.EXTRA_METADATA:
+        pipeline.EXTRA_METADATA.append(_md)
+
+
+def drift_section(ctx: Any, ds: Any) -> dict[str, Any]:
+    from llmmon.drift_day import drift_section as fn
+
+    return fn(ctx, ds)
+
+
+def anomalies_section(ctx: Any, ds: Any) -> dict[str, Any]:
+    from llmmon.anomalies_day import anomalies_section as fn
+
+    return fn(ctx, ds)
+
+
+def alerts_section(ctx: Any, ds: Any) -> Any:
+    from llmmon.alerts_day import alerts_section as fn
+
+    return fn(ctx, ds)
+
+
+def delivery_section(ctx: Any, ds: Any) -> dict[str, Any]:
+    from llmmon.alerts_day import delivery_section as fn
+
+    return fn(ctx, ds)
+
+
+daily.register_section("drift", drift_section, order=80)
+daily.register_section("anomalies", anomalies_section, order=85)
+daily.register_section("alerts", alerts_section, order=90)
+daily.register_section("alerts_delivery", delivery_section, order=91)
+
+
+# ---- HTML --------------------------------------------------------------------------------------
+
+def _num(v: Any) -> str:
+    return "—" if v is None else f"{v:.3g}" if isinstance(v, float) else html.escape(str(v))
+
+
+def drift_html(section: dict[str, Any]) -> dict[str, str]:
+    """Per-feature drift table, drifted rows first."""
+    ref = section.get("reference", {})
+    feats = sorted(section.get("features", []), key=lambda f: (not f["drifted"], f["name"]))
+    rows = "".join(
+        f"<tr{' class=fail' if f['drifted'] else ''}><td>{html.escape(f['name'])}</td>"
+        f"<td>{html.escape(f.get('group', ''))}</td><td>{f['kind']}</td>"
+        + "".join(f"<td>{_num(f.get(k))}</td>" for k in ("js", "psi", "kl", "hellinger", "wasserstein_norm"))
+        + f"<td>{'yes' if f['drifted'] else ''}</td></tr>" for f in feats)
+    days = ref.get("days", [])
+    desc = (f"Reference: {html.escape(str(ref.get('mode')))} ({html.escape(str(ref.get('source')))}), "
+            f"{len(days)} day(s){': ' + html.escape(days[0]) + ' … ' + html.escape(days[-1]) if days else ''}.")
+    table = (f"<table><tr><th>feature</th><th>group</th><th>kind</th><th>JS</th><th>PSI</th><th>KL</th>"
+             f"<th>Hellinger</th><th>W/σ</th><th>drifted</th></tr>{rows}</table>" if feats
+             else f"<p>{html.escape(section.get('message') or 'No features evaluated.')}</p>")
+    n = len(section.get("drifted_features", []))
+    return {"title": f"Drift ({n} drifted feature{'s' if n != 1 else ''})", "html": f"<p>{desc}</p>{table}"}
+
+
+def anomalies_html(section: dict[str, Any]) -> dict[str, str]:
+    from llmmon.anomalies_day import anomalies_html as fn
+
+    return fn(section)
+
+
+def delivery_html(section: dict[str, Any]) -> dict[str, str]:
+    """Notified alerts and failed deliveries."""
+    notified = "".join(f"<tr><td>{html.escape(a['severity'])}</td><td>{html.escape(a['rule'])}</td>"
+                       f"<td>{html.escape(a['scope'])}</td><td>{html.escape(a['status'])}</td>"
+                       f"<td>{html.escape(a['window_start'])}</td></tr>" for a in section.get("notified", []))
+    failed = "".join(f"<li>{html.escape(f['channel'])} {html.escape(f['status'])} "
+                     f"{html.escape(f['window_start'])}: {html.escape(str(f['error']))}</li>"
+                     for f in section.get("failed", []))
+    body = (f"<table><tr><th>sev</th><th>rule</th><th>scope</th><th>status</th><th>window</th></tr>"
+            f"{notified}</table>" if notified else "<p>No alerts notified.</p>")
+    if failed:
+        body += f"<p class=fail>Delivery failures:</p><ul>{failed}</ul>"
+    return {"title": f"Alerts ({len(section.get('notified', []))} notified)", "html": body}
+
+
+HTML_BLOCKS.setdefault("drift", drift_html)
+HTML_BLOCKS.setdefault("anomalies", anomalies_html)
+HTML_BLOCKS.setdefault("alerts_delivery", delivery_html)
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """``llmmon baseline set|clear|show``."""
+    from llmmon import baseline
+
+    ctx = cli._ctx(args)
+    if args.action == "set":
+        if args.from_date is None or args.to_date is None:
+            raise cli.UsageError("baseline set needs --from and --to")
+        try:
+            cli._print(baseline.pin(ctx.store, args.from_date, args.to_date))
+        except ValueError as exc:
+            raise cli.UsageError(str(exc)) from exc
+    elif args.action == "clear":
+        removed = baseline.clear(ctx.store)
+        cli._print({"cleared": removed is not None, "removed": removed})
+    else:
+        record = baseline.current_pin(ctx.store)
+        cli._print(record or {"pinned": None, "reference": "config drift.reference (trailing by default)"})
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("baseline", help="pin, show or clear the drift reference baseline")
+    p.add_argument("action", choices=["set", "clear", "show"])
+    p.add_argument("--from", dest="from_date", type=cli._date, help="first day (YYYY-MM-DD)")
+    p.add_argument("--to", dest="to_date", type=cli._date, help="last day (YYYY-MM-DD)")
+    p.set_defaults(fn=cmd_baseline)
+
+
+if register not in cli.EXTRA_COMMANDS:
+    cli.EXTRA_COMMANDS.append(register)
