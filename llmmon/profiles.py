@@ -11,7 +11,9 @@ gives the same metrics; ``tests/test_profiles.py`` checks the two paths agree.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -115,12 +117,32 @@ def merge_views(views: Iterable[DatasetProfileView]) -> DatasetProfileView | Non
     return merged
 
 
+# Deserialising a profile costs ~50-100 ms; the daily job re-reads what the hourly step of the
+# same process just wrote, so views are cached by the digest of their bytes (immutable).
+_VIEW_CACHE: OrderedDict[bytes, DatasetProfileView] = OrderedDict()
+_VIEW_CACHE_SIZE = 512
+
+
+def _remember(data: bytes, view: DatasetProfileView) -> None:
+    _VIEW_CACHE[hashlib.sha1(data).digest()] = view
+    _VIEW_CACHE.move_to_end(hashlib.sha1(data).digest())
+    while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
+        _VIEW_CACHE.popitem(last=False)
+
+
 def serialize(view: DatasetProfileView) -> bytes:
-    return view.serialize()
+    data = view.serialize()
+    _remember(data, view)
+    return data
 
 
 def deserialize(data: bytes) -> DatasetProfileView:
-    return DatasetProfileView.deserialize(data)
+    cached = _VIEW_CACHE.get(hashlib.sha1(data).digest())
+    if cached is not None:
+        return cached
+    view = DatasetProfileView.deserialize(data)
+    _remember(data, view)
+    return view
 
 
 def load_views(store: ObjectStore, prefix: str) -> dict[str, DatasetProfileView]:

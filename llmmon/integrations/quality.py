@@ -70,7 +70,8 @@ def _consistency(df: Any, scores: Any, qc: Any) -> tuple[Any, Any]:
     mask = scores["prompt_hash"].isin(rep).to_numpy()
     sub = df.loc[mask, ["response_text"]].assign(prompt_hash=scores.loc[mask, "prompt_hash"].to_numpy())
     by = consistency_by_prompt(sub, min_repeats=qc.consistency.min_repeats,
-                               max_responses=qc.consistency.max_responses)
+                               max_responses=qc.consistency.max_responses,
+                               max_prompts=qc.consistency.max_prompts)
     m = scores["prompt_hash"].map(by.set_index("prompt_hash")["mean_similarity"]).to_numpy(dtype=float)
     ok = np.isfinite(m)
     n[ok], sim[ok] = 1.0, m[ok]

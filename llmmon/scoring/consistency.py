@@ -9,7 +9,6 @@ n-gram vectors: 1 = the model says the same thing every time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,12 +48,14 @@ def mean_pairwise_similarity(texts: Sequence[str], *, dim: int = 1024) -> float:
 
 
 def consistency_by_prompt(df: pd.DataFrame, *, min_repeats: int = 2, max_responses: int = 50,
-                          dim: int = 1024) -> pd.DataFrame:
+                          dim: int = 1024, max_prompts: int | None = None) -> pd.DataFrame:
     """``prompt_hash, n, mean_similarity`` for every prompt seen at least ``min_repeats`` times.
 
     Uses ``df.prompt_hash`` when present, else hashes ``df.prompt_text``. Empty responses
     (errors, timeouts) are left out: they say nothing about what the model answers. At most
-    ``max_responses`` responses per prompt are compared (the first ones, so it is deterministic).
+    ``max_responses`` responses per prompt are compared (the first ones, so it is deterministic),
+    and with ``max_prompts`` only that many repeated prompts (those with the smallest hashes, a
+    deterministic sample) are scored, which bounds the cost on template-heavy traffic.
     """
     hashes = df["prompt_hash"].to_numpy() if "prompt_hash" in df else prompt_hash(df["prompt_text"])
     responses = np.array(as_text_list(df["response_text"]), dtype=object)
@@ -62,11 +63,22 @@ def consistency_by_prompt(df: pd.DataFrame, *, min_repeats: int = 2, max_respons
     frame = pd.DataFrame({"h": hashes[has_text], "r": responses[has_text]})
     sizes = frame.groupby("h", sort=True).size()
     repeated = sizes[sizes >= max(2, min_repeats)]
-    rows: list[tuple[Any, int, float]] = []
-    for h, group in frame[frame["h"].isin(repeated.index)].groupby("h", sort=True):
-        texts = group["r"].tolist()[:max_responses]
-        rows.append((h, int(len(group)), mean_pairwise_similarity(texts, dim=dim)))
-    out = pd.DataFrame(rows, columns=BY_PROMPT_COLUMNS)
+    if max_prompts is not None and len(repeated) > max_prompts:
+        repeated = repeated.iloc[:max_prompts]  # index is sorted by hash
+    sub = frame[frame["h"].isin(repeated.index)].sort_values("h", kind="stable")
+    sub = sub.groupby("h", sort=True).head(max_responses)
+    if sub.empty:
+        return pd.DataFrame(columns=BY_PROMPT_COLUMNS).astype({"n": "int64", "mean_similarity": "float64"})
+    # One n-gram matrix for every compared response, then per group the mean pairwise cosine
+    # from the sum of its unit vectors: sum_{i!=j} v_i.v_j = |sum v|^2 - sum |v|^2.
+    mat = ngram_matrix(sub["r"].tolist(), dim=dim)
+    keys, starts = np.unique(sub["h"].to_numpy(), return_index=True)
+    sums = np.add.reduceat(mat, starts, axis=0)
+    self_dots = np.add.reduceat((mat * mat).sum(axis=1), starts)
+    k = np.diff(np.append(starts, len(sub))).astype(float)
+    pair = ((sums * sums).sum(axis=1) - self_dots) / (k * (k - 1))
+    out = pd.DataFrame({"prompt_hash": keys, "n": repeated.loc[keys].to_numpy(),
+                        "mean_similarity": np.clip(pair, 0.0, 1.0)})
     return out.astype({"n": "int64", "mean_similarity": "float64"})
 
 

@@ -25,7 +25,7 @@ Config (``quality:`` in the llmmon YAML; every key optional, defaults below)::
         model: sentence-transformers/all-MiniLM-L6-v2   # embedding only; must be local
         batch_size: 64
       language: {zh_min_share: 0.2, en_min_share: 0.6, max_chars: 400}
-      consistency: {min_repeats: 2, max_responses: 50, low_similarity: 0.3}
+      consistency: {min_repeats: 2, max_responses: 50, max_prompts: 100, low_similarity: 0.3}
       review: {relevance_threshold: 0.1, safety_threshold: 0.5, low_relevance_quantile: 0.2,
                sample_per_model: 20, candidates_per_hour: 20, low_score_share: 0.5, seed: 0}
 """
@@ -122,6 +122,8 @@ class LanguageConfig(_Model):
 class ConsistencyConfig(_Model):
     min_repeats: int = Field(2, ge=2)
     max_responses: int = Field(50, ge=2)
+    # Repeated prompts scored per chunk (a deterministic sample by prompt hash): bounds the cost.
+    max_prompts: int = Field(100, ge=1)
     low_similarity: float = Field(0.3, ge=0, le=1)
 
 
