@@ -26,6 +26,7 @@ def demo_env(home: Path) -> dict[str, str]:
     return {
         "LLMMON_STORAGE_URL": (home / "store").as_uri(),
         "LLMMON_WAREHOUSE_URL": f"sqlite:///{home / 'warehouse.db'}",
+        "LLMMON_CONFIG": str(REPO / "examples" / "demo.yaml"),
         "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),

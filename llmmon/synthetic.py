@@ -39,7 +39,7 @@ from llmmon.schema import (
     UNREADABLE,
     WRONG_TYPE,
 )
-from llmmon.storage import ObjectStore, partition_prefix
+from llmmon.storage import ObjectStore, parse_partition, partition_prefix
 
 REQUESTS_PREFIX = "raw/requests"
 FEEDBACK_PREFIX = "raw/feedback"
@@ -961,9 +961,32 @@ def _generate(store: ObjectStore, start: date, days: int, requests_per_day: int,
 
     truth = _truth(t0, days, specs, seed, requests_per_day, files_per_hour, gzip_share, with_feedback,
                    tally, incidents, ctx, extra)
+    set_arrival_times(store, truth)
     store.put(TRUTH_KEY, orjson.dumps(truth, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
               content_type="application/json")
     return truth
+
+
+def set_arrival_times(store: ObjectStore, truth: dict) -> None:
+    """On a local folder, date each object as if it had landed 5 minutes after its hour ended
+    (late files at their recorded arrival), so freshness checks see realistic arrivals rather
+    than the moment the generator ran. S3 sets LastModified itself; nothing to do there."""
+    import os
+
+    local_path = getattr(store, "local_path", None)
+    if local_path is None:
+        return
+    arrivals = {i["late_file"]["key"]: i["late_file"]["arrival"] for i in truth.get("incidents", [])
+                if isinstance(i.get("late_file"), dict) and i["late_file"].get("key")}
+    for prefix in truth.get("prefixes", {}).values():
+        for obj in store.list(prefix + "/"):
+            part = parse_partition(obj.key)
+            if part is None:
+                continue
+            when = arrivals.get(obj.key)
+            ts = (datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() if when
+                  else part.timestamp() + 3600 + 300)
+            os.utime(local_path(obj.key), (ts, ts))
 
 
 def _overlaps(inc: Incident, h0: int) -> bool:
