@@ -192,19 +192,45 @@ class S3Store:
         self.client.put_object(**kwargs)
 
     def delete(self, key: str) -> None:
+        """Delete ``key`` for good; a missing key is a no-op.
+
+        On a versioned bucket (Object Lock buckets always are) a plain DELETE only adds a delete
+        marker and the bytes stay, so every version and delete marker of exactly this key is removed,
+        the current version last: a refused (COMPLIANCE-locked) version leaves the object readable
+        and raises :class:`StorageError` naming the key. The bucket's versioning status is read once.
+        """
+        import logging
+
         from botocore.exceptions import ClientError
 
+        full = self._k(key)
+        versioned = getattr(self, "_versioned", None)
+        if versioned is None:
+            try:
+                status = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+            except ClientError as exc:  # no s3:GetBucketVersioning: plain deletes, as before
+                logging.getLogger(__name__).warning("cannot read versioning of %s (%s); deleting "
+                                                    "without version ids", self.bucket, exc)
+                status = None
+            versioned = self._versioned = status in ("Enabled", "Suspended")
+        version = None
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
-        except ClientError:
-            return
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._k(key)}
-        if head.get("VersionId") and head.get("ObjectLockMode"):
-            kwargs["VersionId"] = head["VersionId"]
-        try:
-            self.client.delete_object(**kwargs)
+            if not versioned:
+                self.client.delete_object(Bucket=self.bucket, Key=full)
+                return
+            found: list[tuple[bool, str]] = []
+            for page in self.client.get_paginator("list_object_versions").paginate(
+                    Bucket=self.bucket, Prefix=full):
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    if v["Key"] == full:
+                        found.append((bool(v.get("IsLatest")), v["VersionId"]))
+            for _latest, version in sorted(found):  # non-current versions first
+                self.client.delete_object(Bucket=self.bucket, Key=full, VersionId=version)
         except ClientError as exc:
-            raise StorageError(f"cannot delete {self.uri(key)}: {exc}") from exc
+            err = exc.response.get("Error", {})
+            where = f" (version {version})" if version else ""
+            raise StorageError(f"cannot delete {self.uri(key)}{where}: {err.get('Code', '')} "
+                               f"{err.get('Message', exc)}".rstrip()) from exc
 
     def head(self, key: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError

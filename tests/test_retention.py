@@ -133,6 +133,10 @@ def make_history(store, end: date, days: int, hours=(0, 12), per: int = 3, seed:
 
 AS_OF = date(2026, 5, 1)
 WALK_CFG = dict(realtime_days=3, recent_days=30, historical_days=100, quarantine_days=10)
+# The same four tiers compressed into days, so a full walk needs only 10 days of history.
+SHORT_CFG = dict(realtime_days=2, recent_days=4, historical_days=7, quarantine_days=5)
+# Raw and hourly tiers expire within 14 days of history; the daily tier does not (as WALK_CFG on 40).
+CRASH_CFG = dict(realtime_days=2, recent_days=6, historical_days=30, quarantine_days=5)
 
 
 def keys(store, prefix: str) -> set[str]:
@@ -167,19 +171,21 @@ def test_config_defaults_and_validation():
 
 
 def test_full_tier_walk(store, engine):
-    # Over moto's HTTP endpoint one hour a day keeps the test fast; locally two.
-    make_history(store, AS_OF, 120, hours=(0,) if isinstance(store, S3Store) else (0, 12))
+    # Every tier expires part of 10 days of history (SHORT_CFG). Over moto's HTTP endpoint one
+    # (odd: gzip) hour a day keeps the test fast; locally a plain and a gzip hour.
+    make_history(store, AS_OF, 10, hours=(13,) if isinstance(store, S3Store) else (0, 13), quarantine_every=3)
     before = keys(store, "")
-    res = R.run_retention(store, engine, AS_OF, WALK_CFG, run_id="walk-1")
+    res = R.run_retention(store, engine, AS_OF, SHORT_CFG, run_id="walk-1")
     assert not res.rollup_failures, res.rollup_failures
     after = keys(store, "")
-    d3, d30, d100 = (AS_OF - timedelta(days=n) for n in (3, 30, 100))
+    d3, d30, d100 = (AS_OF - timedelta(days=n) for n in (2, 4, 7))  # realtime, recent, historical
 
     def days_of(prefix):
         return {R.key_date(k) for k in keys(store, prefix)}
 
     assert min(days_of("raw/requests/")) == d3 and min(days_of("raw/feedback/")) == d3
-    assert min(days_of("quarantine/")) >= AS_OF - timedelta(days=10)
+    assert min(days_of("quarantine/")) >= AS_OF - timedelta(days=5) and min(days_of("quarantine/")) < d3
+    assert any(k.endswith(".gz") for k in before - after if k.startswith("raw/requests/"))
     assert min(days_of("profiles/hourly/")) == d30 and min(days_of("aggregates/hourly/")) == d30
     # Daily rollups exist for every day whose hours went, and expire after 100 days.
     assert days_of("profiles/daily/") == {d100 + timedelta(days=i) for i in range((d30 - d100).days)}
@@ -203,11 +209,11 @@ def test_full_tier_walk(store, engine):
     with pytest.raises(sa.exc.DBAPIError), engine.begin() as conn:
         conn.execute(sa.delete(R.retention_audit))
     # Rerun: nothing more to delete, audit object not overwritten.
-    res2 = R.run_retention(store, engine, AS_OF, WALK_CFG, run_id="walk-1")
+    res2 = R.run_retention(store, engine, AS_OF, SHORT_CFG, run_id="walk-1")
     assert res2.counts.get("deleted", 0) == 0
     assert res2.audit_key != res.audit_key and store.head(res.audit_key) is not None
     # Next day: exactly one more day of each tier goes.
-    res3 = R.run_retention(store, engine, AS_OF + timedelta(days=1), WALK_CFG, run_id="walk-2")
+    res3 = R.run_retention(store, engine, AS_OF + timedelta(days=1), SHORT_CFG, run_id="walk-2")
     assert min(days_of("raw/requests/")) == d3 + timedelta(days=1)
     assert min(days_of("profiles/hourly/")) == d30 + timedelta(days=1)
     assert res3.counts["deleted"] > 0 and not res3.rollup_failures
@@ -267,7 +273,7 @@ def test_percentiles_and_counts_survive_raw_deletion(tmp_path, engine):
 
 def test_crash_between_phases_then_rerun(tmp_path, engine, monkeypatch):
     store = LocalStore(tmp_path / "s")
-    make_history(store, AS_OF, 40)
+    make_history(store, AS_OF, 14)
     snapshot = keys(store, "raw/") | keys(store, "profiles/hourly/") | keys(store, "aggregates/hourly/")
 
     def boom(*a, **k):
@@ -275,7 +281,7 @@ def test_crash_between_phases_then_rerun(tmp_path, engine, monkeypatch):
 
     monkeypatch.setattr(R, "_run_phase2", boom)
     with pytest.raises(RuntimeError):
-        R.run_retention(store, engine, AS_OF, WALK_CFG, run_id="crash")
+        R.run_retention(store, engine, AS_OF, CRASH_CFG, run_id="crash")
     # Phase 1 done: rollups and markers written, nothing deleted.
     assert snapshot <= keys(store, "")
     assert keys(store, "profiles/daily/") and keys(store, "retention/markers/hourly/")
@@ -294,15 +300,15 @@ def test_crash_between_phases_then_rerun(tmp_path, engine, monkeypatch):
 
     monkeypatch.setattr(type(store), "delete", flaky_delete)
     with pytest.raises(KeyboardInterrupt):
-        R.run_retention(store, engine, AS_OF, WALK_CFG, run_id="crash")
+        R.run_retention(store, engine, AS_OF, CRASH_CFG, run_id="crash")
     monkeypatch.undo()
     assert len(audit_rows(engine, "deleted")) == 49
-    res = R.run_retention(store, engine, AS_OF, WALK_CFG, run_id="crash")
+    res = R.run_retention(store, engine, AS_OF, CRASH_CFG, run_id="crash")
     assert not res.rollup_failures
     # Final state equals a clean run on a fresh copy of the same history.
     clean = LocalStore(tmp_path / "clean")
-    make_history(clean, AS_OF, 40)
-    R.run_retention(clean, None, AS_OF, WALK_CFG, run_id="clean")
+    make_history(clean, AS_OF, 14)
+    R.run_retention(clean, None, AS_OF, CRASH_CFG, run_id="clean")
     data = ("raw/", "quarantine/", "profiles/", "aggregates/", "reports/", "alerts/")
     assert {k for k in keys(store, "") if k.startswith(data)} == {k for k in keys(clean, "") if k.startswith(data)}
     deleted = [r["key"] for r in audit_rows(engine, "deleted")]
@@ -380,7 +386,7 @@ def test_locked_object_refuses_deletion_local(tmp_path, engine):
 
 def test_locked_object_refuses_deletion_s3(moto_endpoint, engine):
     store = make_s3_store(moto_endpoint, lock=True)
-    make_history(store, AS_OF, 6, quarantine_every=0)
+    make_history(store, AS_OF, 6, hours=(0,), quarantine_every=0)
     day = AS_OF - timedelta(days=5)
     k = f"raw/requests/dt={day}/hour=00/part-0.jsonl"
     store.put(k, store.get(k), retain_until=datetime(2099, 1, 1, tzinfo=UTC))
@@ -431,7 +437,7 @@ def test_audit_postgres(tmp_path):
 
 
 def test_export_and_forget_user(store, engine):
-    make_history(store, AS_OF, 5, quarantine_every=2)
+    make_history(store, AS_OF, 5, hours=(0,) if isinstance(store, S3Store) else (0, 13), quarantine_every=2)
     buf = io.BytesIO()
     doc = R.export_user(store, "alice", out=buf)
     n = sum(doc["counts"].values())
@@ -456,3 +462,46 @@ def test_export_and_forget_user(store, engine):
     for k in keys(store, "raw/requests/"):
         if k.endswith(".gz"):
             gzip.decompress(store.get(k))
+
+
+def test_s3_delete_removes_every_version(moto_endpoint):
+    """On a versioned bucket a retention delete removes all versions of exactly that key; a
+    COMPLIANCE-locked version refuses (AccessDenied -> StorageError naming the key) and stays."""
+    from llmmon.storage import StorageError
+
+    store = make_s3_store(moto_endpoint)
+    c = store.client
+    c.put_bucket_versioning(Bucket=store.bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    def versions(key: str) -> list[str]:
+        r = c.list_object_versions(Bucket=store.bucket, Prefix=store._k(key))
+        return [v["VersionId"] for v in r.get("Versions", []) + r.get("DeleteMarkers", [])
+                if v["Key"] == store._k(key)]
+
+    for body in (b"v1", b"v2", b"v3"):
+        store.put("a/x.json", body)
+    store.put("a/x.json.bak", b"sibling")
+    c.delete_object(Bucket=store.bucket, Key=store._k("a/x.json.bak"))  # a delete marker on top
+    store.put("a/x.json.bak", b"sibling again")
+    assert len(versions("a/x.json")) == 3
+    store.delete("a/x.json")
+    assert versions("a/x.json") == [] and store.head("a/x.json") is None
+    assert len(versions("a/x.json.bak")) == 3 and store.get("a/x.json.bak") == b"sibling again"
+    store.delete("a/x.json")  # idempotent
+    store.delete("a/x.json.bak")  # delete markers go too
+    assert versions("a/x.json.bak") == []
+
+    locked = make_s3_store(moto_endpoint, lock=True)
+    locked.put("l.json", b"old, unlocked")
+    locked.put("l.json", b"locked", retain_until=datetime(2099, 1, 1, tzinfo=UTC))
+    locked.put("free.json", b"x")
+    locked.put("free.json", b"y")
+    with pytest.raises(StorageError, match=r"l\.json.*AccessDenied"):
+        locked.delete("l.json")
+    assert locked.get("l.json") == b"locked"
+    lc = locked.client
+    r = lc.list_object_versions(Bucket=locked.bucket, Prefix=locked._k("l.json"))
+    assert len(r["Versions"]) == 1 and not r.get("DeleteMarkers")  # only the locked version is left
+    locked.delete("free.json")
+    r = lc.list_object_versions(Bucket=locked.bucket, Prefix=locked._k("free.json"))
+    assert not r.get("Versions") and not r.get("DeleteMarkers")

@@ -55,8 +55,8 @@ def warehouse(tmp_path):
     return eng
 
 
-def populate(store, eng, hours=(0, 12)):
-    make_history(store, AS_OF, 40, hours=hours)
+def populate(store, eng, hours=(0, 12), end=AS_OF, days=40, retention=True):
+    make_history(store, end, days, hours=hours)
     store.put("reports/daily/2026-11-05/report.json",
               json.dumps({"pii_examples": [{"type": "phone", "model": "m-b",
                                             "example": "call me at 13812345678 or bob@example.com"}]}).encode())
@@ -67,6 +67,8 @@ def populate(store, eng, hours=(0, 12)):
          "fingerprint": "fp-err", "status": "resolved"}]))
     holds = [R.LegalHold(id="case-9", reason="regulator inquiry", prefix="raw/requests/dt=2026-11-2",
                          user_id="alice")]
+    if not retention:
+        return holds
     R.run_retention(store, eng, date(2026, 11, 20), {"realtime_days": 3, "recent_days": 7,
                                                      "legal_holds": [h.model_dump() for h in holds]}, "ret-nov")
     return holds
@@ -82,10 +84,19 @@ def test_period_bounds():
     assert "13812345678" not in C.redact("call 13812345678") and "[EMAIL]" in C.redact("x a.b@c.io")
 
 
-def test_pack_local_verify_and_tamper(tmp_path):
-    store, eng = LocalStore(tmp_path / "s"), warehouse(tmp_path)
+@pytest.fixture(scope="module")
+def local_pack(tmp_path_factory):
+    """One populated local store and its 2026-11 pack, shared by the tests that only read it."""
+    tmp = tmp_path_factory.mktemp("pack")
+    store, eng = LocalStore(tmp / "s"), warehouse(tmp)
     holds = populate(store, eng)
     out = C.build_pack(store, eng, "2026-11", {"regulation": "internal policy"}, KEY, holds=holds)
+    yield store, eng, holds, out
+    eng.dispose()
+
+
+def test_pack_local_verify_and_tamper(local_pack, tmp_path):
+    store, eng, holds, out = local_pack
     names = set(out["files"])
     assert {"pack.json", "report.html", "report.pdf", "manifest.json", "evidence/sla_daily.csv",
             "evidence/incidents.csv", "evidence/retention.csv", "evidence/models.csv"} <= names
@@ -125,7 +136,8 @@ def test_pack_local_verify_and_tamper(tmp_path):
 
 def test_pack_s3_object_lock_presigned(moto_endpoint, tmp_path):  # noqa: F811
     store, eng = make_s3_store(moto_endpoint, lock=True), warehouse(tmp_path)
-    populate(store, eng, hours=(0,))
+    # Few objects over HTTP: this test is about locks, URLs and verify, not the sections.
+    populate(store, eng, hours=(0,), end=date(2026, 11, 4), days=3, retention=False)
     out = C.build_pack(store, eng, "2026-11", {"object_lock": True, "presign_seconds": 600}, KEY)
     assert out["retain_until"].startswith("2033-12-01")
     head = store.client.head_object(Bucket=store.bucket, Key=store._k("compliance/2026-11/manifest.json"))
@@ -145,13 +157,20 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if shutil.os.path.ex
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless chromium not installed")
-def test_html_renders_in_chromium(tmp_path):
-    store, eng = LocalStore(tmp_path / "s"), warehouse(tmp_path)
-    populate(store, eng)
-    C.build_pack(store, eng, "2026-11", {}, KEY)
+def test_html_renders_in_chromium(local_pack, tmp_path):
+    store = local_pack[0]
     html = store.local_path("compliance/2026-11/report.html")
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    f"--screenshot={shot}", "--window-size=1000,3000", html.as_uri()],
-                   check=True, timeout=120, capture_output=True)
+                    "--disable-component-update", "--disable-sync", "--no-first-run",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2000",
+                    html.as_uri()], check=True, timeout=120, capture_output=True)
     assert shot.stat().st_size > 10_000
+    from PIL import Image
+
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1200, 2000)
+    # The inline SVG bar charts painted: plenty of pixels in the bar colour #3b6ea5.
+    bars = sum(n for n, rgb in img.getcolors(1 << 20) if max(abs(a - b) for a, b in zip(rgb, (59, 110, 165),
+                                                                                          strict=True)) < 8)
+    assert bars > 2_000
