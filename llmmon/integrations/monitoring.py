@@ -85,23 +85,39 @@ def anomalies_html(section: dict[str, Any]) -> dict[str, str]:
     return fn(section)
 
 
+def alerts_html(alerts: list[dict[str, Any]]) -> dict[str, str]:
+    """Every alert raised for the day's windows, most severe first, with what happened to it."""
+    def cell(v: Any) -> str:
+        return html.escape("" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
+
+    rows = sorted(alerts, key=lambda a: (a.get("severity", "P9"), a.get("window_start", ""), a.get("rule", "")))
+    body = "".join(
+        f"<tr><td>{cell(a.get('severity'))}</td><td>{cell(a.get('rule'))}</td><td>{cell(a.get('scope'))}</td>"
+        f"<td>{cell(a.get('window_start'))}</td><td>{cell(a.get('status'))}</td><td>{cell(a.get('observed'))}</td>"
+        f"<td>{cell(a.get('threshold'))}</td><td>{'sent' if a.get('notified') else cell(a.get('suppressed_reason'))}"
+        f"</td></tr>" for a in rows)
+    table = ("<table><tr><th>sev</th><th>rule</th><th>scope</th><th>window</th><th>status</th><th>observed</th>"
+             f"<th>threshold</th><th>notification</th></tr>{body}</table>") if rows else "<p>No alerts raised.</p>"
+    notified = sum(bool(a.get("notified")) for a in alerts)
+    return {"title": f"Alerts ({len(alerts)} raised, {notified} notified)", "html": table}
+
+
 def delivery_html(section: dict[str, Any]) -> dict[str, str]:
-    """Notified alerts and failed deliveries."""
-    notified = "".join(f"<tr><td>{html.escape(a['severity'])}</td><td>{html.escape(a['rule'])}</td>"
-                       f"<td>{html.escape(a['scope'])}</td><td>{html.escape(a['status'])}</td>"
-                       f"<td>{html.escape(a['window_start'])}</td></tr>" for a in section.get("notified", []))
+    """Delivery outcome per channel, failures first."""
     failed = "".join(f"<li>{html.escape(f['channel'])} {html.escape(f['status'])} "
                      f"{html.escape(f['window_start'])}: {html.escape(str(f['error']))}</li>"
                      for f in section.get("failed", []))
-    body = (f"<table><tr><th>sev</th><th>rule</th><th>scope</th><th>status</th><th>window</th></tr>"
-            f"{notified}</table>" if notified else "<p>No alerts notified.</p>")
+    status = ", ".join(f"{html.escape(k)}: {v}" for k, v in section.get("deliveries_by_status", {}).items())
+    body = f"<p>Deliveries: {status or 'none (no channels configured, or nothing to send)'}. " \
+           f"Alert log: {html.escape(', '.join(section.get('log_keys', [])) or '—')}</p>"
     if failed:
         body += f"<p class=fail>Delivery failures:</p><ul>{failed}</ul>"
-    return {"title": f"Alerts ({len(section.get('notified', []))} notified)", "html": body}
+    return {"title": "Alert delivery", "html": body}
 
 
 HTML_BLOCKS.setdefault("drift", drift_html)
 HTML_BLOCKS.setdefault("anomalies", anomalies_html)
+HTML_BLOCKS.setdefault("alerts", alerts_html)
 HTML_BLOCKS.setdefault("alerts_delivery", delivery_html)
 
 

@@ -136,8 +136,9 @@ def write_report(store: ObjectStore, day: date, report: dict[str, Any], metrics:
                  cfg: Config) -> dict[str, str]:
     blocks = []
     for name, fn in HTML_BLOCKS.items():
-        if name in report and isinstance(report[name], dict) and "error" not in report[name]:
-            blocks.append(fn(report[name]))
+        section = report.get(name)
+        if isinstance(section, list) or (isinstance(section, dict) and "error" not in section):
+            blocks.append(fn(section))
     prefix = report_prefix(day)
     files = {
         "report.json": orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
