@@ -14,7 +14,7 @@ from llmmon.ingest import Window
 log = logging.getLogger("llmmon")
 
 
-def _run_time(context: dict[str, Any]) -> datetime:
+def run_time(context: dict[str, Any]) -> datetime:
     """When the run was due: logical_date, or run_after for runs without one (manual/asset)."""
     for key in ("logical_date", "data_interval_end"):
         v = context.get(key)
@@ -40,7 +40,7 @@ def hour_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
         except ValueError as exc:
             raise ValueError(f"Param 'hour' must look like 2026-11-01T13, got {raw!r}") from exc
         return Window.hour(start)
-    return Window.hour(_run_time(context) - timedelta(hours=1))
+    return Window.hour(run_time(context) - timedelta(hours=1))
 
 
 def day_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
@@ -51,7 +51,7 @@ def day_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
             return Window.day(date.fromisoformat(raw))
         except ValueError as exc:
             raise ValueError(f"Param 'date' must look like 2026-11-01, got {raw!r}") from exc
-    return Window.day((_run_time(context) - timedelta(days=1)).date())
+    return Window.day((run_time(context) - timedelta(days=1)).date())
 
 
 def window_to_xcom(w: Window) -> dict[str, str]:

@@ -306,6 +306,12 @@ class _Dedup:
 QuarantineSink = Callable[[int, QuarantinedLine], None]
 
 
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
 def _map_request_with(cfg: IngestConfig) -> Callable[[Any], tuple]:
     statuses = frozenset(cfg.allowed_statuses)
 
@@ -427,8 +433,8 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
             if len(rows) >= cfg.chunk_rows:
                 yield flush()
                 if total.accepted + total.quarantined >= next_progress:
-                    log.info("window %s: %d accepted, %d quarantined so far", window.label(),
-                             total.accepted, total.quarantined)
+                    log.info("window %s: %d accepted, %d quarantined so far (rss %.0f MB)", window.label(),
+                             total.accepted, total.quarantined, _rss_mb())
                     next_progress += progress_every
     if rows:
         yield flush()

@@ -95,13 +95,24 @@ def _preprocessed(values: np.ndarray) -> PreprocessedColumn:
 def profile_frame(df: pd.DataFrame, columns: Iterable[str]) -> DatasetProfileView:
     """Profile ``columns`` of ``df`` (numeric and string columns) into one view."""
     cols = [c for c in columns if c in df.columns]
+    prof = new_profile(df[cols])
+    track(prof, df, cols)
+    return prof.view()
+
+
+def new_profile(sample: pd.DataFrame) -> DatasetProfile:
+    """An empty profile with the columns (and dtype-resolved metrics) of ``sample``."""
     prof = DatasetProfile(schema=SCHEMA.copy())
-    _register(prof, df[cols])
+    _register(prof, sample)
+    return prof
+
+
+def track(prof: DatasetProfile, df: pd.DataFrame, cols: list[str]) -> None:
+    """Add ``df[cols]`` to a live profile (columns must have been registered)."""
     for c in cols:
         # whylogs keeps no public numpy entry point; this is the call its pandas path ends in.
         prof._columns[c]._process_extracted_column(_preprocessed(df[c].to_numpy()))
     prof._track_count += 1
-    return prof.view()
 
 
 def _register(prof: DatasetProfile, df: pd.DataFrame) -> None:
@@ -185,11 +196,15 @@ def row_count(view: DatasetProfileView | None, column: str = "total_time_ms") ->
 
 
 class HourlyProfiles:
-    """Accumulates views per (hour, model) across chunks; memory is bounded by the sketches."""
+    """One live whylogs profile per (hour, model), fed chunk by chunk.
+
+    Memory is bounded by the sketches, not by the rows; creating a profile costs ~50 ms, so
+    each (hour, model) gets one, not one per chunk.
+    """
 
     def __init__(self, columns: Iterable[str]):
         self.columns = list(columns) + [c for c in CATEGORICAL_COLUMNS]
-        self.views: dict[tuple[datetime, str], DatasetProfileView] = {}
+        self._live: dict[tuple[datetime, str], tuple[DatasetProfile, list[str]]] = {}
 
     def add(self, df: pd.DataFrame) -> None:
         if df.empty:
@@ -197,9 +212,12 @@ class HourlyProfiles:
         hour = (df["ts"] // 3600 * 3600).astype("int64")
         for (h, model), part in df.groupby([hour, df["model_version"]], sort=True):
             key = (datetime.fromtimestamp(int(h), UTC), str(model))
-            view = profile_frame(part, self.columns)
-            self.views[key] = self.views[key].merge(view) if key in self.views else view
+            if key not in self._live:
+                cols = [c for c in self.columns if c in part.columns]
+                self._live[key] = (new_profile(part[cols]), cols)
+            prof, cols = self._live[key]
+            track(prof, part, cols)
 
-    def merge(self, other: HourlyProfiles) -> None:
-        for key, view in other.views.items():
-            self.views[key] = self.views[key].merge(view) if key in self.views else view
+    @property
+    def views(self) -> dict[tuple[datetime, str], DatasetProfileView]:
+        return {key: prof.view() for key, (prof, _cols) in self._live.items()}

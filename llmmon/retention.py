@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 #: Data kinds whose retention can be overridden in ``retention.kinds``.
 KINDS = ("requests", "feedback", "events", "quarantine", "profiles_hourly", "profiles_daily",
-         "aggregates_hourly", "aggregates_daily", "reports", "alerts", "audit")
+         "aggregates_hourly", "aggregates_daily", "derived", "reports", "review", "alerts", "audit")
 
 MARKER_PREFIX = "retention/markers"
 
@@ -158,6 +158,8 @@ class RetentionConfig(_Model):
             "requests": self.realtime_days, "feedback": self.realtime_days, "events": self.realtime_days,
             "quarantine": self.quarantine_days,
             "profiles_hourly": self.recent_days, "aggregates_hourly": self.recent_days,
+            # Per-hour side state of scorers (review reservoirs, activity), read by the daily job.
+            "derived": self.recent_days, "review": self.historical_days,
             "profiles_daily": self.historical_days, "aggregates_daily": self.historical_days,
             "reports": self.historical_days, "alerts": self.historical_days,
             "audit": self.compliance_years * 366,
@@ -200,7 +202,9 @@ def _classes(cfg: RetentionConfig) -> list[_Class]:
         _Class("aggregates_hourly", "recent", "aggregates/hourly/", "day"),
         _Class("profiles_daily", "historical", "profiles/daily/", None),
         _Class("aggregates_daily", "historical", "aggregates/daily/", None),
+        _Class("derived", "recent", "derived/", None),
         _Class("reports", "historical", "reports/daily/", None),
+        _Class("review", "historical", "review/", None),
         _Class("alerts", "historical", "alerts/", None),
         _Class("audit", "compliance", "audit/", None),
     ]

@@ -71,7 +71,7 @@ class ValidationTotals:
 class ContractValidator:
     """Builds the ephemeral GX context once and validates DataFrames against the suite."""
 
-    def __init__(self, cfg: IngestConfig, batch_rows: int = 250_000):
+    def __init__(self, cfg: IngestConfig, batch_rows: int = 100_000):
         import great_expectations as gx
         import great_expectations.expectations as gxe
         from great_expectations.data_context.types.base import ProgressBarsConfig

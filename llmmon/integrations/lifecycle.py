@@ -71,9 +71,9 @@ def check_period(period: str) -> str:
 
 
 def _run_date(context: dict[str, Any]) -> date:
-    from llmmon.airflow_support import _run_time
+    from llmmon.airflow_support import run_time
 
-    return _run_time(context).date()
+    return run_time(context).date()
 
 
 def resolve_as_of(params: dict[str, Any], context: dict[str, Any]) -> date:

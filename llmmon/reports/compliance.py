@@ -402,10 +402,11 @@ def _svg_bars(title: str, labels: list[str], values: list[float | None], *, fmt:
         if n <= 16 or i % max(n // 8, 1) == 0:
             parts.append(f'<text x="{x + bw / 2:.1f}" y="{height - pad_b + 14}" font-size="9" '
                          f'text-anchor="middle">{escape(lab[-5:] if len(lab) > 8 else lab)}</text>')
-    for rv, rl in refs:
+    for k, (rv, rl) in enumerate(refs):
+        # Labels of close reference lines would overlap: step each one further left.
         parts.append(f'<line x1="{pad_l}" x2="{width - 10}" y1="{y(rv):.1f}" y2="{y(rv):.1f}" '
-                     f'stroke="#c0392b" stroke-dasharray="4 3"/><text x="{width - 12}" y="{y(rv) - 3:.1f}" '
-                     f'font-size="10" text-anchor="end" fill="#c0392b">{escape(rl)}</text>')
+                     f'stroke="#c0392b" stroke-dasharray="4 3"/><text x="{width - 12 - 60 * k}" '
+                     f'y="{y(rv) - 3:.1f}" font-size="10" text-anchor="end" fill="#c0392b">{escape(rl)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -414,7 +415,10 @@ def _charts(pack: dict[str, Any]) -> dict[str, str]:
     sla = pack["sla"]
     days = [r["day"] for r in sla["daily"]]
     av = [None if r["availability"] is None else r["availability"] * 100 for r in sla["daily"]]
-    lo = min([v for v in av if v is not None] + [99.8]) - 0.05
+    # Start the axis below the worst day by half its distance to 100%, so a bad day shows a
+    # visible bar instead of one sitting on the axis.
+    worst = min([v for v in av if v is not None] + [99.8])
+    lo = max(0.0, worst - max(0.05, (100 - worst) * 0.5))
     charts = {
         "availability": _svg_bars("Daily availability (%)", days, av, fmt="{:.3f}", lo=lo,
                                   refs=[(t * 100, f"{t * 100:g}%") for t in pack["config"]["availability_targets"]]),
