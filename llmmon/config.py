@@ -41,7 +41,7 @@ class StorageConfig(_Model):
 
 
 class IngestConfig(_Model):
-    chunk_rows: int = 50_000
+    chunk_rows: int = 20_000
     max_line_bytes: int = 1_048_576
     # Records whose timestamp is within this many seconds of their object's partition are
     # accepted and counted in the window of their own timestamp; beyond it they are quarantined.
