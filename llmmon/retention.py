@@ -741,6 +741,15 @@ AUDIT_ACTIONS = ("deleted", "exempt_legal_hold", "would_delete", "refused_locked
                  "forgot_user", "export_user")
 
 
+# PostgreSQL statements that make retention_audit append-only (also in sql/warehouse.sql).
+POSTGRES_APPEND_ONLY_DDL = (
+    "CREATE OR REPLACE FUNCTION llmmon_retention_audit_append_only() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'retention_audit is append-only'; END $$",
+    "CREATE OR REPLACE TRIGGER retention_audit_append_only BEFORE UPDATE OR DELETE "
+    "ON retention_audit FOR EACH ROW EXECUTE FUNCTION llmmon_retention_audit_append_only()",
+)
+
+
 def create_tables(engine: sa.Engine) -> None:
     """Create ``retention_audit`` and make it append-only (UPDATE/DELETE raise) on SQLite/PostgreSQL."""
     audit_metadata.create_all(engine)
@@ -751,12 +760,8 @@ def create_tables(engine: sa.Engine) -> None:
                     f"CREATE TRIGGER IF NOT EXISTS retention_audit_no_{op.lower()} BEFORE {op} "
                     f"ON retention_audit BEGIN SELECT RAISE(ABORT, 'retention_audit is append-only'); END")
         elif engine.dialect.name == "postgresql":
-            conn.exec_driver_sql(
-                "CREATE OR REPLACE FUNCTION llmmon_retention_audit_append_only() RETURNS trigger "
-                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'retention_audit is append-only'; END $$")
-            conn.exec_driver_sql(
-                "CREATE OR REPLACE TRIGGER retention_audit_append_only BEFORE UPDATE OR DELETE "
-                "ON retention_audit FOR EACH ROW EXECUTE FUNCTION llmmon_retention_audit_append_only()")
+            for stmt in POSTGRES_APPEND_ONLY_DDL:
+                conn.exec_driver_sql(stmt)
 
 
 class _Audit:

@@ -60,6 +60,128 @@ CREATE TABLE IF NOT EXISTS validation_results (
     PRIMARY KEY (window_start, grain, expectation, column_name)
 );
 
+CREATE TABLE IF NOT EXISTS retention_audit (
+    id SERIAL NOT NULL,
+    recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    run_id VARCHAR(250) NOT NULL,
+    as_of DATE,
+    action VARCHAR(40) NOT NULL,
+    key TEXT NOT NULL,
+    kind VARCHAR(40) NOT NULL,
+    tier VARCHAR(20) NOT NULL,
+    policy VARCHAR(80) NOT NULL,
+    size BIGINT NOT NULL,
+    etag VARCHAR(200),
+    sha256 VARCHAR(64),
+    hold_id VARCHAR(200),
+    detail TEXT,
+    PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_retention_audit_as_of ON retention_audit (as_of);
+
+CREATE INDEX ix_retention_audit_run_id ON retention_audit (run_id);
+
+CREATE TABLE IF NOT EXISTS anomalies (
+    day TIMESTAMP WITH TIME ZONE NOT NULL,
+    key VARCHAR(400) NOT NULL,
+    kind VARCHAR(48) NOT NULL,
+    detector VARCHAR(48) NOT NULL,
+    metric VARCHAR(96) NOT NULL,
+    model VARCHAR(128) NOT NULL,
+    window_start TIMESTAMP WITH TIME ZONE NOT NULL,
+    window_end TIMESTAMP WITH TIME ZONE NOT NULL,
+    observed FLOAT,
+    expected FLOAT,
+    threshold FLOAT,
+    score FLOAT,
+    severity VARCHAR(4),
+    status VARCHAR(24) NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (day, key)
+);
+
+CREATE TABLE IF NOT EXISTS drift_features (
+    window_start TIMESTAMP WITH TIME ZONE NOT NULL,
+    grain VARCHAR(8) NOT NULL,
+    feature VARCHAR(96) NOT NULL,
+    feature_group VARCHAR(16),
+    kind VARCHAR(16),
+    js FLOAT,
+    psi FLOAT,
+    kl FLOAT,
+    hellinger FLOAT,
+    ks FLOAT,
+    wasserstein_norm FLOAT,
+    chi2_p FLOAT,
+    n_ref INTEGER,
+    n_cur INTEGER,
+    drifted INTEGER NOT NULL,
+    reason TEXT,
+    reference TEXT,
+    PRIMARY KEY (window_start, grain, feature)
+);
+
+CREATE TABLE IF NOT EXISTS llmmon_alert_deliveries (
+    fingerprint VARCHAR(32) NOT NULL,
+    window_start TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    channel VARCHAR(200) NOT NULL,
+    window_end TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    alert_json TEXT NOT NULL,
+    updated_at TIMESTAMP WITHOUT TIME ZONE,
+    PRIMARY KEY (fingerprint, window_start, kind, channel)
+);
+
+CREATE TABLE IF NOT EXISTS llmmon_alert_events (
+    fingerprint VARCHAR(32) NOT NULL,
+    window_start TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    window_end TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    rule VARCHAR(200) NOT NULL,
+    scope VARCHAR(300) NOT NULL,
+    severity VARCHAR(4) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    notified BOOLEAN NOT NULL,
+    suppressed_reason VARCHAR(300),
+    alert_json TEXT NOT NULL,
+    recorded_at TIMESTAMP WITHOUT TIME ZONE,
+    PRIMARY KEY (fingerprint, window_start)
+);
+
+CREATE INDEX ix_llmmon_alert_events_rule ON llmmon_alert_events (rule);
+
+CREATE TABLE IF NOT EXISTS llmmon_alert_silences (
+    id SERIAL NOT NULL,
+    rule VARCHAR(200) NOT NULL,
+    scope VARCHAR(300) NOT NULL,
+    severity VARCHAR(20) NOT NULL,
+    start TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    "end" TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    comment TEXT,
+    created_by VARCHAR(200),
+    PRIMARY KEY (id)
+);
+
+CREATE TABLE IF NOT EXISTS user_activity (
+    user_key VARCHAR(32) NOT NULL,
+    date DATE NOT NULL,
+    PRIMARY KEY (user_key, date)
+);
+
+CREATE TABLE IF NOT EXISTS user_first_seen (
+    user_key VARCHAR(32) NOT NULL,
+    first_seen_date DATE NOT NULL,
+    PRIMARY KEY (user_key)
+);
+
+-- retention_audit is append-only: UPDATE and DELETE raise.
+CREATE OR REPLACE FUNCTION llmmon_retention_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'retention_audit is append-only'; END $$;
+
+CREATE OR REPLACE TRIGGER retention_audit_append_only BEFORE UPDATE OR DELETE ON retention_audit FOR EACH ROW EXECUTE FUNCTION llmmon_retention_audit_append_only();
+
 -- Views for Grafana (PostgreSQL data source): one row per window and metric, model '*' = all.
 CREATE OR REPLACE VIEW v_hourly_metrics AS
     SELECT window_start AS "time", model, metric, value, threshold, passed
