@@ -282,6 +282,13 @@ def _write_hour_objects(ctx: Context, hour: datetime, st: HourState) -> None:
     qkey = quarantine_key(hour)
     if st.quarantine:
         st.quarantine.sort(key=lambda q: (q.source_key, q.line))
+        # Name file, line and field in the task log; raw bytes stay in the quarantine object only.
+        for q in st.quarantine[:5]:
+            log.warning("quarantined %s line %d: %s (%s: %s)", q.source_key, q.line, q.reason, q.field,
+                        q.detail[:120])
+        if len(st.quarantine) > 5:
+            log.warning("... %d more quarantined lines for %s in %s", len(st.quarantine) - 5,
+                        hour.isoformat(), store.uri(qkey))
         store.put(qkey, encode_quarantine(st.quarantine), "application/gzip")
     elif store.head(qkey) is not None:
         store.delete(qkey)
