@@ -96,7 +96,11 @@ def run_demo(home: Path, days: int = 7, requests_per_day: int = 20_000, use_airf
     print("\nReports:")
     for d in day_list:
         print(f"  {d}: {ctx.store.uri(f'reports/daily/{d:%Y-%m-%d}/report.html')}")
-    print(f"\nTruth (what was injected): {ctx.store.uri('truth.json')}")
+    alert_logs = [o.key for o in ctx.store.list("alerts/") if o.key.endswith(".jsonl")]
+    print(f"\nAlert log ({len(alert_logs)} day files): {ctx.store.uri('alerts/')}")
+    for key in alert_logs[-3:]:
+        print(f"  {ctx.store.uri(key)}")
+    print(f"Truth (what was injected): {ctx.store.uri('truth.json')}")
     print(f"Warehouse: {env['LLMMON_WAREHOUSE_URL']}")
     env_file = home / "airflow.env"
     env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))

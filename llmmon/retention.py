@@ -1011,7 +1011,8 @@ def format_plan(p: Plan, res: RetentionResult | None = None) -> str:
     if held:
         lines.append(f"  held by legal hold: {len(held)} objects {_human(sum(a.size for a in held))}")
     if res is not None:
-        lines.append("outcome: " + ", ".join(f"{k}={v}" for k, v in sorted(res.counts.items()))
+        lines.append("outcome: " + (", ".join(f"{k}={v}" for k, v in sorted(res.counts.items()))
+                                     or "nothing to do")
                      + f"; bytes {'that would be ' if res.dry_run else ''}freed={res.bytes_freed}")
         for f in res.rollup_failures:
             lines.append(f"  rollup failed (data kept): {f}")
