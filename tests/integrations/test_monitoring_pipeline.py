@@ -1,8 +1,15 @@
 """Drift, anomaly detection and alerting end to end over weeks of synthetic logs.
 
-One module-scoped run: 18 days (14 clean, then incidents on known days/hours) through
+One module-scoped run: 20 days (14 clean, then incidents on known days/hours) through
 ``run_hours`` + ``run_daily`` on a local store and a SQLite warehouse, alerts delivered to a real
 webhook receiver on 127.0.0.1. Kept small (one model, a few thousand requests a day) for speed.
+
+Every anomaly-type incident kind of ``llmmon.synthetic`` is injected once: the hour-grain ones
+(missing partition, latency, errors, attack, traffic spike/drop) on days 14-17, the day-grain ones
+(input/output drift, quality drop) on their own days, and a resource leak over days 14-19 (six days:
+the trend detector's Mann-Kendall test over a 14-day window needs about that many leak days
+before p < 0.01). Ingest incidents (malformed lines, corrupt gzip) ride along on day 19 and are
+checked in the report's ``records`` block.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from llmmon.synthetic import Incident, generate
 from tests.alerts.conftest import Receiver
 
 START = date(2026, 3, 2)
-DAYS = 16
+DAYS = 20
 CLEAN_DAYS = 14
 RPD = 3000
 MODELS = ["gpt-4o-mini"]
@@ -51,8 +58,25 @@ INCIDENTS = [
      "traffic_anomaly", "P2", (at(15, 18), at(15, 21))),
     (Incident("input_drift", at(15, 0), at(16, 0), params={"zh_share": 0.85, "prompt_length_factor": 4.0}),
      "drift_detected", "P3", (at(15, 0), at(16, 0))),
+    (Incident("output_drift", at(16, 0), at(17, 0), params={"response_length_factor": 3.0}),
+     "drift_detected", "P3", (at(16, 0), at(17, 0))),
+    (Incident("quality_drop", at(17, 0), at(18, 0), params={"refusal_rate": 0.25, "off_topic_rate": 0.25}),
+     "quality_drop", "P2", (at(17, 0), at(18, 0))),
+    # The traffic_anomaly rule defaults to P2, but an anomaly's own severity hint wins
+    # (alerts.rules._eval_anomaly) and DetectConfig.severity ranks traffic_drop P1 (user-visible loss).
+    (Incident("traffic_drop", at(17, 12), at(17, 16), params={"factor": 0.2}),
+     "traffic_anomaly", "P1", (at(17, 12), at(17, 16))),
+    (Incident("resource_leak", at(14, 0), at(20, 0), params={"to": 0.97}),
+     "resource_leak", "P2", (at(14, 0), at(20, 0))),
 ]
+# Ingest incidents: no alert rule, checked against the generator's truth in the day's report.
+INGEST_INCIDENTS = [
+    Incident("malformed_lines", at(19, 0), at(20, 0)),
+    Incident("corrupt_gzip", at(19, 8), at(19, 9), params={"lines": 20}),
+]
+INGEST_DAY = START + timedelta(days=19)
 DRIFT_DAY = START + timedelta(days=15)
+OUTPUT_DRIFT_DAY = START + timedelta(days=16)
 
 
 def _arrive_on_time(root: Path) -> None:
@@ -76,8 +100,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 "retry": {"attempts": 1, "base_delay_s": 0, "max_delay_s": 0}},
     )
     ctx = Context.from_config(cfg)
-    generate(ctx.store, START, DAYS, RPD, seed=11, incidents=[i for i, *_ in INCIDENTS], models=MODELS,
-             with_feedback=False, files_per_hour=1)
+    truth = generate(ctx.store, START, DAYS, RPD, seed=11, incidents=[i for i, *_ in INCIDENTS] + INGEST_INCIDENTS,
+                     models=MODELS, with_feedback=False, files_per_hour=1)
     _arrive_on_time(tmp / "store")
     reports = {}
     for i in range(DAYS):
@@ -90,7 +114,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run_hours(ctx, Window.day(incident_day))
     rerun = run_daily(ctx, incident_day)["report"]
     out = {"ctx": ctx, "reports": reports, "receiver": receiver, "sent_before_rerun": sent_before,
-           "rerun": rerun, "rerun_day": incident_day, "last": last}
+           "rerun": rerun, "rerun_day": incident_day, "last": last, "truth": truth}
     yield out
     receiver.stop()
 
@@ -115,15 +139,50 @@ def test_report_has_drift_anomalies_and_alerts(run: dict[str, Any]) -> None:
     assert log.strip()
 
 
+def _start(a: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(a["window_start"].replace("Z", "+00:00"))
+
+
 def test_every_incident_is_detected_in_its_window(run: dict[str, Any]) -> None:
     for inc, rule, severity, (ws, we) in INCIDENTS:
-        rep = run["reports"][ws.date()]
-        hits = [a for a in _firing(rep) if a["rule"] == rule
-                and ws <= datetime.fromisoformat(a["window_start"].replace("Z", "+00:00")) < we]
+        days = sorted({d for d in run["reports"] if ws.date() <= d <= (we - timedelta(microseconds=1)).date()})
+        firing = [a for d in days for a in _firing(run["reports"][d])]
+        hits = [a for a in firing if a["rule"] == rule and ws <= _start(a) < we]
         print(f"{inc.kind}: {[(a['rule'], a['severity'], a['window_start'], a['notified']) for a in hits]}")
-        assert hits, f"{inc.kind} not alerted by {rule} in {ws}..{we}: {_firing(rep)}"
+        assert hits, f"{inc.kind} not alerted by {rule} in {ws}..{we}: {firing}"
         assert min(a["severity"] for a in hits) == severity, hits
         assert any(a["notified"] for a in hits)
+
+
+def test_incident_rules_stay_quiet_on_clean_days(run: dict[str, Any]) -> None:
+    """'In the right window': no incident's rule fires (any severity) before the incidents start."""
+    rules = {rule for _, rule, *_ in INCIDENTS}
+    noisy = [(d, a["rule"], a["severity"], a["window_start"]) for i in range(CLEAN_DAYS)
+             for d in [START + timedelta(days=i)] for a in _firing(run["reports"][d]) if a["rule"] in rules]
+    assert not noisy, noisy
+
+
+def test_resource_leak_is_a_trend_on_gpu_memory(run: dict[str, Any]) -> None:
+    leak = [(d, a) for d, r in sorted(run["reports"].items()) for a in r["anomalies"]["anomalies"]
+            if a["kind"] == "resource_leak"]
+    print("resource_leak anomalies:", [(str(d), a["metric"], a["score"]) for d, a in leak])
+    assert leak and {a["metric"] for _, a in leak} == {"gpu_memory_utilization_mean"}
+    assert all(d >= START + timedelta(days=14) for d, _ in leak)
+    # The fixed 90 % threshold rule sees the same leak once memory crosses it.
+    assert any(a["rule"] == "gpu_memory_high" for a in _firing(run["reports"][START + timedelta(days=19)]))
+
+
+def test_ingest_incidents_are_quarantined(run: dict[str, Any]) -> None:
+    rec = run["reports"][INGEST_DAY]["records"]
+    truth = run["truth"]
+    print("records:", rec)
+    corrupt_keys = next(i["keys"] for i in truth["incidents"] if i["kind"] == "corrupt_gzip")
+    assert sorted(o["key"] for o in rec["unreadable_objects"]) == sorted(corrupt_keys)
+    assert rec["quarantine_by_reason"]["unreadable_object"] == truth["objects"]["unreadable"] == 2
+    line_reasons = {k: v for k, v in rec["quarantine_by_reason"].items() if k != "unreadable_object"}
+    assert line_reasons == truth["lines"]["by_reason"]
+    for i in range(CLEAN_DAYS):
+        assert run["reports"][START + timedelta(days=i)]["records"]["quarantined"] == 0
 
 
 def test_clean_days_raise_no_p0_p1(run: dict[str, Any]) -> None:
@@ -143,6 +202,8 @@ def test_drift_flagged_only_on_the_drift_day(run: dict[str, Any]) -> None:
     print(f"drifted days: {flagged}")
     assert DRIFT_DAY in flagged
     assert set(flagged[DRIFT_DAY]) & {"prompt_chars", "input_tokens"}
+    assert OUTPUT_DRIFT_DAY in flagged
+    assert set(flagged[OUTPUT_DRIFT_DAY]) & {"response_chars", "output_tokens"}
     clean = [START + timedelta(days=i) for i in range(1, CLEAN_DAYS)]
     assert not [d for d in clean if d in flagged]
 
