@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -144,36 +145,59 @@ def load_hour_state(doc: dict[str, Any]) -> dict[str, pd.DataFrame]:
             "activity": pd.DataFrame(doc["activity"], columns=ACTIVITY_COLUMNS)}
 
 
+def activity_key(hour: datetime) -> str:
+    return f"{DERIVED_PREFIX}dt={hour:%Y-%m-%d}/hour={hour:%H}/activity.parquet"
+
+
+def _activity_parquet(act: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    table = pa.Table.from_pandas(act[ACTIVITY_COLUMNS].reset_index(drop=True), preserve_index=False)
+    pq.write_table(table, buf, compression="zstd")  # dictionary-encoded strings by default
+    return buf.getvalue()
+
+
 def write_hour_state(store: ObjectStore, hour: datetime, state: dict[str, pd.DataFrame] | None) -> None:
-    """One object per hour, replaced on rerun; an hour without data leaves none behind."""
+    """Review sample (JSON) and activity (Parquet) of one hour, replaced on rerun; an hour
+    without data leaves none behind. Activity is one row per (user, session, app, model), so it
+    is stored columnar: the daily job reads a day of it without building millions of objects."""
+    keys = {state_key(hour), activity_key(hour)}
     prefix = state_key(hour).rsplit("/", 1)[0] + "/"
-    key = state_key(hour)
     for obj in store.list(prefix):
-        if obj.key != key:
+        if obj.key not in keys or state is None:
             store.delete(obj.key)
     if state is None:
-        if store.head(key) is not None:
-            store.delete(key)
         return
-    doc = dump_hour_state(state)
-    store.put(key, gzip.compress(orjson.dumps(doc), mtime=0), "application/gzip")
+    doc = {"review": dump_hour_state({"review": state["review"]})["review"]}
+    store.put(state_key(hour), gzip.compress(orjson.dumps(doc), mtime=0), "application/gzip")
+    store.put(activity_key(hour), _activity_parquet(state["activity"]), "application/vnd.apache.parquet")
 
 
 def load_day_state(store: ObjectStore, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(review candidates, activity) of a day, de-duplicated across chunkings."""
-    reviews, acts = [], []
+    """(review candidates, activity) of a day; activity summed over the day's hours."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    reviews, tables = [], []
     for obj in store.list(f"{DERIVED_PREFIX}dt={day:%Y-%m-%d}/"):
-        doc = orjson.loads(gzip.decompress(store.get(obj.key)))
-        reviews.append(pd.DataFrame(doc["review"]))
-        acts.append(pd.DataFrame(doc["activity"]))
+        if obj.key.endswith(".parquet"):
+            tables.append(pq.read_table(io.BytesIO(store.get(obj.key))))
+        elif obj.key.endswith(".json.gz"):
+            reviews.append(pd.DataFrame(orjson.loads(gzip.decompress(store.get(obj.key)))["review"]))
     review = pd.concat(reviews, ignore_index=True) if reviews else pd.DataFrame(columns=REVIEW_COLUMNS)
     review = review.drop_duplicates("request_id").sort_values("request_id", kind="stable")
-    act = pd.concat(acts, ignore_index=True) if acts else pd.DataFrame(columns=ACTIVITY_COLUMNS)
-    if len(act):
-        act = (act.groupby(ACTIVITY_COLUMNS[:4], sort=True)
-               .agg(requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), first_ts=("first_ts", "min"))
-               .reset_index())
-    return review.reset_index(drop=True), act
+    if not tables:
+        return review.reset_index(drop=True), pd.DataFrame(columns=ACTIVITY_COLUMNS)
+    # Aggregate in Arrow (no per-row Python objects), then hand pandas the day's summary.
+    table = pa.concat_tables([t.select(ACTIVITY_COLUMNS) for t in tables], promote_options="permissive")
+    act = table.group_by(ACTIVITY_COLUMNS[:4], use_threads=False).aggregate(
+        [("requests", "sum"), ("cost_usd", "sum"), ("first_ts", "min")])
+    names = {"requests_sum": "requests", "cost_usd_sum": "cost_usd", "first_ts_min": "first_ts"}
+    act = act.rename_columns([names.get(c, c) for c in act.column_names]).to_pandas()
+    act = act.sort_values(ACTIVITY_COLUMNS[:4], kind="stable").reset_index(drop=True)
+    return review.reset_index(drop=True), act[ACTIVITY_COLUMNS]
 
 
 # ---- feedback and events --------------------------------------------------------------------
