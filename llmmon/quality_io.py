@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -175,29 +176,66 @@ def write_hour_state(store: ObjectStore, hour: datetime, state: dict[str, pd.Dat
     store.put(activity_key(hour), _activity_parquet(state["activity"]), "application/vnd.apache.parquet")
 
 
-def load_day_state(store: ObjectStore, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(review candidates, activity) of a day; activity summed over the day's hours."""
+class DayActivity:
+    """A day's activity summaries, computed in Arrow so memory tracks users, not sessions.
+
+    ``users``: user_key, requests, cost_usd, sessions (distinct); ``apps``: app,
+    model_version, requests, cost_usd; ``session_mix(ids)``: the (model, app) request mix of
+    just the sessions asked for (those with business events), read with a filter.
+    """
+
+    def __init__(self, table: Any):
+        import pyarrow as pa
+
+        self._table = table
+        if table is None or table.num_rows == 0:
+            self.users = pd.DataFrame(columns=["user_key", "requests", "cost_usd", "sessions"])
+            self.apps = pd.DataFrame(columns=["app", "model_version", "requests", "cost_usd"])
+            return
+        users = table.group_by("user_key", use_threads=False).aggregate(
+            [("requests", "sum"), ("cost_usd", "sum"), ("session_id", "count_distinct")])
+        self.users = _named(users, {"requests_sum": "requests", "cost_usd_sum": "cost_usd",
+                                    "session_id_count_distinct": "sessions"}).sort_values("user_key")
+        apps = table.group_by(["app", "model_version"], use_threads=False).aggregate(
+            [("requests", "sum"), ("cost_usd", "sum")])
+        self.apps = _named(apps, {"requests_sum": "requests", "cost_usd_sum": "cost_usd"}) \
+            .sort_values(["app", "model_version"])
+        self._pa = pa
+
+    def __len__(self) -> int:
+        return 0 if self._table is None else int(self._table.num_rows)
+
+    def session_mix(self, session_ids: Iterable[str]) -> pd.DataFrame:
+        cols = ["session_id", "model_version", "app", "requests"]
+        ids = sorted({str(s) for s in session_ids if s})
+        if not len(self) or not ids:
+            return pd.DataFrame(columns=cols)
+        import pyarrow.compute as pc
+
+        t = self._table.filter(pc.is_in(self._table["session_id"], value_set=self._pa.array(ids)))
+        g = t.group_by(cols[:3], use_threads=False).aggregate([("requests", "sum")])
+        return _named(g, {"requests_sum": "requests"})[cols].sort_values(cols[:3]).reset_index(drop=True)
+
+
+def _named(table: Any, names: dict[str, str]) -> pd.DataFrame:
+    return table.rename_columns([names.get(c, c) for c in table.column_names]).to_pandas().reset_index(drop=True)
+
+
+def load_day_state(store: ObjectStore, day: date) -> tuple[pd.DataFrame, DayActivity]:
+    """(review candidates, activity summaries) of a day."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     reviews, tables = [], []
     for obj in store.list(f"{DERIVED_PREFIX}dt={day:%Y-%m-%d}/"):
         if obj.key.endswith(".parquet"):
-            tables.append(pq.read_table(io.BytesIO(store.get(obj.key))))
+            tables.append(pq.read_table(io.BytesIO(store.get(obj.key))).select(ACTIVITY_COLUMNS))
         elif obj.key.endswith(".json.gz"):
             reviews.append(pd.DataFrame(orjson.loads(gzip.decompress(store.get(obj.key)))["review"]))
     review = pd.concat(reviews, ignore_index=True) if reviews else pd.DataFrame(columns=REVIEW_COLUMNS)
     review = review.drop_duplicates("request_id").sort_values("request_id", kind="stable")
-    if not tables:
-        return review.reset_index(drop=True), pd.DataFrame(columns=ACTIVITY_COLUMNS)
-    # Aggregate in Arrow (no per-row Python objects), then hand pandas the day's summary.
-    table = pa.concat_tables([t.select(ACTIVITY_COLUMNS) for t in tables], promote_options="permissive")
-    act = table.group_by(ACTIVITY_COLUMNS[:4], use_threads=False).aggregate(
-        [("requests", "sum"), ("cost_usd", "sum"), ("first_ts", "min")])
-    names = {"requests_sum": "requests", "cost_usd_sum": "cost_usd", "first_ts_min": "first_ts"}
-    act = act.rename_columns([names.get(c, c) for c in act.column_names]).to_pandas()
-    act = act.sort_values(ACTIVITY_COLUMNS[:4], kind="stable").reset_index(drop=True)
-    return review.reset_index(drop=True), act[ACTIVITY_COLUMNS]
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else None
+    return review.reset_index(drop=True), DayActivity(table)
 
 
 # ---- feedback and events --------------------------------------------------------------------

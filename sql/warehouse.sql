@@ -60,28 +60,6 @@ CREATE TABLE IF NOT EXISTS validation_results (
     PRIMARY KEY (window_start, grain, expectation, column_name)
 );
 
-CREATE TABLE IF NOT EXISTS retention_audit (
-    id SERIAL NOT NULL,
-    recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    run_id VARCHAR(250) NOT NULL,
-    as_of DATE,
-    action VARCHAR(40) NOT NULL,
-    key TEXT NOT NULL,
-    kind VARCHAR(40) NOT NULL,
-    tier VARCHAR(20) NOT NULL,
-    policy VARCHAR(80) NOT NULL,
-    size BIGINT NOT NULL,
-    etag VARCHAR(200),
-    sha256 VARCHAR(64),
-    hold_id VARCHAR(200),
-    detail TEXT,
-    PRIMARY KEY (id)
-);
-
-CREATE INDEX ix_retention_audit_as_of ON retention_audit (as_of);
-
-CREATE INDEX ix_retention_audit_run_id ON retention_audit (run_id);
-
 CREATE TABLE IF NOT EXISTS anomalies (
     day TIMESTAMP WITH TIME ZONE NOT NULL,
     key VARCHAR(400) NOT NULL,
@@ -164,6 +142,28 @@ CREATE TABLE IF NOT EXISTS llmmon_alert_silences (
     created_by VARCHAR(200),
     PRIMARY KEY (id)
 );
+
+CREATE TABLE IF NOT EXISTS retention_audit (
+    id SERIAL NOT NULL,
+    recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    run_id VARCHAR(250) NOT NULL,
+    as_of DATE,
+    action VARCHAR(40) NOT NULL,
+    key TEXT NOT NULL,
+    kind VARCHAR(40) NOT NULL,
+    tier VARCHAR(20) NOT NULL,
+    policy VARCHAR(80) NOT NULL,
+    size BIGINT NOT NULL,
+    etag VARCHAR(200),
+    sha256 VARCHAR(64),
+    hold_id VARCHAR(200),
+    detail TEXT,
+    PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_retention_audit_as_of ON retention_audit (as_of);
+
+CREATE INDEX ix_retention_audit_run_id ON retention_audit (run_id);
 
 CREATE TABLE IF NOT EXISTS user_activity (
     user_key VARCHAR(32) NOT NULL,

@@ -188,8 +188,9 @@ def cost_section(ctx: Any, ds: Any) -> dict[str, Any]:
     unpriced = sorted(m for m, a in ds.aggs.items() if a.get("unpriced_requests", 0) > 0)
     overall = quality_window_metrics(None, total, 86400)
     act = _day_cache(ctx, ds)["activity"]
-    by_app = business.cost_by(act.assign(requests=act["requests"]), "app") if len(act) else pd.DataFrame()
-    users = act[act["user_key"] != ""].groupby("user_key")[["requests", "cost_usd"]].sum() if len(act) else None
+    by_app = business.cost_by(act.apps, "app") if len(act) else pd.DataFrame()
+    users = act.users[act.users["user_key"] != ""].set_index("user_key")[["requests", "cost_usd"]] \
+        if len(act) else None
     hist = _day_cost_history(ctx, ds.day, 40)
     hist.loc[ds.day] = overall["cost_usd"] or 0.0
     totals = business.daily_totals(pd.DataFrame({"day": list(hist.index), "cost_usd": hist.to_numpy()}),
@@ -298,7 +299,7 @@ def _user_tables(ctx: Any, ds: Any, act: Any) -> dict[str, Any]:
     from llmmon import quality_io, warehouse
     from llmmon.metrics import experience
 
-    keys = sorted(set(act["user_key"]) - {""}) if len(act) else []
+    keys = sorted(set(act.users["user_key"]) - {""}) if len(act) else []
     with ctx.engine.begin() as conn:
         conn.execute(delete(quality_io.user_activity).where(quality_io.user_activity.c.date == ds.day))
         if keys:
@@ -337,8 +338,8 @@ def experience_section(ctx: Any, ds: Any) -> dict[str, Any]:
     sat["feedback_coverage"] = with_req / requests if requests else None
     done = experience.task_completion(ev)
     conv = experience.conversion(ev)
-    users = act[act["user_key"] != ""] if len(act) else act
-    per_user = users.groupby("user_key")["session_id"].nunique() if len(users) else None
+    users = act.users[act.users["user_key"] != ""]
+    per_user = users.set_index("user_key")["sessions"] if len(users) else None
     repeat = {"users": int(len(per_user)) if per_user is not None else 0,
               "repeat_users": int((per_user >= 2).sum()) if per_user is not None else 0}
     repeat["repeat_usage_rate"] = repeat["repeat_users"] / repeat["users"] if repeat["users"] else None
@@ -382,14 +383,13 @@ def business_section(ctx: Any, ds: Any) -> dict[str, Any]:
     c = _day_cache(ctx, ds)
     values = business.event_values(c["events"], cc.value_model)
     act = c["activity"]
-    mix = act[["session_id", "model_version", "app", "requests"]] if len(act) else \
-        pd.DataFrame(columns=["session_id", "model_version", "app", "requests"])
+    mix = act.session_mix(values["session_id"] if len(values) else [])
     mix = mix[~mix["session_id"].astype(str).str.startswith("~")]
     attributed = business.attribute_value(values, mix)
     cost_model = pd.DataFrame([{"model_version": m, "cost_usd": (a.get("cost_usd", 0.0)
                                                                  if a.get("priced_requests", 0) else None)}
                                for m, a in ds.aggs.items()], columns=["model_version", "cost_usd"])
-    cost_app = act.groupby("app", as_index=False)["cost_usd"].sum() if len(act) else \
+    cost_app = act.apps.groupby("app", as_index=False)["cost_usd"].sum() if len(act) else \
         pd.DataFrame(columns=["app", "cost_usd"])
     total_cost = quality_window_metrics(None, ds.overall_agg, 86400)["cost_usd"]
     value = float(values["value_usd"].sum()) if len(values) else 0.0

@@ -3,7 +3,10 @@ period helpers, and ``dag.test()`` of ``llmmon_retention`` and ``llmmon_complian
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -183,6 +186,27 @@ def _dag(dag_id: str):
     return bag.get_dag(dag_id)
 
 
+@contextlib.contextmanager
+def collect_logs() -> Iterator[list[str]]:
+    """llmmon's log lines during a dag.test(): where Airflow routes task logs depends on what
+    earlier tests in the session did, so read them at the source as well as from capfd."""
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler, lg = Collect(level=logging.INFO), logging.getLogger("llmmon")
+    old_level = lg.level
+    lg.addHandler(handler)
+    lg.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        lg.removeHandler(handler)
+        lg.setLevel(old_level)
+
+
 def _state(run) -> str:
     return str(getattr(run, "state", run))
 
@@ -192,12 +216,14 @@ def test_dags_run(env, airflow_db, capfd):
     dag = _dag("llmmon_retention")
     assert dag.default_args["retries"] >= 2 and "retention" in dag.tags
     before = keys(store, "")
-    run = dag.test(run_conf={"as_of": AS_OF.isoformat(), "dry_run": True})
+    with collect_logs() as records:
+        run = dag.test(run_conf={"as_of": AS_OF.isoformat(), "dry_run": True})
     assert "success" in _state(run)
     would = audit(wh, "would_delete")
     assert would and not audit(wh, "deleted")
     assert before <= keys(store, "")
-    log = capfd.readouterr().out  # the task log lists every key and the bytes
+    cap = capfd.readouterr()  # the task log lists every key and the bytes; where Airflow sends
+    log = "\n".join(records) + cap.out + cap.err  # it depends on earlier tests, so collect it too
     assert all(f"DELETE  {r['key']}" in log for r in would)
     assert f"bytes that would be freed={sum(r['size'] for r in would)}" in log
     run = dag.test(run_conf={"as_of": AS_OF.isoformat(), "dry_run": False})
@@ -208,9 +234,11 @@ def test_dags_run(env, airflow_db, capfd):
 
     dag = _dag("llmmon_compliance")
     assert dag.default_args["retries"] >= 2 and "compliance" in dag.tags
-    run = dag.test(run_conf={"period": "2026-11"})
+    with collect_logs() as records:
+        run = dag.test(run_conf={"period": "2026-11"})
     assert "success" in _state(run)
-    log = capfd.readouterr().out  # a (presigned; here file://) URL for every artefact
+    cap = capfd.readouterr()  # a (presigned; here file://) URL for every artefact
+    log = "\n".join(records) + cap.out + cap.err
     names = [o.key for o in store.list("compliance/2026-11/") if not o.key.endswith(".retention")]
     assert len(names) >= 10 and all(f"{k.rsplit('2026-11/', 1)[1]}: {store.presign(k)}" in log for k in names)
     dest = download_pack(store, "2026-11", env["tmp"] / "dag-pack")
