@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-# Light import (no Airflow, pandas or whylogs): alerts through llmmon's rules and channels.
-from llmmon.alerts.airflow_callbacks import on_failure_callback
+# Costs nothing at parse time: the alerting code loads only when a task fails.
+from llmmon.dag_callbacks import on_failure_callback
 
 DEFAULT_ARGS = {"owner": "llmmon", "retries": 2, "retry_delay": timedelta(minutes=5),
                 "on_failure_callback": on_failure_callback}

@@ -31,6 +31,7 @@ def test_dagbag_imports_cleanly_with_tags_and_retries(dagbag):
         assert dag.tags, f"{dag_id} has no tags"
         assert dag.default_args.get("retries", 0) >= 2, f"{dag_id} retries < 2"
         assert dag.doc_md, f"{dag_id} has no docstring"
+        assert dag.default_args.get("on_failure_callback"), f"{dag_id} does not alert on task failure"
 
 
 def _seed(store):
