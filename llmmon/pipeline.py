@@ -39,7 +39,7 @@ from llmmon.ingest import (
     read_span,
 )
 from llmmon.metrics.performance import check_thresholds, metric_rows, performance_metrics
-from llmmon.storage import ObjectInfo, ObjectStore, open_store
+from llmmon.storage import ObjectInfo, ObjectStore, open_store, parse_partition, partition_prefix
 from llmmon.validate import ContractValidator, ValidationTotals
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
         hours[datetime.fromtimestamp(hour, UTC)].quarantine.append(q)
 
     for obj in objects:
-        h = _partition_hour(obj.key)
+        h = parse_partition(obj.key)
         if h in hours:
             hours[h].objects.append(obj)
 
@@ -220,12 +220,6 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
              sum(s.stats.accepted for s in hours.values()),
              sum(s.stats.quarantined for s in hours.values()))
     return hours
-
-
-def _partition_hour(key: str) -> datetime | None:
-    from llmmon.storage import parse_partition
-
-    return parse_partition(key)
 
 
 # ---- writing hourly outputs ---------------------------------------------------------------
@@ -427,7 +421,6 @@ def find_late_objects(ctx: Context, window: Window) -> dict[datetime, list[Objec
     from sqlalchemy import and_, select
 
     from llmmon.ingest import _is_log_object
-    from llmmon.storage import partition_prefix
 
     start = window.start - timedelta(hours=ctx.cfg.ingest.late_lookback_hours)
     t, ro = warehouse.runs, warehouse.run_objects
