@@ -107,7 +107,8 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def _pct(v: Any) -> str:
-    return "—" if v is None else f"{100 * float(v):.3g}%"
+    # 4 significant digits: a 99.95% success rate must not print as 100%.
+    return "—" if v is None else f"{100 * float(v):.4g}%"
 
 
 _ENV.filters["fmt"] = _fmt
