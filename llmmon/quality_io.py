@@ -177,65 +177,81 @@ def write_hour_state(store: ObjectStore, hour: datetime, state: dict[str, pd.Dat
 
 
 class DayActivity:
-    """A day's activity summaries, computed in Arrow so memory tracks users, not sessions.
+    """A day's activity summaries, built hour file by hour file so memory tracks distinct
+    (user, session) pairs as 16-byte hashes, not the day's rows.
 
     ``users``: user_key, requests, cost_usd, sessions (distinct); ``apps``: app,
     model_version, requests, cost_usd; ``session_mix(ids)``: the (model, app) request mix of
-    just the sessions asked for (those with business events), read with a filter.
+    just the sessions asked for (those with business events), re-read with a filter.
     """
 
-    def __init__(self, table: Any):
-        import pyarrow as pa
-
-        self._table = table
-        if table is None or table.num_rows == 0:
+    def __init__(self, store: ObjectStore | None = None, keys: list[str] | None = None):
+        self._store, self._keys = store, list(keys or [])
+        pairs, apps, names = [], [], {}
+        for key in self._keys:
+            t = _read_activity(store, key)
+            if t.num_rows == 0:
+                continue
+            df = t.select(["user_key", "session_id", "app", "model_version", "requests", "cost_usd"]).to_pandas()
+            apps.append(df.groupby(["app", "model_version"], sort=False)[["requests", "cost_usd"]].sum())
+            users = df["user_key"].astype(str)
+            uh = pd.util.hash_pandas_object(users, index=False).to_numpy()
+            names.update(zip(uh[~pd.Series(uh).duplicated().to_numpy()].tolist(),
+                             users[~pd.Series(uh).duplicated().to_numpy()].tolist(), strict=True))
+            sh = pd.util.hash_pandas_object(df["session_id"].astype(str), index=False).to_numpy()
+            with np.errstate(over="ignore"):
+                k = uh * np.uint64(0x9E3779B97F4A7C15) + sh  # one 64-bit key per (user, session)
+            pairs.append(pd.DataFrame({"k": k, "u": uh, "requests": df["requests"].to_numpy(),
+                                       "cost_usd": df["cost_usd"].to_numpy()})
+                         .groupby("k", sort=False).agg(u=("u", "first"), requests=("requests", "sum"),
+                                                       cost_usd=("cost_usd", "sum")))
+        if not pairs:
             self.users = pd.DataFrame(columns=["user_key", "requests", "cost_usd", "sessions"])
             self.apps = pd.DataFrame(columns=["app", "model_version", "requests", "cost_usd"])
             return
-        users = table.group_by("user_key", use_threads=False).aggregate(
-            [("requests", "sum"), ("cost_usd", "sum"), ("session_id", "count_distinct")])
-        self.users = _named(users, {"requests_sum": "requests", "cost_usd_sum": "cost_usd",
-                                    "session_id_count_distinct": "sessions"}).sort_values("user_key")
-        apps = table.group_by(["app", "model_version"], use_threads=False).aggregate(
-            [("requests", "sum"), ("cost_usd", "sum")])
-        self.apps = _named(apps, {"requests_sum": "requests", "cost_usd_sum": "cost_usd"}) \
-            .sort_values(["app", "model_version"])
-        self._pa = pa
+        # A session spanning hours appears once per hour: sum it back to one pair first.
+        day_pairs = pd.concat(pairs).groupby(level="k", sort=False).agg(
+            u=("u", "first"), requests=("requests", "sum"), cost_usd=("cost_usd", "sum"))
+        del pairs
+        per_user = day_pairs.groupby("u", sort=False).agg(
+            requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), sessions=("requests", "size"))
+        per_user.index = [names[u] for u in per_user.index]
+        self.users = per_user.rename_axis("user_key").reset_index().sort_values("user_key").reset_index(drop=True)
+        self.apps = (pd.concat(apps).groupby(level=["app", "model_version"], sort=True).sum().reset_index())
 
     def __len__(self) -> int:
-        return 0 if self._table is None else int(self._table.num_rows)
+        return int(len(self.users))
 
     def session_mix(self, session_ids: Iterable[str]) -> pd.DataFrame:
         cols = ["session_id", "model_version", "app", "requests"]
         ids = sorted({str(s) for s in session_ids if s})
-        if not len(self) or not ids:
+        if not self._keys or not ids:
             return pd.DataFrame(columns=cols)
-        import pyarrow.compute as pc
+        parts = [_read_activity(self._store, key, filters=[("session_id", "in", ids)]).to_pandas()
+                 for key in self._keys]
+        df = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
+        if df is None:
+            return pd.DataFrame(columns=cols)
+        return df.groupby(cols[:3], sort=True)["requests"].sum().reset_index()[cols]
 
-        t = self._table.filter(pc.is_in(self._table["session_id"], value_set=self._pa.array(ids)))
-        g = t.group_by(cols[:3], use_threads=False).aggregate([("requests", "sum")])
-        return _named(g, {"requests_sum": "requests"})[cols].sort_values(cols[:3]).reset_index(drop=True)
 
+def _read_activity(store: ObjectStore, key: str, filters: Any = None) -> Any:
+    import pyarrow.parquet as pq
 
-def _named(table: Any, names: dict[str, str]) -> pd.DataFrame:
-    return table.rename_columns([names.get(c, c) for c in table.column_names]).to_pandas().reset_index(drop=True)
+    return pq.read_table(io.BytesIO(store.get(key)), filters=filters)
 
 
 def load_day_state(store: ObjectStore, day: date) -> tuple[pd.DataFrame, DayActivity]:
     """(review candidates, activity summaries) of a day."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    reviews, tables = [], []
+    reviews, keys = [], []
     for obj in store.list(f"{DERIVED_PREFIX}dt={day:%Y-%m-%d}/"):
         if obj.key.endswith(".parquet"):
-            tables.append(pq.read_table(io.BytesIO(store.get(obj.key))).select(ACTIVITY_COLUMNS))
+            keys.append(obj.key)
         elif obj.key.endswith(".json.gz"):
             reviews.append(pd.DataFrame(orjson.loads(gzip.decompress(store.get(obj.key)))["review"]))
     review = pd.concat(reviews, ignore_index=True) if reviews else pd.DataFrame(columns=REVIEW_COLUMNS)
     review = review.drop_duplicates("request_id").sort_values("request_id", kind="stable")
-    table = pa.concat_tables(tables, promote_options="permissive") if tables else None
-    return review.reset_index(drop=True), DayActivity(table)
+    return review.reset_index(drop=True), DayActivity(store, keys)
 
 
 # ---- feedback and events --------------------------------------------------------------------
