@@ -19,9 +19,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class _Model(BaseModel):
-    # Unknown keys are an error: a typo in a threshold must not be silently ignored.
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are an error, so a typo in a threshold or a
+    capability section fails loudly instead of silently keeping a default."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+_Model = StrictModel
 
 
 def default_data_dir() -> Path:

@@ -45,8 +45,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from llmmon.config import StrictModel
 from llmmon.storage import ObjectInfo, ObjectStore, StorageError, parse_partition
 
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
@@ -62,8 +63,7 @@ KINDS = ("requests", "feedback", "events", "quarantine", "profiles_hourly", "pro
 MARKER_PREFIX = "retention/markers"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Model = StrictModel  # unknown keys are an error (llmmon.config)
 
 
 class LegalHold(_Model):

@@ -14,14 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from llmmon.config import StrictModel
 
 Severity = Literal["P0", "P1", "P2", "P3"]
 ScopeKind = Literal["overall", "model", "app"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Model = StrictModel  # unknown keys are an error (llmmon.config)
 
 
 class BurnTier(_Model):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from llmmon.config import StrictModel
 
 Direction = Literal["up", "down", "both"]
 
 
-class _Model(BaseModel):
-    # A typo in a detector parameter must fail loudly, not silently keep a default.
-    model_config = ConfigDict(extra="forbid")
+_Model = StrictModel  # unknown keys are an error (llmmon.config)
 
 
 class SPCConfig(_Model):

@@ -38,19 +38,20 @@ from functools import reduce
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr
 from scipy.stats import chi2_contingency, wasserstein_distance
 from whylogs.core.view.column_profile_view import ColumnProfileView
 from whylogs.core.view.dataset_profile_view import DatasetProfileView
 
+from llmmon.config import StrictModel
+
 Measure = Literal["js", "psi", "kl", "hellinger", "ks", "wasserstein_norm"]
 OTHER = "__other__"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Model = StrictModel  # unknown keys are an error (llmmon.config)
 
 
 class ReferenceConfig(_Model):

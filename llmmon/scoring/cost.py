@@ -53,8 +53,9 @@ import numpy as np
 import pandas as pd
 from genai_prices import Usage, calc_price
 from genai_prices.types import TieredPrices
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from llmmon.config import StrictModel
 from llmmon.metrics.business import ValueModel
 
 GENAI_PRICES_VERSION = importlib.metadata.version("genai-prices")
@@ -66,8 +67,7 @@ _EPOCH = date(1970, 1, 1)
 _KEY = ["model_version", "provider", "day"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Model = StrictModel  # unknown keys are an error (llmmon.config)
 
 
 class PriceOverride(_Model):

@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from llmmon.config import StrictModel
 from llmmon.scoring import pii, safety
 from llmmon.scoring.consistency import prompt_hash
 from llmmon.scoring.language import classify, fast_script_counts
@@ -53,8 +54,7 @@ SCORE_COLUMNS = (
 )
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a typo in the quality section must fail loudly
+_Model = StrictModel  # unknown keys are an error (llmmon.config)
 
 
 class PatternList(_Model):
