@@ -42,15 +42,15 @@ def llmmon_retention():
         import logging
 
         from llmmon import jobs
-        from llmmon.integrations.lifecycle import resolve_as_of, retention_job, retention_summary
+        from llmmon.lifecycle.jobs import resolve_as_of, retention_job, retention_summary
 
         ctx = get_current_context()
         params = ctx["params"]
         res = retention_job(jobs.context(), resolve_as_of(params, ctx), bool(params.get("dry_run")),
                             run_id=f"airflow-{ctx['dag_run'].run_id}",
-                            emit=logging.getLogger("llmmon.retention").info)
+                            emit=logging.getLogger("llmmon.lifecycle.retention").info)
         if res.rollup_failures:
-            logging.getLogger("llmmon.retention").warning(
+            logging.getLogger("llmmon.lifecycle.retention").warning(
                 "%d rollups could not be verified; their data is kept", len(res.rollup_failures))
         return retention_summary(res)
 

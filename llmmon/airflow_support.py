@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from llmmon.ingest import Window
+from llmmon.hourly.ingest import Window
 
 log = logging.getLogger("llmmon")
 

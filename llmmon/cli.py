@@ -37,7 +37,7 @@ def _hour(s: str) -> datetime:
 
 def _ctx(args: argparse.Namespace) -> Any:
     from llmmon.config import load_config
-    from llmmon.pipeline import Context
+    from llmmon.hourly.run import Context
 
     return Context.from_config(load_config(args.config))
 
@@ -50,8 +50,8 @@ def _print(obj: Any) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from llmmon.config import StorageConfig
-    from llmmon.storage import open_store
-    from llmmon.synthetic import default_incidents, generate
+    from llmmon.store.objects import open_store
+    from llmmon.dev.synthetic import default_incidents, generate
 
     store = open_store(StorageConfig(url=_as_url(args.dest)))
     incidents = [] if args.clean else default_incidents(args.start, args.days)
@@ -69,8 +69,8 @@ def _as_url(dest: str) -> str:
 
 
 def cmd_run_hour(args: argparse.Namespace) -> int:
-    from llmmon.ingest import Window
-    from llmmon.pipeline import reprocess_late, run_hour
+    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.run import reprocess_late, run_hour
 
     ctx = _ctx(args)
     _print(run_hour(ctx, args.hour))
@@ -80,9 +80,9 @@ def cmd_run_hour(args: argparse.Namespace) -> int:
 
 
 def cmd_run_day(args: argparse.Namespace) -> int:
-    from llmmon.daily import run_daily
-    from llmmon.ingest import Window
-    from llmmon.pipeline import reprocess_late, run_hours
+    from llmmon.daily.run import run_daily
+    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.run import reprocess_late, run_hours
 
     ctx = _ctx(args)
     for i in range(args.days):
@@ -99,7 +99,7 @@ def cmd_run_day(args: argparse.Namespace) -> int:
 
 
 def cmd_daily(args: argparse.Namespace) -> int:
-    from llmmon.daily import run_daily
+    from llmmon.daily.run import run_daily
 
     out = run_daily(_ctx(args), args.date, from_rollups=args.from_rollups)
     _print(out["paths"])
@@ -107,7 +107,7 @@ def cmd_daily(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from llmmon.demo import run_demo
+    from llmmon.dev.demo import run_demo
 
     return run_demo(Path(args.home), days=args.days, requests_per_day=args.requests_per_day,
                     use_airflow=not args.no_airflow, start=args.start)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from llmmon.config import ConfigError
-    from llmmon.storage import StorageError
+    from llmmon.store.objects import StorageError
 
     try:
         return int(args.fn(args) or 0)

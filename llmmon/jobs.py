@@ -8,8 +8,8 @@ from typing import Any
 
 from llmmon.airflow_support import window_from_xcom, window_to_xcom
 from llmmon.config import Config, load_config
-from llmmon.ingest import Window
-from llmmon.pipeline import (
+from llmmon.hourly.ingest import Window
+from llmmon.hourly.run import (
     Context,
     batch_objects,
     list_objects,
@@ -17,7 +17,7 @@ from llmmon.pipeline import (
     reduce_partials,
     save_partial,
 )
-from llmmon.storage import ObjectInfo
+from llmmon.store.objects import ObjectInfo
 
 log = logging.getLogger("llmmon")
 
@@ -46,7 +46,7 @@ def process_batch(ctx: Context, batch: dict[str, Any]) -> str:
 
 
 def reduce_batches(ctx: Context, window_d: dict[str, str], keys: list[str], job: str) -> dict[str, Any]:
-    from llmmon.pipeline import reprocess_late
+    from llmmon.hourly.run import reprocess_late
 
     window = window_from_xcom(window_d)
     summaries = reduce_partials(ctx, window, list(keys), job)
@@ -60,7 +60,7 @@ def reduce_batches(ctx: Context, window_d: dict[str, str], keys: list[str], job:
 
 
 def daily_report(ctx: Context, day: date) -> dict[str, str]:
-    from llmmon.daily import run_daily
+    from llmmon.daily.run import run_daily
 
     out = run_daily(ctx, day)
     for name, uri in out["paths"].items():

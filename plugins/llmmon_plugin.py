@@ -60,14 +60,14 @@ def _env_flag(name: str, default: bool) -> bool:
 def _open_store() -> tuple[Any, int]:
     """The configured store and its presign lifetime (llmmon imported lazily)."""
     from llmmon.config import load_config
-    from llmmon.storage import open_store
+    from llmmon.store.objects import open_store
 
     cfg = load_config()
     return open_store(cfg.storage), int(getattr(cfg.storage, "presign_seconds", 3600))
 
 
 def _storage_error() -> type[Exception]:
-    from llmmon.storage import StorageError
+    from llmmon.store.objects import StorageError
 
     return StorageError
 

@@ -79,8 +79,8 @@ class PeakRSS:
 
 
 def generate(workdir: Path, n: int) -> Path:
-    from llmmon.storage import LocalStore
-    from llmmon.synthetic import generate as gen
+    from llmmon.store.objects import LocalStore
+    from llmmon.dev.synthetic import generate as gen
 
     store_dir = workdir / "store"
     marker = workdir / f"generated-{n}"
@@ -97,9 +97,9 @@ def generate(workdir: Path, n: int) -> Path:
 
 def run_llmmon(store_dir: Path, workdir: Path) -> tuple[float, int]:
     from llmmon.config import load_config
-    from llmmon.daily import run_daily
-    from llmmon.ingest import Window
-    from llmmon.pipeline import Context, process_hours, write_hours
+    from llmmon.daily.run import run_daily
+    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.run import Context, process_hours, write_hours
 
     db = workdir / "warehouse.db"
     db.unlink(missing_ok=True)
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     from llmmon import integrations
 
     integrations.load()
-    from llmmon.pipeline import SCORERS
+    from llmmon.hourly.run import SCORERS
 
     gc.collect()
     with PeakRSS() as rss:

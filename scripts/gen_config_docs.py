@@ -16,10 +16,10 @@ import yaml
 SECTIONS = [
     ("quality", "llmmon.scoring.quality", "QualityConfig", "llmmon/scoring/quality.py"),
     ("cost", "llmmon.scoring.cost", "CostConfig", "llmmon/scoring/cost.py, llmmon/metrics/business.py"),
-    ("drift", "llmmon.metrics.drift", "DriftConfig", "llmmon/metrics/drift.py, llmmon/drift_day.py"),
+    ("drift", "llmmon.metrics.drift", "DriftConfig", "llmmon/metrics/drift.py, llmmon/daily/drift.py"),
     ("detect", "llmmon.detect.config", "DetectConfig", "llmmon/detect/config.py"),
-    ("alerts", "llmmon.alerts.config", "AlertsConfig", "llmmon/alerts/config.py, llmmon/alerts_day.py"),
-    ("retention", "llmmon.retention", "RetentionConfig", "llmmon/retention.py"),
+    ("alerts", "llmmon.alerts.config", "AlertsConfig", "llmmon/alerts/config.py, llmmon/daily/alerts.py"),
+    ("retention", "llmmon.lifecycle.retention", "RetentionConfig", "llmmon/lifecycle/retention.py"),
     ("compliance", "llmmon.reports.compliance", "ComplianceConfig", "llmmon/reports/compliance.py"),
 ]
 

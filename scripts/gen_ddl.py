@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from llmmon import warehouse
+from llmmon.store import warehouse
 
 VIEWS = """
 -- Views for Grafana (PostgreSQL data source): one row per window and metric, model '*' = all.
@@ -32,7 +32,7 @@ CREATE OR REPLACE VIEW v_data_quality AS
 def _all_tables() -> list:
     """Core tables, then each capability's (alerts, drift, retention audit, user tables)."""
     from llmmon import integrations
-    from llmmon.pipeline import EXTRA_METADATA
+    from llmmon.hourly.run import EXTRA_METADATA
 
     integrations.load()
     tables = list(warehouse.metadata.sorted_tables)
@@ -51,7 +51,7 @@ def render() -> str:
         parts.append(ddl + ";\n")
         for idx in sorted(table.indexes, key=lambda i: i.name or ""):
             parts.append(str(CreateIndex(idx).compile(dialect=dialect)) + ";\n")
-    from llmmon.retention import POSTGRES_APPEND_ONLY_DDL
+    from llmmon.lifecycle.retention import POSTGRES_APPEND_ONLY_DDL
 
     parts.append("-- retention_audit is append-only: UPDATE and DELETE raise.")
     parts += [stmt + ";\n" for stmt in POSTGRES_APPEND_ONLY_DDL]

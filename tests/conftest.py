@@ -63,14 +63,14 @@ def s3_bucket(moto_endpoint: str) -> str:
 
 @pytest.fixture
 def local_store(tmp_path: Path):
-    from llmmon.storage import LocalStore
+    from llmmon.store.objects import LocalStore
 
     return LocalStore(tmp_path / "store")
 
 
 @pytest.fixture
 def s3_store(moto_endpoint: str, s3_bucket: str):
-    from llmmon.storage import S3Store
+    from llmmon.store.objects import S3Store
 
     return S3Store(s3_bucket, "llmmon", endpoint_url=moto_endpoint)
 
@@ -93,7 +93,7 @@ def pg_url() -> Iterator[str]:
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required for warehouse tests: {exc}")
     yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    from llmmon import warehouse
+    from llmmon.store import warehouse
 
     for url in [u for u in warehouse._ENGINES if schema in u]:
         warehouse._ENGINES.pop(url).dispose()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llmmon.manifest import (
+from llmmon.lifecycle.manifest import (
     MANIFEST_NAME,
     ManifestKeyError,
     build_manifest,

@@ -11,10 +11,10 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from llmmon import warehouse
-from llmmon.daily import run_daily
-from llmmon.ingest import Window
-from llmmon.pipeline import Context, process_hours, quarantine_key, run_hours, write_hours
+from llmmon.store import warehouse
+from llmmon.daily.run import run_daily
+from llmmon.hourly.ingest import Window
+from llmmon.hourly.run import Context, process_hours, quarantine_key, run_hours, write_hours
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, request, spread
 
@@ -190,7 +190,7 @@ def test_daily_figures_recompute_from_rollups_alone(local_store, tmp_path):
 
 
 def test_late_file_in_an_older_partition_is_found_and_reprocessed(local_store, tmp_path):
-    from llmmon.pipeline import find_late_objects, reprocess_late
+    from llmmon.hourly.run import find_late_objects, reprocess_late
 
     _seed_day(local_store)
     ctx = _ctx(local_store, f"sqlite:///{tmp_path / 'w.db'}")

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from llmmon.storage import LocalStore, ObjectInfo
+from llmmon.store.objects import LocalStore, ObjectInfo
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import whylogs as why
 
-from llmmon.profiles import SCHEMA, deserialize, merge_views, profile_frame, quantiles, serialize
+from llmmon.store.profiles import SCHEMA, deserialize, merge_views, profile_frame, quantiles, serialize
 
 
 def test_fast_path_matches_pandas_path():

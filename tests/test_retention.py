@@ -23,8 +23,8 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
 
 import whylogs as why  # noqa: E402
 
-from llmmon import retention as R  # noqa: E402
-from llmmon.storage import LocalStore, S3Store  # noqa: E402
+from llmmon.lifecycle import retention as R  # noqa: E402
+from llmmon.store.objects import LocalStore, S3Store  # noqa: E402
 
 MODELS = ("m-a", "m-b")
 USERS = ("u1", "u2", "u3", "u4", "alice")
@@ -467,7 +467,7 @@ def test_export_and_forget_user(store, engine):
 def test_s3_delete_removes_every_version(moto_endpoint):
     """On a versioned bucket a retention delete removes all versions of exactly that key; a
     COMPLIANCE-locked version refuses (AccessDenied -> StorageError naming the key) and stays."""
-    from llmmon.storage import StorageError
+    from llmmon.store.objects import StorageError
 
     store = make_s3_store(moto_endpoint)
     c = store.client

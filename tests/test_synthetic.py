@@ -13,9 +13,9 @@ import orjson
 import pandas as pd
 import pytest
 
-from llmmon import schema
-from llmmon.storage import LocalStore, parse_partition
-from llmmon.synthetic import (
+from llmmon.hourly import schema
+from llmmon.store.objects import LocalStore, parse_partition
+from llmmon.dev.synthetic import (
     LINE_LIMIT,
     Incident,
     default_incidents,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from llmmon import warehouse
+from llmmon.store import warehouse
 
 W = datetime(2026, 11, 1, 3, tzinfo=UTC)
 

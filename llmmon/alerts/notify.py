@@ -293,7 +293,7 @@ def _engine(engine: Engine | str | None, cfg: Any) -> Engine:
 def _store(store: Any, cfg: Any) -> Any:
     if store is not None or not hasattr(cfg, "storage"):
         return store
-    from llmmon.storage import open_store
+    from llmmon.store.objects import open_store
 
     return open_store(cfg.storage)
 

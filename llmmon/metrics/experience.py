@@ -38,8 +38,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from llmmon import schema
-from llmmon.schema import MISSING_FIELD, OUT_OF_RANGE, WRONG_TYPE, RecordError, parse_timestamp
+from llmmon.hourly import schema
+from llmmon.hourly.schema import MISSING_FIELD, OUT_OF_RANGE, WRONG_TYPE, RecordError, parse_timestamp
 
 FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("request_id", "s"),

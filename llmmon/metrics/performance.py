@@ -10,9 +10,9 @@ from typing import Any
 
 from whylogs.core import DatasetProfileView
 
-from llmmon.aggregates import Agg
+from llmmon.store.aggregates import Agg
 from llmmon.config import Threshold
-from llmmon.profiles import column_stats, quantiles
+from llmmon.store.profiles import column_stats, quantiles
 
 # metric name -> (profile column, quantile)
 QUANTILE_METRICS: dict[str, tuple[str, float]] = {

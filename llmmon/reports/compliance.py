@@ -33,9 +33,9 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmmon.manifest import MANIFEST_NAME, build_manifest
-from llmmon.retention import LegalHold, key_date, retention_config
-from llmmon.storage import ObjectStore, StorageError
+from llmmon.lifecycle.manifest import MANIFEST_NAME, build_manifest
+from llmmon.lifecycle.retention import LegalHold, key_date, retention_config
+from llmmon.store.objects import ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _rows_in(engine: sa.Engine | None, name: str, col: str, start: date, end: da
 
 def _daily_aggregates(store: ObjectStore, start: date, end: date) -> dict[date, dict[str, Any]]:
     """Per day: daily aggregate, or the sum of the hourly ones when the daily is missing."""
-    from llmmon.retention import sum_aggregates
+    from llmmon.lifecycle.retention import sum_aggregates
 
     out = {}
     for d in _days(start, end):
@@ -606,7 +606,7 @@ def build_pack(store: ObjectStore, engine: sa.Engine | None, period: str, cfg: A
 
 def download_pack(store: ObjectStore, period: str, dest: str | Path) -> Path:
     """Copy ``compliance/<period>/`` to ``dest`` (for ``llmmon download`` then ``llmmon verify``)."""
-    from llmmon.storage import copy_to_file
+    from llmmon.store.objects import copy_to_file
 
     dest = Path(dest)
     prefix = f"compliance/{period}/"

@@ -17,10 +17,10 @@ from typing import Any
 import jinja2
 import orjson
 
-from llmmon.aggregates import to_jsonable
+from llmmon.store.aggregates import to_jsonable
 from llmmon.config import Config
 from llmmon.reports.charts import bar_chart, line_chart
-from llmmon.storage import ObjectStore
+from llmmon.store.objects import ObjectStore
 
 REPORT_FILES = ("report.json", "report.html", "metrics.csv")
 

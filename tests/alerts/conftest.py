@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from llmmon.alerts.state import build_metadata
-from llmmon.storage import LocalStore
+from llmmon.store.objects import LocalStore
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from llmmon import cli
-from llmmon import retention as R
+from llmmon.lifecycle import retention as R
 from llmmon.integrations import lifecycle as L
-from llmmon.manifest import verify_pack
+from llmmon.lifecycle.manifest import verify_pack
 from llmmon.reports.compliance import download_pack
-from llmmon.storage import LocalStore
+from llmmon.store.objects import LocalStore
 from tests.conftest import REPO
 from tests.test_retention import keys, make_history
 
@@ -248,9 +248,9 @@ def test_dags_run(env, airflow_db, capfd):
 # ---- demo ---------------------------------------------------------------------------------------
 
 def test_demo_extras(env, capsys, monkeypatch):
-    from llmmon import demo_extras as D
+    from llmmon.dev import demo_extras as D
     from llmmon.config import load_config
-    from llmmon.pipeline import Context
+    from llmmon.hourly.run import Context
 
     assert D.demo_period([date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 1)]) == "2026-10"
     assert D.demo_key({"LLMMON_MANIFEST_KEY": "k"})[0] == b"k" and D.demo_key({})[0] == D.DEMO_KEY.encode()

@@ -9,10 +9,10 @@ import orjson
 import pytest
 from genai_prices import Usage, calc_price
 
-from llmmon.daily import run_daily
-from llmmon.ingest import Window
-from llmmon.integrations.quality import reprice_range
-from llmmon.pipeline import Context, run_hours
+from llmmon.daily.run import run_daily
+from llmmon.hourly.ingest import Window
+from llmmon.daily.quality import reprice_range
+from llmmon.hourly.run import Context, run_hours
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, request
 
@@ -179,7 +179,8 @@ def test_rerun_is_idempotent_and_labels_are_ingested(run, local_store):
     assert local_store.get(f"review/{DAY}/sample.csv").decode().splitlines() == sample
     from sqlalchemy import func, select
 
-    from llmmon import quality_io, warehouse
+    from llmmon.hourly import side_state as quality_io
+    from llmmon.store import warehouse
     with ctx.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(quality_io.user_activity)).scalar() == 7
         n = conn.execute(select(func.count()).select_from(warehouse.metrics).where(
@@ -197,7 +198,7 @@ def test_reprice_after_override_change(run, local_store, tmp_path):
     assert res["old_total_usd"] == pytest.approx(rep["cost"]["total_usd"], rel=1e-6)
     from sqlalchemy import select
 
-    from llmmon import warehouse
+    from llmmon.store import warehouse
     with ctx2.engine.connect() as conn:
         v = conn.execute(select(warehouse.metrics.c.value).where(
             warehouse.metrics.c.metric == "cost_usd", warehouse.metrics.c.grain == "day",

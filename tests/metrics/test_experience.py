@@ -24,7 +24,7 @@ from llmmon.metrics.experience import (
     task_completion,
     update_first_seen,
 )
-from llmmon.schema import MISSING_FIELD, OUT_OF_RANGE, WRONG_TYPE, RecordError
+from llmmon.hourly.schema import MISSING_FIELD, OUT_OF_RANGE, WRONG_TYPE, RecordError
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=UTC).timestamp()
 

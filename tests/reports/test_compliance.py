@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from llmmon import retention as R
-from llmmon.manifest import verify_pack
+from llmmon.lifecycle import retention as R
+from llmmon.lifecycle.manifest import verify_pack
 from llmmon.reports import compliance as C
-from llmmon.storage import LocalStore
+from llmmon.store.objects import LocalStore
 from tests.test_retention import make_history, make_s3_store, moto_endpoint  # noqa: F401
 
 KEY = b"pack-key"

@@ -39,7 +39,7 @@ def summary_lines(lines: list[str]) -> list[str]:
 
 
 def _retention(ctx: Any, as_of: date) -> None:
-    from llmmon.integrations.lifecycle import retention_job
+    from llmmon.lifecycle.jobs import retention_job
 
     print(f"\nRetention dry run as of {as_of} (configured tiers; nothing is deleted):")
     res = retention_job(ctx, as_of, dry_run=True, run_id=f"demo-dry-run-{as_of}", emit=lambda _: None)
@@ -62,8 +62,8 @@ def _retention(ctx: Any, as_of: date) -> None:
 
 
 def _compliance(ctx: Any, period: str) -> None:
-    from llmmon.integrations.lifecycle import compliance_job
-    from llmmon.manifest import verify_pack
+    from llmmon.lifecycle.jobs import compliance_job
+    from llmmon.lifecycle.manifest import verify_pack
 
     key, label = demo_key()
     print(f"\nCompliance pack {period}, signed with {label}:")

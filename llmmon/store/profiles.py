@@ -26,7 +26,7 @@ from whylogs.core.preprocessing import NumpyView, PreprocessedColumn
 from whylogs.core.resolvers import MetricSpec, ResolverSpec
 from whylogs.core.schema import DeclarativeSchema
 
-from llmmon.storage import ObjectStore
+from llmmon.store.objects import ObjectStore
 
 # whylogs logs every profile it deserialises at INFO; that floods task logs.
 logging.getLogger("whylogs").setLevel(logging.WARNING)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from llmmon.schema import (
+from llmmon.hourly.schema import (
     DUPLICATE,
     LINE_TOO_LONG,
     MALFORMED_JSON,
@@ -39,7 +39,7 @@ from llmmon.schema import (
     UNREADABLE,
     WRONG_TYPE,
 )
-from llmmon.storage import ObjectStore, parse_partition, partition_prefix
+from llmmon.store.objects import ObjectStore, parse_partition, partition_prefix
 
 REQUESTS_PREFIX = "raw/requests"
 FEEDBACK_PREFIX = "raw/feedback"
@@ -1171,7 +1171,7 @@ def default_incidents(start: date, days: int) -> list[Incident]:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m llmmon.synthetic --out DIR [--bench]``: write a data set, print the rate."""
-    from llmmon.storage import LocalStore
+    from llmmon.store.objects import LocalStore
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)

@@ -28,9 +28,9 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from llmmon import schema
+from llmmon.hourly import schema
 from llmmon.config import IngestConfig
-from llmmon.storage import ObjectInfo, ObjectStore, parse_partition, partition_prefix
+from llmmon.store.objects import ObjectInfo, ObjectStore, parse_partition, partition_prefix
 
 log = logging.getLogger(__name__)
 

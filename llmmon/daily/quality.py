@@ -20,7 +20,9 @@ from typing import Any
 
 import orjson
 
-from llmmon import cli, daily, pipeline
+from llmmon import cli
+from llmmon.daily import run as daily
+from llmmon.hourly import run as pipeline
 from llmmon.reports.daily import HTML_BLOCKS
 
 log = logging.getLogger(__name__)
@@ -150,7 +152,7 @@ def _day_cache(ctx: Any, ds: Any) -> dict[str, Any]:
     """Per-day inputs shared by the sections (read once per daily run)."""
     cache = getattr(ds, "_quality_cache", None)
     if cache is None:
-        from llmmon import quality_io
+        from llmmon.hourly import side_state as quality_io
 
         review, activity = quality_io.load_day_state(ctx.store, ds.day)
         fb, fb_counts = quality_io.read_stream(ctx.store, ctx.cfg.ingest, "feedback", ds.day)
@@ -166,7 +168,7 @@ def _day_cost_history(ctx: Any, day: date, days: int) -> Any:
     import pandas as pd
     from sqlalchemy import and_, select
 
-    from llmmon import warehouse
+    from llmmon.store import warehouse
 
     start = daily.DayState(day).start
     t = warehouse.metrics
@@ -223,7 +225,7 @@ def cost_section(ctx: Any, ds: Any) -> dict[str, Any]:
 
 
 def _quantiles(view: Any, column: str) -> dict[str, float | None]:
-    from llmmon import profiles
+    from llmmon.store import profiles
 
     qs = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
     return {f"p{int(q * 100):02d}": v for q, v in zip(qs, profiles.quantiles(view, column, qs), strict=True)}
@@ -231,7 +233,7 @@ def _quantiles(view: Any, column: str) -> dict[str, float | None]:
 
 def _review(ctx: Any, ds: Any, qc: Any) -> dict[str, Any]:
     """Write ``review/<date>/sample.csv``; agreement with ``labels.csv`` when one was dropped back."""
-    from llmmon import quality_io
+    from llmmon.hourly import side_state as quality_io
     from llmmon.scoring.review import agreement, stratified_sample
 
     cand = _day_cache(ctx, ds)["review"]
@@ -296,7 +298,8 @@ def _user_tables(ctx: Any, ds: Any, act: Any) -> dict[str, Any]:
     import pandas as pd
     from sqlalchemy import delete, select
 
-    from llmmon import quality_io, warehouse
+    from llmmon.hourly import side_state as quality_io
+    from llmmon.store import warehouse
     from llmmon.metrics import experience
 
     keys = sorted(set(act.users["user_key"]) - {""}) if len(act) else []
@@ -325,7 +328,7 @@ def _user_tables(ctx: Any, ds: Any, act: Any) -> dict[str, Any]:
 
 def experience_section(ctx: Any, ds: Any) -> dict[str, Any]:
     """``experience``: satisfaction, repeat usage, task completion/efficiency, conversion, retention."""
-    from llmmon import warehouse
+    from llmmon.store import warehouse
     from llmmon.metrics import experience
     from llmmon.metrics.performance import metric_rows
 
@@ -473,9 +476,9 @@ def reprice_range(ctx: Any, start: date, end: date) -> dict[str, Any]:
     and replace the stored cost metrics (hour and day grain, per model and '*')."""
     import pandas as pd
 
-    from llmmon import warehouse
+    from llmmon.store import warehouse
     from llmmon.metrics.performance import metric_rows
-    from llmmon.pipeline import aggregate_key
+    from llmmon.hourly.run import aggregate_key
     from llmmon.scoring.cost import reprice
 
     _, cc = configs(ctx.cfg)
@@ -551,7 +554,7 @@ def register_cli(sub: Any) -> None:
 # ---- registration ---------------------------------------------------------------------------
 
 def _register() -> None:
-    from llmmon import quality_io
+    from llmmon.hourly import side_state as quality_io
 
     pipeline.register_scorer("quality", score, PROFILE_COLUMNS, SUM_COLUMNS)
     pipeline.register_window_metrics("quality", quality_window_metrics)

@@ -23,10 +23,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import and_, delete, select
 
-from llmmon import warehouse
+from llmmon.store import warehouse
 from llmmon.detect import Anomaly, DetectConfig, run_detectors
-from llmmon.monitoring_tables import anomalies
-from llmmon.storage import ObjectStore, parse_partition
+from llmmon.store.monitoring_tables import anomalies
+from llmmon.store.objects import ObjectStore, parse_partition
 
 log = logging.getLogger(__name__)
 

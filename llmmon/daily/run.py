@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 from sqlalchemy import and_, select
 
-from llmmon import aggregates as aggmod
-from llmmon import profiles, warehouse
-from llmmon.ingest import IngestStats
+from llmmon.store import aggregates as aggmod
+from llmmon.store import profiles
+from llmmon.store import warehouse
+from llmmon.hourly.ingest import IngestStats
 from llmmon.metrics.performance import check_thresholds, metric_rows
-from llmmon.pipeline import Context, aggregate_key, daily_aggregate_key, window_metrics
+from llmmon.hourly.run import Context, aggregate_key, daily_aggregate_key, window_metrics
 
 log = logging.getLogger(__name__)
 

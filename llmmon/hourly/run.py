@@ -27,10 +27,11 @@ import orjson
 import pandas as pd
 from sqlalchemy import Engine, delete
 
-from llmmon import aggregates as aggmod
-from llmmon import profiles, warehouse
+from llmmon.store import aggregates as aggmod
+from llmmon.store import profiles
+from llmmon.store import warehouse
 from llmmon.config import Config
-from llmmon.ingest import (
+from llmmon.hourly.ingest import (
     IngestStats,
     QuarantinedLine,
     Window,
@@ -39,8 +40,8 @@ from llmmon.ingest import (
     read_span,
 )
 from llmmon.metrics.performance import check_thresholds, metric_rows, performance_metrics
-from llmmon.storage import ObjectInfo, ObjectStore, open_store, parse_partition, partition_prefix
-from llmmon.validate import ContractValidator, ValidationTotals
+from llmmon.store.objects import ObjectInfo, ObjectStore, open_store, parse_partition, partition_prefix
+from llmmon.hourly.validate import ContractValidator, ValidationTotals
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +421,7 @@ def find_late_objects(ctx: Context, window: Window) -> dict[datetime, list[Objec
     """
     from sqlalchemy import and_, select
 
-    from llmmon.ingest import _is_log_object
+    from llmmon.hourly.ingest import _is_log_object
 
     start = window.start - timedelta(hours=ctx.cfg.ingest.late_lookback_hours)
     t, ro = warehouse.runs, warehouse.run_objects
@@ -463,7 +464,7 @@ def reprocess_late(ctx: Context, window: Window) -> list[dict[str, Any]]:
             has_daily = conn.execute(select(warehouse.runs.c.run_id).where(
                 warehouse.runs.c.run_id == f"daily:{day:%Y-%m-%d}:day")).first()
         if has_daily:
-            from llmmon.daily import run_daily
+            from llmmon.daily.run import run_daily
 
             log.warning("refreshing the daily report of %s after late files", day)
             run_daily(ctx, day)

@@ -16,7 +16,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-log = logging.getLogger("llmmon.demo")
+log = logging.getLogger("llmmon.dev.demo")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,8 +53,8 @@ def run_demo(home: Path, days: int = 7, requests_per_day: int = 20_000, use_airf
     (home / "warehouse.db").unlink(missing_ok=True)
 
     from llmmon.config import load_config
-    from llmmon.pipeline import Context
-    from llmmon.synthetic import default_incidents, generate
+    from llmmon.hourly.run import Context
+    from llmmon.dev.synthetic import default_incidents, generate
 
     t0 = time.monotonic()
     ctx = Context.from_config(load_config())
@@ -82,15 +82,15 @@ def run_demo(home: Path, days: int = 7, requests_per_day: int = 20_000, use_airf
             if "success" not in state:
                 return 1
     else:
-        from llmmon.daily import run_daily
-        from llmmon.ingest import Window
-        from llmmon.pipeline import run_hours
+        from llmmon.daily.run import run_daily
+        from llmmon.hourly.ingest import Window
+        from llmmon.hourly.run import run_hours
 
         for d in day_list:
             run_hours(ctx, Window.day(d), job="daily")
             run_daily(ctx, d)
 
-    from llmmon.demo_extras import after_days
+    from llmmon.dev.demo_extras import after_days
 
     after_days(ctx, day_list)
     print("\nReports:")

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from llmmon import profiles
+from llmmon.store import profiles
 from llmmon.metrics.drift import DriftConfig, reference_dates
-from llmmon.storage import ObjectStore
+from llmmon.store.objects import ObjectStore
 
 PINNED_PREFIX = "baselines/pinned/"
 PINNED_RECORD = PINNED_PREFIX + "current.json"

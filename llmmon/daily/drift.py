@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import and_, delete
 
-from llmmon import baseline, profiles, warehouse
+from llmmon.metrics import reference as baseline
+from llmmon.store import profiles
+from llmmon.store import warehouse
 from llmmon.metrics.drift import DriftConfig, FeatureDrift, compute_drift, decide, mass_measures, summarize
-from llmmon.monitoring_tables import drift_features
+from llmmon.store.monitoring_tables import drift_features
 
 log = logging.getLogger(__name__)
 

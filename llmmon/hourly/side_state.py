@@ -25,7 +25,7 @@ import orjson
 import pandas as pd
 from sqlalchemy import Column, Date, MetaData, String, Table
 
-from llmmon.ingest import (
+from llmmon.hourly.ingest import (
     IngestStats,
     QuarantinedLine,
     Window,
@@ -35,7 +35,7 @@ from llmmon.ingest import (
 )
 from llmmon.metrics import experience
 from llmmon.scoring.pii import redact
-from llmmon.storage import ObjectStore
+from llmmon.store.objects import ObjectStore
 
 DERIVED_PREFIX = "derived/quality/"
 REVIEW_COLUMNS = ["request_id", "ts", "model_version", "app", "prompt_text", "response_text", "relevance",

@@ -19,8 +19,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from llmmon import cli, pipeline
-from llmmon import retention as R
+from llmmon import cli
+from llmmon.hourly import run as pipeline
+from llmmon.lifecycle import retention as R
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def manifest_key(cfg: Any, in_airflow: bool = False) -> bytes:
     the CLI: ``$LLMMON_MANIFEST_KEY`` (or the configured env var) first; the connection only when an
     Airflow environment is configured (``AIRFLOW_HOME`` or ``AIRFLOW_CONN_<ID>``).
     :class:`cli.UsageError` when no key is found."""
-    from llmmon.manifest import ManifestKeyError, load_key
+    from llmmon.lifecycle.manifest import ManifestKeyError, load_key
     from llmmon.reports.compliance import compliance_config
 
     c = compliance_config(cfg)
@@ -206,7 +207,7 @@ def pack_summary(out: dict[str, Any]) -> dict[str, Any]:
 def _store(args: argparse.Namespace) -> Any:
     """The configured object store only (no warehouse), for commands that need nothing else."""
     from llmmon.config import load_config
-    from llmmon.storage import open_store
+    from llmmon.store.objects import open_store
 
     return open_store(load_config(args.config).storage)
 
@@ -228,7 +229,7 @@ def cmd_compliance(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from llmmon.manifest import DEFAULT_ENV, verify_main
+    from llmmon.lifecycle.manifest import DEFAULT_ENV, verify_main
 
     key = os.environ.get(DEFAULT_ENV)
     if not key:

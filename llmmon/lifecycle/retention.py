@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from pydantic import Field, field_validator, model_validator
 
 from llmmon.config import StrictModel
-from llmmon.storage import ObjectInfo, ObjectStore, StorageError, parse_partition
+from llmmon.store.objects import ObjectInfo, ObjectStore, StorageError, parse_partition
 
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
 

@@ -14,9 +14,11 @@ import argparse
 import html
 from typing import Any
 
-from llmmon import cli, daily, pipeline
+from llmmon import cli
+from llmmon.daily import run as daily
+from llmmon.hourly import run as pipeline
 from llmmon.alerts.state import metadata as alert_metadata
-from llmmon.monitoring_tables import metadata as monitoring_metadata
+from llmmon.store.monitoring_tables import metadata as monitoring_metadata
 from llmmon.reports.daily import HTML_BLOCKS
 
 for _md in (monitoring_metadata, alert_metadata):
@@ -25,25 +27,25 @@ for _md in (monitoring_metadata, alert_metadata):
 
 
 def drift_section(ctx: Any, ds: Any) -> dict[str, Any]:
-    from llmmon.drift_day import drift_section as fn
+    from llmmon.daily.drift import drift_section as fn
 
     return fn(ctx, ds)
 
 
 def anomalies_section(ctx: Any, ds: Any) -> dict[str, Any]:
-    from llmmon.anomalies_day import anomalies_section as fn
+    from llmmon.daily.anomalies import anomalies_section as fn
 
     return fn(ctx, ds)
 
 
 def alerts_section(ctx: Any, ds: Any) -> Any:
-    from llmmon.alerts_day import alerts_section as fn
+    from llmmon.daily.alerts import alerts_section as fn
 
     return fn(ctx, ds)
 
 
 def delivery_section(ctx: Any, ds: Any) -> dict[str, Any]:
-    from llmmon.alerts_day import delivery_section as fn
+    from llmmon.daily.alerts import delivery_section as fn
 
     return fn(ctx, ds)
 
@@ -80,7 +82,7 @@ def drift_html(section: dict[str, Any]) -> dict[str, str]:
 
 
 def anomalies_html(section: dict[str, Any]) -> dict[str, str]:
-    from llmmon.anomalies_day import anomalies_html as fn
+    from llmmon.daily.anomalies import anomalies_html as fn
 
     return fn(section)
 
@@ -125,7 +127,7 @@ HTML_BLOCKS.setdefault("alerts_delivery", delivery_html)
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     """``llmmon baseline set|clear|show``."""
-    from llmmon import baseline
+    from llmmon.metrics import reference as baseline
 
     ctx = cli._ctx(args)
     if args.action == "set":
