@@ -40,7 +40,7 @@ def llmmon_compliance():
     @task
     def periods() -> list[str]:
         """The periods to build: the Param, or those due on the run's date."""
-        from llmmon.lifecycle.jobs import resolve_periods
+        from llmmon.lifecycle.periods import resolve_periods
 
         ctx = get_current_context()
         return resolve_periods(ctx["params"], ctx)
@@ -51,7 +51,7 @@ def llmmon_compliance():
         import logging
 
         from llmmon import jobs
-        from llmmon.lifecycle.jobs import compliance_job, manifest_key, pack_summary
+        from llmmon.jobs import compliance_job, manifest_key, pack_summary
 
         ctx = jobs.context()
         out = compliance_job(ctx, period, manifest_key(ctx.cfg, in_airflow=True),

@@ -1,8 +1,19 @@
 """llmmon_daily: process the previous UTC day and write the daily report.
 
-The day's objects are read once, in mapped batches (24 hourly outputs come out of one pass);
-the reduce step writes the hours, then ``report`` merges them into day profiles, day metrics
-and ``reports/daily/<date>/``. Trigger any past date with the ``date`` Param (``YYYY-MM-DD``).
+One task per stage, in flow order:
+
+    plan -> process (mapped) -> reduce -> merge -> quality -> drift -> anomalies -> alerts -> report
+
+- ``plan``/``process``/``reduce``: stage 1 over the day's objects, in mapped batches (the 24
+  hourly outputs come out of one pass).
+- ``merge``: the hours into day profiles, sums and metric rows (``llmmon.daily.merge``).
+- ``quality``, ``drift``, ``anomalies``, ``alerts``: one daily stage each, on the day rollup
+  (``llmmon.daily.run``); each writes its report sections to the store. A failing stage fails its
+  task and Airflow's retries apply.
+- ``report``: ``reports/daily/<date>/``. It runs even when a stage failed, marks that stage's
+  sections as not computed, and then fails too, so the run shows red.
+
+Trigger any past date with the ``date`` Param (``YYYY-MM-DD``).
 """
 
 from __future__ import annotations
@@ -16,6 +27,13 @@ from llmmon.dag_callbacks import on_failure_callback
 
 DEFAULT_ARGS = {"owner": "llmmon", "retries": 2, "retry_delay": timedelta(minutes=5),
                 "on_failure_callback": on_failure_callback}
+DATE_PATTERN = r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$"
+
+
+def _day(batches: list[dict]):  # noqa: ANN202 - a date; typed loosely to keep parsing light
+    from llmmon.airflow_support import window_from_xcom
+
+    return window_from_xcom(batches[0]["window"]).start.date()
 
 
 @dag(
@@ -26,8 +44,8 @@ DEFAULT_ARGS = {"owner": "llmmon", "retries": 2, "retry_delay": timedelta(minute
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["llmmon", "monitoring", "daily", "report"],
-    params={"date": Param("", type="string", description="UTC date to process, e.g. 2026-11-01; "
-                                                          "empty = the day before the run")},
+    params={"date": Param("", type="string", pattern=DATE_PATTERN,
+                          description="UTC date to process, e.g. 2026-11-01; empty = the day before the run")},
     doc_md=__doc__,
 )
 def llmmon_daily():
@@ -42,7 +60,7 @@ def llmmon_daily():
 
     @task
     def process(batch: dict) -> str:
-        """Ingest, validate and profile one batch of objects; return its partial-state key."""
+        """Stage 1 on one batch of objects; return its partial-state key."""
         from llmmon import jobs
 
         return jobs.process_batch(jobs.context(), batch)
@@ -55,16 +73,53 @@ def llmmon_daily():
         return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "daily")
 
     @task
-    def report(batches: list[dict], totals: dict) -> dict:
-        """Merge the hours into the day and write reports/daily/<date>/."""
+    def merge(batches: list[dict], totals: dict) -> dict:
+        """Merge the hours into day profiles, sums and metric rows."""
         from llmmon import jobs
-        from llmmon.airflow_support import window_from_xcom
 
-        return jobs.daily_report(jobs.context(), window_from_xcom(batches[0]["window"]).start.date())
+        return jobs.daily_merge(jobs.context(), _day(batches))
+
+    @task
+    def quality(batches: list[dict], merged: dict) -> str:
+        """Cost, quality, experience and ROI sections."""
+        from llmmon import jobs
+
+        return jobs.daily_stage(jobs.context(), _day(batches), "quality")
+
+    @task
+    def drift(batches: list[dict], previous: str) -> str:
+        """Input/output drift against the reference."""
+        from llmmon import jobs
+
+        return jobs.daily_stage(jobs.context(), _day(batches), "drift")
+
+    @task
+    def anomalies(batches: list[dict], previous: str) -> str:
+        """Anomaly detectors over the day's series."""
+        from llmmon import jobs
+
+        return jobs.daily_stage(jobs.context(), _day(batches), "anomalies")
+
+    @task
+    def alerts(batches: list[dict], previous: str) -> str:
+        """Evaluate alert rules and notify."""
+        from llmmon import jobs
+
+        return jobs.daily_stage(jobs.context(), _day(batches), "alerts")
+
+    @task(trigger_rule="all_done")
+    def report(batches: list[dict]) -> dict:
+        """Write reports/daily/<date>/ (sections of failed stages are marked not computed)."""
+        from llmmon import jobs
+
+        return jobs.daily_report(jobs.context(), _day(batches))
 
     batches = plan()
     totals = reduce(batches, process.expand(batch=batches))
-    report(batches, totals)
+    merged = merge(batches, totals)
+    last = alerts(batches, anomalies(batches, drift(batches, quality(batches, merged))))
+    done = report(batches)
+    last >> done
 
 
 llmmon_daily()

@@ -42,7 +42,8 @@ def llmmon_retention():
         import logging
 
         from llmmon import jobs
-        from llmmon.lifecycle.jobs import resolve_as_of, retention_job, retention_summary
+        from llmmon.jobs import retention_job, retention_summary
+        from llmmon.lifecycle.periods import resolve_as_of
 
         ctx = get_current_context()
         params = ctx["params"]

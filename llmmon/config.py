@@ -16,15 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, ValidationError
 
-
-class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are an error, so a typo in a threshold or a
-    capability section fails loudly instead of silently keeping a default."""
-
-    model_config = ConfigDict(extra="forbid")
-
+from llmmon.strict import StrictModel
 
 _Model = StrictModel
 
@@ -46,8 +40,8 @@ class StorageConfig(_Model):
 
 
 class IngestConfig(_Model):
-    chunk_rows: int = 20_000
-    max_line_bytes: int = 1_048_576
+    chunk_rows: int = Field(20_000, ge=1)
+    max_line_bytes: int = Field(1_048_576, ge=1)
     # Records whose timestamp is within this many seconds of their object's partition are
     # accepted and counted in the window of their own timestamp; beyond it they are quarantined.
     partition_grace_seconds: int = 3600
@@ -116,8 +110,8 @@ class Config(_Model):
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     profiles: ProfileConfig = Field(default_factory=ProfileConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
-    # Sections owned by the capability modules; each module validates its own section with
-    # its own pydantic model (see e.g. llmmon.alerts.config), so a typo still fails loudly.
+    # Sections owned by the capability modules; each is validated by its own pydantic model at
+    # load time (``llmmon.sections.validate_sections``), so a typo fails before any work starts.
     quality: dict[str, Any] = Field(default_factory=dict)
     cost: dict[str, Any] = Field(default_factory=dict)
     drift: dict[str, Any] = Field(default_factory=dict)
@@ -188,5 +182,17 @@ def load_config(path: str | os.PathLike[str] | None = None,
     data = _deep_merge(data, env_overrides(environ))
     try:
         return Config.model_validate(data)
-    except Exception as exc:  # pydantic's message names the field
-        raise ConfigError(f"invalid llmmon config{f' in {path}' if path else ''}: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"invalid llmmon config{f' in {path}' if path else ''}: "
+                          f"{first_error(exc)}") from exc
+
+
+def first_error(exc: ValidationError, section: str | None = None) -> str:
+    """One line naming the first invalid key of a pydantic error (and how many more there are)."""
+    errors = exc.errors()
+    err = errors[0]
+    where = ".".join(str(p) for p in ((section,) if section else ()) + tuple(err.get("loc", ())))
+    value = err.get("input")
+    shown = "" if err.get("type") == "missing" or isinstance(value, dict | list) else f" (got {value!r:.60})"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {err.get('msg', 'invalid value')}{shown}{more}"

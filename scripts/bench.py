@@ -79,8 +79,8 @@ class PeakRSS:
 
 
 def generate(workdir: Path, n: int) -> Path:
-    from llmmon.store.objects import LocalStore
     from llmmon.dev.synthetic import generate as gen
+    from llmmon.store.objects import LocalStore
 
     store_dir = workdir / "store"
     marker = workdir / f"generated-{n}"
@@ -97,9 +97,10 @@ def generate(workdir: Path, n: int) -> Path:
 
 def run_llmmon(store_dir: Path, workdir: Path) -> tuple[float, int]:
     from llmmon.config import load_config
+    from llmmon.context import Context
     from llmmon.daily.run import run_daily
     from llmmon.hourly.ingest import Window
-    from llmmon.hourly.run import Context, process_hours, write_hours
+    from llmmon.hourly.run import process_hours, write_hours
 
     db = workdir / "warehouse.db"
     db.unlink(missing_ok=True)
@@ -150,17 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     import pandas  # noqa: F401
     import whylogs  # noqa: F401
 
-    from llmmon import integrations
-
-    integrations.load()
-    from llmmon.hourly.run import SCORERS
-
     gc.collect()
     with PeakRSS() as rss:
         t_ours, n_ours = run_llmmon(store_dir, workdir)
     rps = n_ours / t_ours
     print(f"llmmon:   {n_ours} records in {t_ours:.1f}s = {rps:,.0f} records/s, peak RSS {rss.peak_mb:.0f} MB "
-          f"(scorers: {', '.join(s[0] for s in SCORERS) or 'none'})", flush=True)
+          "(scoring on)", flush=True)
     if args.skip_baseline:
         print(f"records={n_ours} rps={rps:.0f} baseline_rps=nan ratio=nan peak_rss_mb={rss.peak_mb:.0f}")
         return 0

@@ -36,3 +36,23 @@ def test_unknown_key_and_bad_value_are_named(tmp_path):
         load_config(p, environ={})
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml", environ={})
+
+
+@pytest.mark.parametrize("yaml_text, key", [
+    ("alerts: {chanels: []}\n", "alerts.chanels"),
+    ("ingest: {max_line_bytes: -1}\n", "ingest.max_line_bytes"),
+    ("ingest: {chunk_rows: 0}\n", "ingest.chunk_rows"),
+    ("quality: {pii: {nope: 1}}\n", "quality.pii.nope"),
+    ("detect: {spc: {window: banana}}\n", "detect.spc"),
+])
+def test_config_typos_exit_2_with_one_line(tmp_path, capsys, yaml_text, key):
+    from llmmon import cli
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    code = cli.main(["--config", str(cfg), "run-day", "2026-11-01"])
+    err = capsys.readouterr()
+    assert code == 2
+    lines = (err.out + err.err).strip().splitlines()
+    assert 1 <= len(lines) <= 3, lines
+    assert key in lines[0]

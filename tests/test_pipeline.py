@@ -11,10 +11,12 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from llmmon.store import warehouse
+from llmmon.context import Context
 from llmmon.daily.run import run_daily
 from llmmon.hourly.ingest import Window
-from llmmon.hourly.run import Context, process_hours, quarantine_key, run_hours, write_hours
+from llmmon.hourly.run import process_hours, run_hours, write_hours
+from llmmon.layout import quarantine_key
+from llmmon.store import warehouse
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, request, spread
 
@@ -190,7 +192,8 @@ def test_daily_figures_recompute_from_rollups_alone(local_store, tmp_path):
 
 
 def test_late_file_in_an_older_partition_is_found_and_reprocessed(local_store, tmp_path):
-    from llmmon.hourly.run import find_late_objects, reprocess_late
+    from llmmon.hourly.run import find_late_objects
+    from llmmon.jobs import reprocess_late
 
     _seed_day(local_store)
     ctx = _ctx(local_store, f"sqlite:///{tmp_path / 'w.db'}")

@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from llmmon.config import StorageConfig
-from llmmon.store.objects import LocalStore, S3Store, StorageError, open_store, parse_partition, partition_prefix
+from llmmon.store.objects import (
+    LocalStore,
+    S3Store,
+    StorageError,
+    open_store,
+    parse_partition,
+    partition_prefix,
+)
 
 
 def test_put_get_list_delete_roundtrip(any_store):

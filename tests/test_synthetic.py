@@ -13,8 +13,6 @@ import orjson
 import pandas as pd
 import pytest
 
-from llmmon.hourly import schema
-from llmmon.store.objects import LocalStore, parse_partition
 from llmmon.dev.synthetic import (
     LINE_LIMIT,
     Incident,
@@ -23,6 +21,8 @@ from llmmon.dev.synthetic import (
     luhn_check_digit,
     prc_id_checksum,
 )
+from llmmon.hourly import schema
+from llmmon.store.objects import LocalStore, parse_partition
 
 START = date(2026, 3, 1)
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

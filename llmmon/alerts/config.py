@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmmon.config import StrictModel
+from llmmon.strict import StrictModel
 
 Severity = Literal["P0", "P1", "P2", "P3"]
 ScopeKind = Literal["overall", "model", "app"]

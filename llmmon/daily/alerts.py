@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from llmmon.store import warehouse
 from llmmon.alerts import NotifyResult, evaluate_detailed, load_alerts_config, notify_window
 from llmmon.alerts.config import RuleConfig
 from llmmon.alerts.state import AlertStore
 from llmmon.daily.anomalies import read_anomalies
+from llmmon.store import warehouse
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import and_, delete, select
 
-from llmmon.store import warehouse
 from llmmon.detect import Anomaly, DetectConfig, run_detectors
-from llmmon.store.monitoring_tables import anomalies
+from llmmon.store import warehouse
 from llmmon.store.objects import ObjectStore, parse_partition
+from llmmon.store.warehouse import anomalies
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,9 @@ import numpy as np
 from sqlalchemy import and_, delete
 
 from llmmon.metrics import reference as baseline
-from llmmon.store import profiles
-from llmmon.store import warehouse
 from llmmon.metrics.drift import DriftConfig, FeatureDrift, compute_drift, decide, mass_measures, summarize
-from llmmon.store.monitoring_tables import drift_features
+from llmmon.store import profiles, warehouse
+from llmmon.store.warehouse import drift_features
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,17 @@
-"""The daily job: merge a day's hourly outputs into day outputs, then write the report.
+"""Stage 2 (daily): the day's hourly outputs -> day rollups, sections, report. Straight-line.
 
-Everything here reads what the hourly job left in the store and the warehouse (profiles,
-aggregates, metrics rows), never raw logs, so a day can be recomputed after its raw logs expire.
+The stages, in flow order (each is also one task of the ``llmmon_daily`` DAG):
+
+1. ``merge``      :func:`llmmon.daily.merge.merge_day` -- day profiles, sums, metric rows
+2. ``quality``    :func:`stage_quality` -- sections ``cost``, ``quality``, ``experience``, ``business``
+3. ``drift``      :func:`stage_drift` -- section ``drift`` (``daily.drift``)
+4. ``anomalies``  :func:`stage_anomalies` -- section ``anomalies`` (``daily.anomalies``)
+5. ``alerts``     :func:`stage_alerts` -- sections ``alerts``, ``alerts_delivery`` (``daily.alerts``)
+6. ``report``     :func:`write_day_report` -- ``reports/daily/<date>/``
+
+Later stages read what earlier ones wrote to the warehouse (anomalies read quality metrics,
+alerts read anomalies), so the order is fixed. A stage that raises is not dropped: its sections
+are marked ``not_computed`` in the report, and :func:`run_daily` fails after writing the report.
 """
 
 from __future__ import annotations
@@ -9,185 +19,135 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import and_, select
 
-from llmmon.store import aggregates as aggmod
-from llmmon.store import profiles
-from llmmon.store import warehouse
-from llmmon.hourly.ingest import IngestStats
-from llmmon.metrics.performance import check_thresholds, metric_rows
-from llmmon.hourly.run import Context, aggregate_key, daily_aggregate_key, window_metrics
+from llmmon import layout
+from llmmon.daily import alerts, anomalies, drift, quality
+from llmmon.daily.merge import DayState, day_metrics, day_validation, hourly_series, merge_day
+from llmmon.metrics.performance import check_thresholds
+from llmmon.reports.daily import build_report, write_report
+from llmmon.store.aggregates import to_jsonable
+
+if TYPE_CHECKING:
+    from llmmon.context import Context
 
 log = logging.getLogger(__name__)
 
-# A day section adds a top-level key to report.json (and a block to the HTML) from the merged
-# day state. Capability modules register theirs (quality, cost, drift, alerts...).
-# ``order`` sorts sections (lower first): a later section may read what an earlier one wrote
-# to the warehouse (alerts read quality metrics, for example).
-DaySection = Callable[[Context, "DayState"], dict[str, Any]]
-DAY_SECTIONS: list[tuple[str, DaySection]] = []
-_ORDER: dict[str, int] = {}
+Sections = dict[str, Any]
+Stage = Callable[["Context", DayState], Sections]
+
+# Which report sections each stage produces (the report marks missing ones as not computed).
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "quality": ("cost", "quality", "experience", "business"),
+    "drift": ("drift",),
+    "anomalies": ("anomalies",),
+    "alerts": ("alerts", "alerts_delivery"),
+}
 
 
-def register_section(name: str, fn: DaySection, order: int = 50) -> None:
-    if name not in _ORDER:
-        _ORDER[name] = order
-        DAY_SECTIONS.append((name, fn))
-        DAY_SECTIONS.sort(key=lambda s: _ORDER[s[0]])
+class StageFailed(RuntimeError):
+    """One or more daily stages raised; the report was written with their sections marked."""
 
 
-class DayState:
-    """A day's merged profiles and aggregates, per model, plus the hourly aggregates."""
-
-    def __init__(self, day: date):
-        self.day = day
-        self.start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        self.views: dict[str, Any] = {}
-        self.aggs: dict[str, aggmod.Agg] = {}
-        self.hourly: dict[datetime, dict[str, aggmod.Agg]] = {}
-        self.stats = IngestStats()
-        self.hours_present = 0
-
-    @property
-    def overall_view(self) -> Any:
-        return profiles.merge_views(self.views.values())
-
-    @property
-    def overall_agg(self) -> aggmod.Agg:
-        return aggmod.total(self.aggs.values())
+def stage_quality(ctx: Context, ds: DayState) -> Sections:
+    """Cost, quality, experience and ROI sections (they share the day's side state and streams)."""
+    inputs = quality.load_inputs(ctx, ds.day)
+    return {"cost": quality.cost_section(ctx, ds, inputs),
+            "quality": quality.quality_section(ctx, ds, inputs),
+            "experience": quality.experience_section(ctx, ds, inputs),
+            "business": quality.business_section(ctx, ds, inputs)}
 
 
-def load_day(ctx: Context, day: date) -> DayState:
-    """Merge the day's hourly profiles and aggregates from the store."""
-    ds = DayState(day)
-    store = ctx.store
-    ds.views = profiles.load_views(store, f"profiles/hourly/dt={day:%Y-%m-%d}/")
-    for h in range(24):
-        hour = ds.start + timedelta(hours=h)
-        obj = store.head(aggregate_key(hour))
-        if obj is None:
-            continue
-        doc = orjson.loads(store.get(aggregate_key(hour)))
-        ds.hours_present += int(doc["records"]["accepted"] > 0)
-        ds.stats.merge(IngestStats.from_dict(doc["records"]))
-        ds.hourly[hour] = doc["models"]
-        for model, agg in doc["models"].items():
-            ds.aggs[model] = aggmod.merge_agg(ds.aggs[model], agg) if model in ds.aggs else agg
-    return ds
+def stage_drift(ctx: Context, ds: DayState) -> Sections:
+    return {"drift": drift.drift_section(ctx, ds)}
 
 
-def load_day_from_rollups(ctx: Context, day: date) -> DayState:
-    """The same state from the daily rollups alone (after retention deleted the hourly data)."""
-    ds = DayState(day)
-    ds.views = profiles.load_views(ctx.store, f"profiles/daily/dt={day:%Y-%m-%d}/")
-    if ctx.store.head(daily_aggregate_key(day)) is not None:
-        doc = orjson.loads(ctx.store.get(daily_aggregate_key(day)))
-        ds.aggs = doc["models"]
-        ds.stats = IngestStats.from_dict(doc["records"])
-        ds.hours_present = doc.get("hours_present", 0)
-    return ds
+def stage_anomalies(ctx: Context, ds: DayState) -> Sections:
+    return {"anomalies": anomalies.anomalies_section(ctx, ds)}
 
 
-def write_day_rollups(ctx: Context, ds: DayState) -> None:
-    store = ctx.store
-    keep = set()
-    for model, view in ds.views.items():
-        key = profiles.daily_key(ds.start, model)
-        store.put(key, profiles.serialize(view), "application/octet-stream")
-        keep.add(key)
-    for obj in store.list(f"profiles/daily/dt={ds.day:%Y-%m-%d}/"):
-        if obj.key not in keep:
-            store.delete(obj.key)
-    doc = {"window_start": ds.start.isoformat(), "grain": "day", "records": ds.stats.to_dict(),
-           "hours_present": ds.hours_present, "models": aggmod.to_jsonable(ds.aggs)}
-    store.put(daily_aggregate_key(ds.day), orjson.dumps(doc, option=orjson.OPT_SORT_KEYS),
-              "application/json")
+def stage_alerts(ctx: Context, ds: DayState) -> Sections:
+    """Evaluate and notify the day's alert rules, then summarise what was delivered."""
+    raised = alerts.alerts_section(ctx, ds)
+    return {"alerts": raised, "alerts_delivery": alerts.delivery_section(ctx, ds)}
 
 
-def day_metrics(ds: DayState) -> dict[str, dict[str, Any]]:
-    out = {m: window_metrics(ds.views.get(m), a, 86400) for m, a in sorted(ds.aggs.items())}
-    out["*"] = window_metrics(ds.overall_view, ds.overall_agg, 86400)
+def not_computed(stage: str, exc: BaseException) -> Sections:
+    reason = f"stage {stage} failed: {type(exc).__name__}: {exc}"
+    return {name: {"status": "not_computed", "reason": reason} for name in STAGE_SECTIONS[stage]}
+
+
+def save_stage(ctx: Context, day: date, stage: str, sections: Sections) -> str:
+    """Keep a stage's sections in the store for the report stage (the DAG runs them as tasks)."""
+    key = layout.stage_key(day, stage)
+    ctx.store.put(key, orjson.dumps(to_jsonable(sections), option=orjson.OPT_SORT_KEYS), "application/json")
+    return key
+
+
+def load_stages(ctx: Context, day: date) -> tuple[Sections, list[str]]:
+    """Every stage's saved sections; the stages with no output are returned as missing."""
+    sections: Sections = {}
+    missing = []
+    for stage, names in STAGE_SECTIONS.items():
+        key = layout.stage_key(day, stage)
+        if ctx.store.head(key) is None:
+            missing.append(stage)
+            sections.update({n: {"status": "not_computed", "reason": f"stage {stage} did not finish"}
+                             for n in names})
+        else:
+            sections.update(orjson.loads(ctx.store.get(key)))
+    return sections, missing
+
+
+def clear_stages(ctx: Context, day: date) -> None:
+    for obj in ctx.store.list(layout.stage_prefix(day)):
+        ctx.store.delete(obj.key)
+
+
+def write_day_report(ctx: Context, ds: DayState, sections: Sections, started: float) -> dict[str, Any]:
+    """Stage "report": day metrics, thresholds and the sections -> ``reports/daily/<date>/``."""
+    metrics = day_metrics(ds)
+    checks = check_thresholds(metrics["*"], ctx.cfg.performance.thresholds)
+    series = hourly_series(ctx, ds.day, ["requests", "latency_p50_ms", "latency_p95_ms", "ttft_p95_ms",
+                                         "error_rate"])
+    report = build_report(ctx.cfg, ds, metrics, checks, day_validation(ctx, ds.day), series, sections,
+                          duration_s=time.monotonic() - started)
+    paths = write_report(ctx.store, ds.day, report, metrics, ctx.cfg)
+    s = ds.stats
+    log.info("daily %s: read=%d accepted=%d quarantined=%d; report at %s", ds.day, s.read, s.accepted,
+             s.quarantined, paths["report.html"])
+    return {"report": report, "paths": paths}
+
+
+def _run_stage(name: str, fn: Stage, ctx: Context, ds: DayState, failed: list[str]) -> Sections:
+    t0 = time.monotonic()
+    try:
+        out = fn(ctx, ds)
+    except Exception as exc:  # noqa: BLE001 - marked in the report, then the run fails
+        log.exception("daily %s: stage %s failed", ds.day, name)
+        failed.append(name)
+        return not_computed(name, exc)
+    log.info("daily %s: stage %s done in %.1fs", ds.day, name, time.monotonic() - t0)
     return out
-
-
-def hourly_series(ctx: Context, day: date, metrics: list[str]) -> dict[str, list[float | None]]:
-    """24 values per metric (model '*') from the warehouse's hourly rows; None where absent."""
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    t = warehouse.metrics
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(select(t.c.window_start, t.c.metric, t.c.value).where(and_(
-            t.c.grain == "hour", t.c.model == "*", t.c.metric.in_(metrics),
-            t.c.window_start >= start, t.c.window_start < start + timedelta(days=1)))).all()
-    out = {m: [None] * 24 for m in metrics}
-    for ws, metric, value in rows:
-        ws = ws if ws.tzinfo else ws.replace(tzinfo=UTC)
-        out[metric][int((ws - start).total_seconds() // 3600)] = value
-    return out
-
-
-def day_validation(ctx: Context, day: date) -> list[dict[str, Any]]:
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    t = warehouse.validation_results
-    sums: dict[tuple[str, str], list[int]] = {}
-    with ctx.engine.connect() as conn:
-        for r in conn.execute(select(t).where(and_(t.c.grain == "hour", t.c.window_start >= start,
-                                                   t.c.window_start < start + timedelta(days=1)))):
-            s = sums.setdefault((r.expectation, r.column_name), [0, 0])
-            s[0] += r.element_count or 0
-            s[1] += r.unexpected_count or 0
-    return [{"expectation": e, "column_name": c, "element_count": n, "unexpected_count": u,
-             "success": int(u == 0)} for (e, c), (n, u) in sorted(sums.items())]
 
 
 def run_daily(ctx: Context, day: date, from_rollups: bool = False) -> dict[str, Any]:
-    """Merge the day, store day metrics and rollups, and write the daily report."""
-    from llmmon.reports.daily import build_report, write_report
-
+    """All daily stages in order, in this process; raises :class:`StageFailed` after writing the
+    report when a stage failed."""
     t0 = time.monotonic()
-    ds = load_day_from_rollups(ctx, day) if from_rollups else load_day(ctx, day)
-    if not from_rollups:
-        write_day_rollups(ctx, ds)
-    metrics = day_metrics(ds)
-    checks = check_thresholds(metrics["*"], ctx.cfg.performance.thresholds)
-    rows = []
-    for model, m in metrics.items():
-        rows += metric_rows(m, ds.start, "day", model, checks if model == "*" else None)
-    validation = day_validation(ctx, day)
-    s = ds.stats
-    with ctx.engine.begin() as conn:
-        warehouse.replace_metrics(conn, ds.start, "day", rows)
-        warehouse.replace_window(conn, warehouse.validation_results, ds.start, "day",
-                                 [{"window_start": ds.start, "grain": "day", **r} for r in validation])
-        warehouse.replace_window(conn, warehouse.quarantine_summary, ds.start, "day",
-                                 [{"window_start": ds.start, "grain": "day", "reason": r, "count": c}
-                                  for r, c in sorted(s.by_reason.items())])
-        now = datetime.now(UTC)
-        warehouse.upsert(conn, warehouse.runs, [{
-            "run_id": f"daily:{day:%Y-%m-%d}:day", "job": "daily", "grain": "day",
-            "window_start": ds.start, "window_end": ds.start + timedelta(days=1),
-            "status": "success" if s.read else "empty", "read": s.read, "accepted": s.accepted,
-            "quarantined": s.quarantined, "duplicates": s.by_reason.get("duplicate_request_id", 0),
-            "objects": s.objects, "started_at": now, "finished_at": now,
-            "duration_s": time.monotonic() - t0, "attempts": 1,
-            "detail": aggmod.to_jsonable(s.to_dict())}], ["run_id"])
-    # Sections run after the day's own rows are written, so they can read them (and write
-    # their own rows with warehouse.replace_metrics(..., metric_names=...)).
-    sections: dict[str, Any] = {}
-    for name, fn in DAY_SECTIONS:
-        try:
-            sections[name] = fn(ctx, ds)
-        except Exception as exc:  # noqa: BLE001 - one broken section must not sink the report
-            log.exception("report section %s failed for %s", name, day)
-            sections[name] = {"error": f"{type(exc).__name__}: {exc}"}
-    series = hourly_series(ctx, day, ["requests", "latency_p50_ms", "latency_p95_ms", "ttft_p95_ms",
-                                      "error_rate"])
-    report = build_report(ctx.cfg, ds, metrics, checks, validation, series, sections,
-                          duration_s=time.monotonic() - t0)
-    paths = write_report(ctx.store, day, report, metrics, ctx.cfg)
-    log.info("daily %s: read=%d accepted=%d quarantined=%d; report at %s", day, s.read, s.accepted,
-             s.quarantined, paths["report.html"])
-    return {"report": report, "paths": paths}
+    ds = merge_day(ctx, day, from_rollups)
+    failed: list[str] = []
+    sections: Sections = {}
+    sections |= _run_stage("quality", stage_quality, ctx, ds, failed)
+    sections |= _run_stage("drift", stage_drift, ctx, ds, failed)
+    sections |= _run_stage("anomalies", stage_anomalies, ctx, ds, failed)
+    sections |= _run_stage("alerts", stage_alerts, ctx, ds, failed)
+    out = write_day_report(ctx, ds, sections, t0)
+    if failed:
+        raise StageFailed(f"daily {day}: stage(s) {', '.join(failed)} failed; their report sections are "
+                          f"marked not computed in {out['paths']['report.json']}")
+    return out
+

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from llmmon.config import StrictModel
+from llmmon.strict import StrictModel
 
 Direction = Literal["up", "down", "both"]
 

@@ -28,8 +28,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from llmmon.hourly import schema
 from llmmon.config import IngestConfig
+from llmmon.hourly import schema
 from llmmon.store.objects import ObjectInfo, ObjectStore, parse_partition, partition_prefix
 
 log = logging.getLogger(__name__)

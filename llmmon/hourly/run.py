@@ -1,15 +1,15 @@
-"""The jobs as plain functions. The DAGs, the CLI and the tests all call these.
+"""Stage 1 (hourly): raw objects of a window -> per-hour state -> hourly outputs.
 
-- ``process_hours``: ingest -> validate -> score -> profile -> aggregate for a span of whole
-  hours, in one pass over the objects, returning per-hour partial state (nothing written).
-- ``write_hours``: persist per-hour outputs (profiles, aggregates, quarantine, warehouse rows),
-  replacing whatever an earlier run of the same hours wrote.
-- ``run_hours``: both; ``run_hour`` for one hour.
-- ``run_daily``: merge a day's hourly outputs, compute day metrics, write the report.
-- ``run_day``: all 24 hours in one pass, then ``run_daily``.
-
-Partial states also serialise (``save_partial``/``load_partial``) so Airflow's mapped tasks can
-each process a batch of objects and a reduce task can merge them.
+- :func:`process_hours`: one pass over the window's objects, chunk by chunk, in flow order:
+  ingest (``hourly.ingest``) -> score (``hourly.score``) -> validate (``hourly.validate``) ->
+  profile (``store.profiles``) -> aggregate (``store.aggregates``) -> side state
+  (``hourly.side_state``). Returns per-hour partial state; writes nothing.
+- :func:`write_hours`: persist each hour's outputs (profiles, aggregates, quarantine, side state,
+  warehouse rows), replacing whatever an earlier run of the same hours wrote.
+- :func:`run_hours` / :func:`run_hour`: both.
+- :func:`save_partial` / :func:`load_partial` / :func:`reduce_partials`: the same state through
+  the store, so Airflow's mapped tasks can each process a batch and a reduce task merge them.
+- :func:`reprocess_late`: rerun hours that files arrived in after they were processed.
 """
 
 from __future__ import annotations
@@ -18,19 +18,15 @@ import gzip
 import io
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 
-from llmmon.store import aggregates as aggmod
-from llmmon.store import profiles
-from llmmon.store import warehouse
-from llmmon.config import Config
+from llmmon import layout
+from llmmon.hourly import score, side_state
 from llmmon.hourly.ingest import (
     IngestStats,
     QuarantinedLine,
@@ -39,84 +35,38 @@ from llmmon.hourly.ingest import (
     list_window_objects,
     read_span,
 )
-from llmmon.metrics.performance import check_thresholds, metric_rows, performance_metrics
-from llmmon.store.objects import ObjectInfo, ObjectStore, open_store, parse_partition, partition_prefix
 from llmmon.hourly.validate import ContractValidator, ValidationTotals
+from llmmon.metrics.performance import check_thresholds, metric_rows, performance_metrics
+from llmmon.metrics.quality import quality_window_metrics
+from llmmon.store import aggregates as aggmod
+from llmmon.store import profiles, warehouse
+from llmmon.store.objects import ObjectInfo, parse_partition, partition_prefix
+
+if TYPE_CHECKING:
+    from whylogs.core.view.dataset_profile_view import DatasetProfileView
+
+    from llmmon.context import Context
 
 log = logging.getLogger(__name__)
-
-# A scorer adds per-record columns to an accepted chunk (quality, cost...). It returns the
-# frame, the extra numeric columns to profile, and the extra columns to sum exactly.
-Scorer = Callable[[pd.DataFrame, Config], pd.DataFrame]
-SCORERS: list[tuple[str, Scorer, list[str], list[str]]] = []
-
-
-def register_scorer(name: str, fn: Scorer, profile_columns: list[str], sum_columns: list[str]) -> None:
-    if name not in [s[0] for s in SCORERS]:
-        SCORERS.append((name, fn, profile_columns, sum_columns))
-
-
-# Window metrics from a merged view and exact aggregate, beyond table 2.1 (quality, cost...).
-# Called for every (window, model) and for all models ('*'), hourly and daily, so their values
-# land in the warehouse ``metrics`` table where detectors and alert rules read series.
-WindowMetrics = Callable[[Any, "aggmod.Agg", float], dict[str, Any]]
-WINDOW_METRICS: list[tuple[str, WindowMetrics]] = []
-
-
-def register_window_metrics(name: str, fn: WindowMetrics) -> None:
-    if name not in [n for n, _ in WINDOW_METRICS]:
-        WINDOW_METRICS.append((name, fn))
-
-
-def window_metrics(view: Any, agg: aggmod.Agg, seconds: float) -> dict[str, Any]:
-    """Table 2.1 performance metrics plus every registered capability's metrics."""
-    out = performance_metrics(view, agg, seconds)
-    for _name, fn in WINDOW_METRICS:
-        out.update(fn(view, agg, seconds))
-    return out
-
-
-@dataclass(frozen=True)
-class HourStateHook:
-    """Extra per-hour state a capability keeps beside profiles and sums (e.g. review samples).
-
-    ``collect`` turns one scored chunk into {hour: partial}; ``merge`` combines two partials
-    (across chunks and mapped tasks), ``dump``/``load`` make it JSON for partial states, and
-    ``write`` persists an hour's final state (None = the hour has none: remove stale output).
-    """
-
-    name: str
-    collect: Callable[[pd.DataFrame, Config], dict[datetime, Any]]
-    merge: Callable[[Any, Any, Config], Any]
-    dump: Callable[[Any], Any]
-    load: Callable[[Any], Any]
-    write: Callable[[Context, datetime, Any], None]
-
-
-HOUR_STATES: list[HourStateHook] = []
-
-
-def register_hour_state(hook: HourStateHook) -> None:
-    if hook.name not in [h.name for h in HOUR_STATES]:
-        HOUR_STATES.append(hook)
-
-
-def _merge_extra(into: dict[str, Any], name: str, value: Any, cfg: Config) -> None:
-    hook = next(h for h in HOUR_STATES if h.name == name)
-    into[name] = hook.merge(into[name], value, cfg) if name in into else value
 
 
 @dataclass
 class HourState:
+    """One hour's partial state: counts, sketches and sums per model, quarantine, side state.
+
+    Partial states of the same hour (from chunks or mapped tasks) merge exactly, except the
+    whylogs KLL sketches, whose merge is approximate.
+    """
+
     stats: IngestStats = field(default_factory=IngestStats)
-    views: dict[str, Any] = field(default_factory=dict)  # model -> DatasetProfileView
-    aggs: dict[str, aggmod.Agg] = field(default_factory=dict)  # model -> exact aggregate
+    views: dict[str, DatasetProfileView] = field(default_factory=dict)  # model -> profile
+    aggs: dict[str, aggmod.Agg] = field(default_factory=dict)  # model -> exact sums
     quarantine: list[QuarantinedLine] = field(default_factory=list)
     validation: ValidationTotals = field(default_factory=ValidationTotals)
     objects: list[ObjectInfo] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # HourStateHook name -> state
+    side: side_state.SideState | None = None  # review candidates and user activity
 
-    def merge(self, other: HourState, cfg: Config) -> None:
+    def merge(self, other: HourState, review_k: int) -> None:
         self.stats.merge(other.stats)
         for m, v in other.views.items():
             self.views[m] = self.views[m].merge(v) if m in self.views else v
@@ -125,34 +75,19 @@ class HourState:
         self.quarantine.extend(other.quarantine)
         self.validation.merge_rows(other.validation.rows())
         self.objects.extend(other.objects)
-        for name, value in other.extra.items():
-            _merge_extra(self.extra, name, value, cfg)
+        self.side = merge_side(self.side, other.side, review_k)
 
 
-@dataclass
-class Context:
-    """What a job needs: config, the store, the warehouse engine."""
-
-    cfg: Config
-    store: ObjectStore
-    engine: Engine
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> Context:
-        from llmmon import integrations
-
-        integrations.load()
-        engine = warehouse.get_engine(cfg.warehouse.url)
-        warehouse.create_all(engine, extra_metadata())
-        return cls(cfg=cfg, store=open_store(cfg.storage), engine=engine)
+def merge_side(a: side_state.SideState | None, b: side_state.SideState | None,
+               review_k: int) -> side_state.SideState | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return side_state.merge_hour_state(a, b, review_k)
 
 
-# MetaData objects of capability modules that keep their own tables (alerts, retention...).
-EXTRA_METADATA: list[Any] = []
-
-
-def extra_metadata() -> list[Any]:
-    return list(EXTRA_METADATA)
+def window_metrics(view: DatasetProfileView | None, agg: aggmod.Agg, seconds: float) -> dict[str, Any]:
+    """Every metric of one window: seed table 2.1 (performance) plus quality and cost."""
+    return {**performance_metrics(view, agg, seconds), **quality_window_metrics(agg, seconds)}
 
 
 def hour_windows(window: Window) -> list[datetime]:
@@ -168,9 +103,13 @@ def list_objects(ctx: Context, window: Window) -> list[ObjectInfo]:
     return list_window_objects(ctx.store, ctx.cfg.storage.requests_prefix, window, grace)
 
 
-def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None = None
-                  ) -> dict[datetime, HourState]:
-    """One pass over ``objects`` (default: all the window needs); per-hour partial state."""
+def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None = None,
+                  scoring: bool = True) -> dict[datetime, HourState]:
+    """One pass over ``objects`` (default: all the window needs); per-hour partial state.
+
+    Each chunk goes, in order: ingest (decode, quarantine) -> score (``scoring=False`` skips it:
+    the stage tests run without the scorers) -> validate -> profile -> aggregate -> side state.
+    """
     cfg = ctx.cfg
     if objects is None:
         objects = list_objects(ctx, window)
@@ -186,11 +125,9 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
             hours[h].objects.append(obj)
 
     validator = ContractValidator(cfg.ingest)
-    profile_cols = list(cfg.profiles.columns)
-    sum_cols: list[str] = []
-    for _name, _fn, pcols, scols in SCORERS:
-        profile_cols += pcols
-        sum_cols += scols
+    profile_cols = list(cfg.profiles.columns) + (score.PROFILE_COLUMNS if scoring else [])
+    sum_cols = list(score.SUM_COLUMNS) if scoring else []
+    review_k = side_state.review_k(cfg)
     hp = profiles.HourlyProfiles(profile_cols)
     acc: dict[tuple[datetime, str], aggmod.Agg] = {}
     t0 = time.monotonic()
@@ -198,14 +135,14 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
     log.info("window %s: %d objects to read", window.label(), len(objects))
     for chunk in read_span(ctx.store, objects, window, cfg.ingest, stats, sink):
         n_chunks += 1
-        for _name, fn, _p, _s in SCORERS:
-            chunk = fn(chunk, cfg)
+        if scoring:
+            chunk = score.score(chunk, cfg)
         validator.add(chunk)
         hp.add(chunk)
-        for hook in HOUR_STATES:
-            for h, part in hook.collect(chunk, cfg).items():
-                _merge_extra(hours[h].extra, hook.name, part, cfg)
         aggmod.merge_into(acc, aggmod.aggregate_chunk(chunk, sum_cols))
+        if scoring:
+            for h, part in side_state.collect_hour_state(chunk, review_k).items():
+                hours[h].side = merge_side(hours[h].side, part, review_k)
     validator.flush()
     # Validation runs on large batches across hours, so its totals belong to the whole span;
     # the first hour carries them (write_hours stores them at the span's grain).
@@ -225,19 +162,7 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
 
 # ---- writing hourly outputs ---------------------------------------------------------------
 
-def quarantine_key(hour: datetime) -> str:
-    return f"quarantine/requests/dt={hour:%Y-%m-%d}/hour={hour:%H}/quarantine.jsonl.gz"
-
-
-def aggregate_key(hour: datetime) -> str:
-    return f"aggregates/hourly/dt={hour:%Y-%m-%d}/hour={hour:%H}.json"
-
-
-def daily_aggregate_key(day: date) -> str:
-    return f"aggregates/daily/dt={day:%Y-%m-%d}.json"
-
-
-def hour_metrics(state: HourState, cfg: Config) -> dict[str, dict[str, Any]]:
+def hour_metrics(state: HourState) -> dict[str, dict[str, Any]]:
     """model ('*' = all) -> metrics for one hour."""
     out = {}
     for model in sorted(state.aggs):
@@ -261,20 +186,19 @@ def _write_hour_objects(ctx: Context, hour: datetime, st: HourState) -> None:
     store = ctx.store
     new_keys = set()
     for model, view in st.views.items():
-        key = profiles.hourly_key(hour, model)
+        key = layout.hourly_profile_key(hour, model)
         store.put(key, profiles.serialize(view), "application/octet-stream")
         new_keys.add(key)
     # A rerun must not leave a profile of a model that no longer appears in the hour.
-    prefix = profiles.hourly_key(hour, "x").rsplit("/", 1)[0] + "/"
-    for obj in store.list(prefix):
+    for obj in store.list(layout.hourly_profile_prefix(hour, hour)):
         if obj.key not in new_keys:
             store.delete(obj.key)
     doc = {"window_start": hour.isoformat(), "grain": "hour", "records": st.stats.to_dict(),
            "models": aggmod.to_jsonable(st.aggs)}
-    store.put(aggregate_key(hour), orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), "application/json")
-    for hook in HOUR_STATES:
-        hook.write(ctx, hour, st.extra.get(hook.name))
-    qkey = quarantine_key(hour)
+    store.put(layout.hourly_aggregate_key(hour), orjson.dumps(doc, option=orjson.OPT_SORT_KEYS),
+              "application/json")
+    side_state.write_hour_state(store, hour, st.side)
+    qkey = layout.quarantine_key(hour)
     if st.quarantine:
         st.quarantine.sort(key=lambda q: (q.source_key, q.line))
         # Name file, line and field in the task log; raw bytes stay in the quarantine object only.
@@ -292,7 +216,7 @@ def _write_hour_objects(ctx: Context, hour: datetime, st: HourState) -> None:
 def _write_hour_rows(ctx: Context, hour: datetime, st: HourState, job: str,
                      started: float | None) -> dict[str, Any]:
     cfg = ctx.cfg
-    metrics = hour_metrics(st, cfg)
+    metrics = hour_metrics(st)
     checks = check_thresholds(metrics["*"], cfg.performance.thresholds)
     rows = []
     for model, m in metrics.items():
@@ -343,10 +267,6 @@ def run_hour(ctx: Context, hour: datetime) -> dict[str, Any]:
 
 # ---- partial state for mapped tasks --------------------------------------------------------
 
-def partial_prefix(window: Window) -> str:
-    return f"work/{window.grain}/{window.start:%Y-%m-%dT%H}/"
-
-
 def save_partial(ctx: Context, window: Window, index: int, hours: dict[datetime, HourState]) -> str:
     """Serialise one mapped task's per-hour state to ``work/`` and return its key."""
     buf = io.BytesIO()
@@ -360,10 +280,10 @@ def save_partial(ctx: Context, window: Window, index: int, hours: dict[datetime,
             "validation": st.validation.rows(),
             "objects": [{"key": o.key, "size": o.size, "etag": o.etag,
                          "last_modified": o.last_modified.isoformat()} for o in st.objects],
-            "extra": {h.name: h.dump(st.extra[h.name]) for h in HOUR_STATES if h.name in st.extra},
+            "side": None if st.side is None else side_state.dump_hour_state(st.side),
         }
     buf.write(gzip.compress(orjson.dumps(doc), mtime=0))
-    key = f"{partial_prefix(window)}part-{index:05d}.json.gz"
+    key = layout.partial_key(window.grain, window.start, index)
     ctx.store.put(key, buf.getvalue(), "application/gzip")
     return key
 
@@ -384,8 +304,7 @@ def load_partial(ctx: Context, key: str) -> dict[datetime, HourState]:
         st.validation.merge_rows(d["validation"])
         st.objects = [ObjectInfo(o["key"], o["size"], datetime.fromisoformat(o["last_modified"]), o["etag"])
                       for o in d["objects"]]
-        hooks = {h.name: h for h in HOUR_STATES}
-        st.extra = {name: hooks[name].load(v) for name, v in d.get("extra", {}).items() if name in hooks}
+        st.side = None if d.get("side") is None else side_state.load_hour_state(d["side"])
         out[datetime.fromisoformat(h)] = st
     return out
 
@@ -402,9 +321,10 @@ def reduce_partials(ctx: Context, window: Window, keys: list[str], job: str = "h
                     ) -> list[dict[str, Any]]:
     """Merge mapped tasks' partial states (counts exactly, sketches by KLL merge) and write."""
     merged: dict[datetime, HourState] = {h: HourState() for h in hour_windows(window)}
+    review_k = side_state.review_k(ctx.cfg)
     for key in keys:
         for h, st in load_partial(ctx, key).items():
-            merged.setdefault(h, HourState()).merge(st, ctx.cfg)
+            merged.setdefault(h, HourState()).merge(st, review_k)
     summaries = write_hours(ctx, merged, job)
     for key in keys:
         ctx.store.delete(key)
@@ -445,8 +365,9 @@ def _utc(ts: datetime) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def reprocess_late(ctx: Context, window: Window) -> list[dict[str, Any]]:
-    """Rerun the hours (and their days' reports) that late files landed in. Idempotent."""
+def reprocess_late(ctx: Context, window: Window) -> tuple[list[dict[str, Any]], list[date]]:
+    """Rerun the hours that late files landed in (idempotent). Returns what was rerun and the
+    days whose daily report is now stale (they had one); the caller refreshes those."""
     from sqlalchemy import select
 
     late = find_late_objects(ctx, window)
@@ -459,13 +380,10 @@ def reprocess_late(ctx: Context, window: Window) -> list[dict[str, Any]]:
         run_hours(ctx, Window.hour(hour), job="late")
         days.add(hour.date())
         out.append({"hour": hour.isoformat(), "objects": [o.key for o in objs]})
-    for day in sorted(days):
-        with ctx.engine.connect() as conn:
-            has_daily = conn.execute(select(warehouse.runs.c.run_id).where(
-                warehouse.runs.c.run_id == f"daily:{day:%Y-%m-%d}:day")).first()
-        if has_daily:
-            from llmmon.daily.run import run_daily
-
-            log.warning("refreshing the daily report of %s after late files", day)
-            run_daily(ctx, day)
-    return out
+    stale = []
+    with ctx.engine.connect() as conn:
+        for day in sorted(days):
+            if conn.execute(select(warehouse.runs.c.run_id).where(
+                    warehouse.runs.c.run_id == f"daily:{day:%Y-%m-%d}:day")).first():
+                stale.append(day)
+    return out, stale

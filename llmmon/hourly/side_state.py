@@ -18,13 +18,13 @@ import hashlib
 import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import Column, Date, MetaData, String, Table
 
+from llmmon import layout
 from llmmon.hourly.ingest import (
     IngestStats,
     QuarantinedLine,
@@ -33,28 +33,26 @@ from llmmon.hourly.ingest import (
     list_window_objects,
     read_span,
 )
+from llmmon.hourly.score import configs
 from llmmon.metrics import experience
 from llmmon.scoring.pii import redact
 from llmmon.store.objects import ObjectStore
 
-DERIVED_PREFIX = "derived/quality/"
+if TYPE_CHECKING:
+    from llmmon.config import Config
+
 REVIEW_COLUMNS = ["request_id", "ts", "model_version", "app", "prompt_text", "response_text", "relevance",
                   "safety_score", "refusal", "jailbreak", "toxic", "pii_prompt_types", "pii_leak_types"]
 ACTIVITY_COLUMNS = ["user_key", "session_id", "app", "model_version", "requests", "cost_usd", "first_ts"]
 
-metadata = MetaData()
+# One hour's side state: "review" (candidate rows for the human-review sample) and "activity"
+# (requests and cost per user/session/app/model), both mergeable across chunks and mapped tasks.
+SideState = dict[str, pd.DataFrame]
 
-user_first_seen = Table(
-    "user_first_seen", metadata,
-    Column("user_key", String(32), primary_key=True),  # blake2b of user_id: no raw ids stored
-    Column("first_seen_date", Date, nullable=False),
-)
 
-user_activity = Table(
-    "user_activity", metadata,
-    Column("user_key", String(32), primary_key=True),
-    Column("date", Date, primary_key=True),
-)
+def review_k(cfg: Config) -> int:
+    """Review candidates kept per hour (``quality.review.candidates_per_hour``)."""
+    return configs(cfg)[0].review.candidates_per_hour
 
 
 def user_key(user_id: str) -> str:
@@ -110,7 +108,7 @@ def activity_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def state_key(hour: datetime) -> str:
-    return f"{DERIVED_PREFIX}dt={hour:%Y-%m-%d}/hour={hour:%H}/state.json.gz"
+    return layout.side_state_key(hour)
 
 
 def collect_hour_state(df: pd.DataFrame, review_k: int) -> dict[datetime, dict[str, pd.DataFrame]]:
@@ -147,7 +145,7 @@ def load_hour_state(doc: dict[str, Any]) -> dict[str, pd.DataFrame]:
 
 
 def activity_key(hour: datetime) -> str:
-    return f"{DERIVED_PREFIX}dt={hour:%Y-%m-%d}/hour={hour:%H}/activity.parquet"
+    return layout.activity_key(hour)
 
 
 def _activity_parquet(act: pd.DataFrame) -> bytes:
@@ -244,7 +242,7 @@ def _read_activity(store: ObjectStore, key: str, filters: Any = None) -> Any:
 def load_day_state(store: ObjectStore, day: date) -> tuple[pd.DataFrame, DayActivity]:
     """(review candidates, activity summaries) of a day."""
     reviews, keys = [], []
-    for obj in store.list(f"{DERIVED_PREFIX}dt={day:%Y-%m-%d}/"):
+    for obj in store.list(layout.derived_prefix(day)):
         if obj.key.endswith(".parquet"):
             keys.append(obj.key)
         elif obj.key.endswith(".json.gz"):
@@ -278,7 +276,7 @@ def read_stream(store: ObjectStore, ingest_cfg: Any, name: str, day: date) -> tu
     total = IngestStats()
     for s in stats.values():
         total.merge(s)
-    qkey = f"quarantine/{name}/dt={day:%Y-%m-%d}/quarantine.jsonl.gz"
+    qkey = layout.day_quarantine_key(name, day)
     if bad:
         bad.sort(key=lambda q: (q.source_key, q.line))
         store.put(qkey, encode_quarantine(bad), "application/gzip")
@@ -292,7 +290,7 @@ def read_stream(store: ObjectStore, ingest_cfg: Any, name: str, day: date) -> tu
 # ---- review sample --------------------------------------------------------------------------
 
 def review_prefix(day: date) -> str:
-    return f"review/{day:%Y-%m-%d}/"
+    return layout.review_prefix(day)
 
 
 def read_labels(store: ObjectStore, day: date) -> pd.DataFrame | None:

@@ -47,8 +47,8 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import Field, field_validator, model_validator
 
-from llmmon.config import StrictModel
 from llmmon.store.objects import ObjectInfo, ObjectStore, StorageError, parse_partition
+from llmmon.strict import StrictModel
 
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
 

@@ -45,7 +45,7 @@ from scipy.stats import chi2_contingency, wasserstein_distance
 from whylogs.core.view.column_profile_view import ColumnProfileView
 from whylogs.core.view.dataset_profile_view import DatasetProfileView
 
-from llmmon.config import StrictModel
+from llmmon.strict import StrictModel
 
 Measure = Literal["js", "psi", "kl", "hellinger", "ks", "wasserstein_norm"]
 OTHER = "__other__"

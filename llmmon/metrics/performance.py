@@ -10,8 +10,8 @@ from typing import Any
 
 from whylogs.core import DatasetProfileView
 
-from llmmon.store.aggregates import Agg
 from llmmon.config import Threshold
+from llmmon.store.aggregates import Agg
 from llmmon.store.profiles import column_stats, quantiles
 
 # metric name -> (profile column, quantile)

@@ -14,12 +14,13 @@ from typing import Any
 
 import orjson
 
-from llmmon.store import profiles
+from llmmon import layout
 from llmmon.metrics.drift import DriftConfig, reference_dates
+from llmmon.store import profiles
 from llmmon.store.objects import ObjectStore
 
-PINNED_PREFIX = "baselines/pinned/"
-PINNED_RECORD = PINNED_PREFIX + "current.json"
+PINNED_PREFIX = layout.pinned_baseline_prefix()
+PINNED_RECORD = layout.pinned_baseline_record()
 
 
 @dataclass
@@ -31,11 +32,11 @@ class Reference:
 
 
 def daily_prefix(day: date) -> str:
-    return f"profiles/daily/dt={day:%Y-%m-%d}/"
+    return layout.daily_profile_prefix(day)
 
 
 def pinned_prefix(start: date, end: date) -> str:
-    return f"{PINNED_PREFIX}{start:%Y-%m-%d}_{end:%Y-%m-%d}/"
+    return layout.pinned_baseline_range(start, end)
 
 
 def days_between(start: date, end: date) -> list[date]:

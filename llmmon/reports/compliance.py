@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmmon import layout
 from llmmon.lifecycle.manifest import MANIFEST_NAME, build_manifest
 from llmmon.lifecycle.retention import LegalHold, key_date, retention_config
 from llmmon.store.objects import ObjectStore, StorageError
@@ -176,13 +177,13 @@ def _daily_aggregates(store: ObjectStore, start: date, end: date) -> dict[date, 
 
     out = {}
     for d in _days(start, end):
-        key = f"aggregates/daily/dt={d.isoformat()}.json"
+        key = layout.daily_aggregate_key(d)
         try:
             out[d] = json.loads(store.get(key)) if store.head(key) else None
         except (StorageError, ValueError):
             out[d] = None
         if out[d] is None:
-            hours = [o.key for o in store.list(f"aggregates/hourly/dt={d.isoformat()}/")
+            hours = [o.key for o in store.list(layout.hourly_aggregate_prefix(d))
                      if o.key.endswith(".json")]
             out[d] = sum_aggregates((json.loads(store.get(k)) for k in hours), d.isoformat()) if hours \
                 else None
@@ -226,7 +227,7 @@ def _sla(aggs: dict[date, dict[str, Any]], metric_rows: list[dict[str, Any]], c:
 
 def _incidents(store: ObjectStore, start: date, end: date) -> list[dict[str, Any]]:
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for o in store.list("alerts/"):
+    for o in store.list(layout.alerts_prefix()):
         d = key_date(o.key)
         if d is None or not (start <= d < end) or not o.key.endswith(".jsonl"):
             continue
@@ -274,7 +275,7 @@ def _pii(store: ObjectStore, metric_rows: list[dict[str, Any]], start: date, end
     rows = [{"metric": k[0], "type": k[1], "model": k[2], "count": v} for k, v in sorted(totals.items())]
     examples = []
     for d in _days(start, end):
-        key = f"reports/daily/{d.isoformat()}/report.json"
+        key = layout.report_key(d)
         if len(examples) >= c.max_examples or store.head(key) is None:
             continue
         try:
@@ -324,7 +325,7 @@ def _lifecycle(store: ObjectStore, engine: sa.Engine | None, start: date, end: d
                 .where(t.c.as_of >= start, t.c.as_of < end)
             rows = [dict(r._mapping) for r in conn.execute(q)]
     else:
-        for o in store.list("audit/"):
+        for o in store.list(layout.audit_prefix()):
             d = key_date(o.key)
             if d is not None and start <= d < end and o.key.endswith(".jsonl"):
                 rows += [json.loads(ln) for ln in store.get(o.key).splitlines() if ln.strip()]
@@ -587,7 +588,7 @@ def build_pack(store: ObjectStore, engine: sa.Engine | None, period: str, cfg: A
     meta = {"period": period, "start": pack["start"], "end": pack["end"], "generator": "llmmon",
             "store": store.url, "retain_until": until.isoformat() if until else None}
     files[MANIFEST_NAME] = build_manifest(files, key, meta)
-    prefix = f"compliance/{period}/"
+    prefix = layout.compliance_prefix(period)
     ctypes = {".json": "application/json", ".html": "text/html; charset=utf-8", ".csv": "text/csv",
               ".pdf": "application/pdf"}
     urls = {}
@@ -609,7 +610,7 @@ def download_pack(store: ObjectStore, period: str, dest: str | Path) -> Path:
     from llmmon.store.objects import copy_to_file
 
     dest = Path(dest)
-    prefix = f"compliance/{period}/"
+    prefix = layout.compliance_prefix(period)
     objs = [o for o in store.list(prefix) if not o.key.endswith(".retention")]
     if not objs:
         raise StorageError(f"no compliance pack at {store.uri(prefix)}")

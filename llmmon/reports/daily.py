@@ -10,6 +10,7 @@ same day yields the same document apart from ``run``.
 from __future__ import annotations
 
 import csv
+import html
 import io
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,16 +18,18 @@ from typing import Any
 import jinja2
 import orjson
 
-from llmmon.store.aggregates import to_jsonable
+from llmmon import layout
 from llmmon.config import Config
+from llmmon.reports.blocks import BLOCKS
 from llmmon.reports.charts import bar_chart, line_chart
+from llmmon.store.aggregates import to_jsonable
 from llmmon.store.objects import ObjectStore
 
 REPORT_FILES = ("report.json", "report.html", "metrics.csv")
 
 
 def report_prefix(day: date) -> str:
-    return f"reports/daily/{day:%Y-%m-%d}/"
+    return layout.report_prefix(day)
 
 
 def _perf_block(m: dict[str, Any]) -> dict[str, Any]:
@@ -129,17 +132,17 @@ def render_html(report: dict[str, Any], cfg: Config, extra_blocks: list[dict[str
                                                   blocks=extra_blocks or [])
 
 
-# Section renderers: name -> fn(section dict) -> {"title", "html"}; capability modules add theirs.
-HTML_BLOCKS: dict[str, Any] = {}
-
-
 def write_report(store: ObjectStore, day: date, report: dict[str, Any], metrics: dict[str, dict[str, Any]],
                  cfg: Config) -> dict[str, str]:
     blocks = []
-    for name, fn in HTML_BLOCKS.items():
+    for name, block in BLOCKS:
         section = report.get(name)
-        if isinstance(section, list) or (isinstance(section, dict) and "error" not in section):
-            blocks.append(fn(section))
+        if isinstance(section, dict) and section.get("status") == "not_computed":
+            blocks.append({"title": f"{name.replace('_', ' ').capitalize()}: not computed",
+                           "html": f"<p class=fail>This section could not be computed: "
+                                   f"{html.escape(str(section.get('reason', 'unknown')))}</p>"})
+        elif isinstance(section, list | dict):
+            blocks.append(block(section))
     prefix = report_prefix(day)
     files = {
         "report.json": orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),

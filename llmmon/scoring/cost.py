@@ -55,8 +55,8 @@ from genai_prices import Usage, calc_price
 from genai_prices.types import TieredPrices
 from pydantic import Field, model_validator
 
-from llmmon.config import StrictModel
 from llmmon.metrics.business import ValueModel
+from llmmon.strict import StrictModel
 
 GENAI_PRICES_VERSION = importlib.metadata.version("genai-prices")
 GENAI_SOURCE = f"genai-prices:{GENAI_PRICES_VERSION}"

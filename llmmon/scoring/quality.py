@@ -41,11 +41,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
-from llmmon.config import StrictModel
 from llmmon.scoring import pii, safety
 from llmmon.scoring.consistency import prompt_hash
 from llmmon.scoring.language import classify, fast_script_counts
 from llmmon.scoring.relevance import EmbeddingScorer, ngram_cosine, ngram_set_cosine
+from llmmon.strict import StrictModel
 
 SCORE_COLUMNS = (
     "pii_prompt_count", "pii_response_count", "pii_leak_count", "pii_prompt_types",

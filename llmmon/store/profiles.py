@@ -53,16 +53,6 @@ SCHEMA = DeclarativeSchema([
 CATEGORICAL_COLUMNS = ("status", "app", "error_type")
 
 
-def hourly_key(hour: datetime, model: str) -> str:
-    return f"profiles/hourly/dt={hour:%Y-%m-%d}/hour={hour:%H}/model={_safe(model)}.bin"
-
-
-def daily_key(day: datetime, model: str) -> str:
-    return f"profiles/daily/dt={day:%Y-%m-%d}/model={_safe(model)}.bin"
-
-
-def _safe(model: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in model) or "unknown"
 
 
 def model_from_key(key: str) -> str:

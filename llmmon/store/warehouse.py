@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Date,
     DateTime,
     Engine,
     Float,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     and_,
     create_engine,
     delete,
@@ -96,6 +98,53 @@ run_objects = Table(
 
 _ENGINES: dict[str, Engine] = {}
 
+# Drift and anomaly day stages: one row per (day, feature) / (evaluated day, anomaly key),
+# replaced per day on rerun.
+drift_features = Table(
+    "drift_features", metadata,
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("grain", String(8), primary_key=True),
+    Column("feature", String(96), primary_key=True),
+    Column("feature_group", String(16)),  # input | output
+    Column("kind", String(16)),  # numeric | categorical
+    Column("js", Float), Column("psi", Float), Column("kl", Float), Column("hellinger", Float),
+    Column("ks", Float), Column("wasserstein_norm", Float), Column("chi2_p", Float),
+    Column("n_ref", Integer), Column("n_cur", Integer),
+    Column("drifted", Integer, nullable=False),
+    Column("reason", Text),
+    Column("reference", Text),  # JSON description of the reference
+)
+
+anomalies = Table(
+    "anomalies", metadata,
+    Column("day", DateTime(timezone=True), primary_key=True),  # the evaluated day
+    Column("key", String(400), primary_key=True),
+    Column("kind", String(48), nullable=False),
+    Column("detector", String(48), nullable=False),
+    Column("metric", String(96), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("observed", Float), Column("expected", Float), Column("threshold", Float),
+    Column("score", Float),
+    Column("severity", String(4)),
+    Column("status", String(24), nullable=False),
+    Column("detail", Text),  # JSON
+)
+
+# Experience: first-seen date and active days per hashed user (no raw ids stored).
+user_first_seen = Table(
+    "user_first_seen", metadata,
+    Column("user_key", String(32), primary_key=True),  # blake2b of user_id: no raw ids stored
+    Column("first_seen_date", Date, nullable=False),
+)
+
+user_activity = Table(
+    "user_activity", metadata,
+    Column("user_key", String(32), primary_key=True),
+    Column("date", Date, primary_key=True),
+)
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
@@ -122,9 +171,13 @@ def get_engine(url: str) -> Engine:
     return _ENGINES[url]
 
 
-def create_all(engine: Engine, extra: Iterable[MetaData] = ()) -> None:
-    metadata.create_all(engine)
-    for md in extra:
+def create_all(engine: Engine) -> None:
+    """Create every llmmon table that is missing: this module's, the alert state's and the
+    retention audit's (each listed here, explicitly)."""
+    from llmmon.alerts.state import metadata as alert_metadata
+    from llmmon.lifecycle.retention import audit_metadata
+
+    for md in (metadata, alert_metadata, audit_metadata):
         md.create_all(engine)
 
 

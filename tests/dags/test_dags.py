@@ -82,3 +82,21 @@ def test_hourly_dag_processes_the_hour_param_in_mapped_batches(dagbag, local_sto
     assert agg["records"]["accepted"] == 40 and agg["records"]["quarantined"] == 1
     assert agg["records"]["read"] == 41
     assert local_store.list("work/") == []  # partial states are cleaned up by the reduce step
+
+
+def test_daily_dag_shows_one_task_per_stage_in_flow_order(dagbag):
+    dag = dagbag.get_dag("llmmon_daily")
+    ids = set(dag.task_ids)
+    stages = ["merge", "quality", "drift", "anomalies", "alerts", "report"]
+    assert set(stages) <= ids and len(ids) >= 6
+    for a, b in zip(stages, stages[1:], strict=False):
+        assert b in dag.get_task(a).downstream_task_ids, f"{a} -> {b} missing"
+    assert dag.get_task("report").trigger_rule == "all_done"
+
+
+def test_daily_date_param_rejects_impossible_dates(dagbag):
+    import re
+
+    schema = dagbag.get_dag("llmmon_daily").params.get_param("date").schema
+    assert re.fullmatch(schema["pattern"], "2026-11-04") and re.fullmatch(schema["pattern"], "")
+    assert not re.fullmatch(schema["pattern"], "2026-13-45")

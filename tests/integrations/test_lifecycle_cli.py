@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from llmmon import cli
+from llmmon.errors import UserError
+from llmmon.lifecycle import periods as P
 from llmmon.lifecycle import retention as R
-from llmmon.integrations import lifecycle as L
 from llmmon.lifecycle.manifest import verify_pack
 from llmmon.reports.compliance import download_pack
 from llmmon.store.objects import LocalStore
@@ -62,21 +63,21 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 # ---- periods --------------------------------------------------------------------------------------
 
 def test_periods():
-    assert L.due_periods(date(2026, 11, 23)) == ["2026-W47"]            # a Monday
-    assert L.due_periods(date(2026, 12, 1)) == ["2026-11"]              # a Tuesday, the 1st
-    assert L.due_periods(date(2027, 3, 1)) == ["2027-W08", "2027-02"]   # a Monday and the 1st
-    assert L.due_periods(date(2026, 11, 25)) == []
-    assert L.due_periods(date(2027, 1, 4)) == ["2026-W53"]              # ISO year boundary
-    assert L.latest_periods(date(2026, 11, 25)) == ["2026-W47", "2026-10"]
+    assert P.due_periods(date(2026, 11, 23)) == ["2026-W47"]            # a Monday
+    assert P.due_periods(date(2026, 12, 1)) == ["2026-11"]              # a Tuesday, the 1st
+    assert P.due_periods(date(2027, 3, 1)) == ["2027-W08", "2027-02"]   # a Monday and the 1st
+    assert P.due_periods(date(2026, 11, 25)) == []
+    assert P.due_periods(date(2027, 1, 4)) == ["2026-W53"]              # ISO year boundary
+    assert P.latest_periods(date(2026, 11, 25)) == ["2026-W47", "2026-10"]
     ctx = {"logical_date": datetime(2026, 11, 23, 4, tzinfo=UTC)}
-    assert L.resolve_periods({"period": ""}, ctx) == ["2026-W47"]
-    assert L.resolve_periods({"period": "2026-10"}, ctx) == ["2026-10"]
-    assert L.resolve_as_of({"as_of": ""}, ctx) == date(2026, 11, 23)
-    assert L.resolve_as_of({"as_of": "2026-11-02"}, ctx) == date(2026, 11, 2)
-    with pytest.raises(cli.UsageError):
-        L.resolve_periods({"period": "2026-13"}, ctx)
+    assert P.resolve_periods({"period": ""}, ctx) == ["2026-W47"]
+    assert P.resolve_periods({"period": "2026-10"}, ctx) == ["2026-10"]
+    assert P.resolve_as_of({"as_of": ""}, ctx) == date(2026, 11, 23)
+    assert P.resolve_as_of({"as_of": "2026-11-02"}, ctx) == date(2026, 11, 2)
+    with pytest.raises(UserError):
+        P.resolve_periods({"period": "2026-13"}, ctx)
     with pytest.raises(ValueError):
-        L.resolve_as_of({"as_of": "yesterday"}, ctx)
+        P.resolve_as_of({"as_of": "yesterday"}, ctx)
 
 
 # ---- CLI ------------------------------------------------------------------------------------------
@@ -248,9 +249,9 @@ def test_dags_run(env, airflow_db, capfd):
 # ---- demo ---------------------------------------------------------------------------------------
 
 def test_demo_extras(env, capsys, monkeypatch):
-    from llmmon.dev import demo_extras as D
     from llmmon.config import load_config
-    from llmmon.hourly.run import Context
+    from llmmon.context import Context
+    from llmmon.dev import demo as D
 
     assert D.demo_period([date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 1)]) == "2026-10"
     assert D.demo_key({"LLMMON_MANIFEST_KEY": "k"})[0] == b"k" and D.demo_key({})[0] == D.DEMO_KEY.encode()

@@ -24,11 +24,12 @@ import orjson
 import pytest
 
 from llmmon.config import Config, StorageConfig, WarehouseConfig
+from llmmon.context import Context
 from llmmon.daily.run import run_daily
-from llmmon.hourly.ingest import Window
-from llmmon.hourly.run import Context, run_hours
-from llmmon.store.objects import parse_partition
 from llmmon.dev.synthetic import Incident, generate
+from llmmon.hourly.ingest import Window
+from llmmon.hourly.run import run_hours
+from llmmon.store.objects import parse_partition
 from tests.alerts.conftest import Receiver
 
 START = date(2026, 3, 2)
@@ -226,7 +227,7 @@ def test_rerun_sends_nothing_twice_and_detects_the_same(run: dict[str, Any]) -> 
 def test_drift_rows_in_warehouse_are_replaced_on_rerun(run: dict[str, Any]) -> None:
     from sqlalchemy import func, select
 
-    from llmmon.store.monitoring_tables import drift_features
+    from llmmon.store.warehouse import drift_features
 
     day = run["rerun_day"]
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -237,8 +238,8 @@ def test_drift_rows_in_warehouse_are_replaced_on_rerun(run: dict[str, Any]) -> N
 
 
 def test_baseline_cli_pins_and_clears(run: dict[str, Any], tmp_path: Path) -> None:
-    from llmmon.metrics import reference as baseline
     from llmmon.daily.drift import day_drift, feature_groups, split_config
+    from llmmon.metrics import reference as baseline
 
     ctx = run["ctx"]
     rec = baseline.pin(ctx.store, START, START + timedelta(days=6))

@@ -9,10 +9,11 @@ import orjson
 import pytest
 from genai_prices import Usage, calc_price
 
+from llmmon.context import Context
+from llmmon.daily.reprice import reprice_range
 from llmmon.daily.run import run_daily
 from llmmon.hourly.ingest import Window
-from llmmon.daily.quality import reprice_range
-from llmmon.hourly.run import Context, run_hours
+from llmmon.hourly.run import run_hours
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, request
 
@@ -179,10 +180,9 @@ def test_rerun_is_idempotent_and_labels_are_ingested(run, local_store):
     assert local_store.get(f"review/{DAY}/sample.csv").decode().splitlines() == sample
     from sqlalchemy import func, select
 
-    from llmmon.hourly import side_state as quality_io
     from llmmon.store import warehouse
     with ctx.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(quality_io.user_activity)).scalar() == 7
+        assert conn.execute(select(func.count()).select_from(warehouse.user_activity)).scalar() == 7
         n = conn.execute(select(func.count()).select_from(warehouse.metrics).where(
             warehouse.metrics.c.metric == "cost_usd")).scalar()
     assert n == 24 + 4 + 4 + 1  # hour rows (24 x "*", 4 models at 10:00) + day rows: no duplicates

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from llmmon.hourly.schema import MISSING_FIELD, OUT_OF_RANGE, WRONG_TYPE, RecordError
 from llmmon.metrics.experience import (
     EVENT_COLUMNS,
     FEEDBACK_COLUMNS,
@@ -24,7 +25,6 @@ from llmmon.metrics.experience import (
     task_completion,
     update_first_seen,
 )
-from llmmon.hourly.schema import MISSING_FIELD, OUT_OF_RANGE, WRONG_TYPE, RecordError
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=UTC).timestamp()
 

@@ -1,0 +1,101 @@
+"""Stage 1, step 3: per-record derived columns of an accepted chunk (quality scores, cost).
+
+:func:`score` adds the columns that the profile step sketches (``PROFILE_COLUMNS``) and the
+aggregate step sums exactly (``SUM_COLUMNS``). Only counts and types of PII are kept, never values.
+Where each number comes from: ``llmmon.scoring.quality.score_chunk`` (PII, safety, relevance,
+language) and ``llmmon.scoring.cost.price_chunk`` (cost).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+import orjson
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from llmmon.config import Config
+    from llmmon.scoring.cost import CostConfig
+    from llmmon.scoring.quality import QualityConfig
+
+PII_TYPES = ("API_KEY", "EMAIL", "IBAN", "CN_ID", "CREDIT_CARD", "SSN", "PHONE", "IPV4")
+PROFILE_COLUMNS = ["relevance", "safety_score", "cost_usd", "pii_prompt_count", "pii_response_count",
+                   "prompt_lang", "response_lang"]
+SUM_COLUMNS = ["cost_usd", "priced_requests", "unpriced_requests", "processing_ms_x_gpu",
+               "pii_prompt_record", "pii_response_record", "pii_leak_record", "jailbreak", "refusal",
+               "toxic", "relevance_sum", "relevance_n", "safety_sum", "consistency_n", "consistency_sim_sum",
+               *[f"pii_prompt:{t}" for t in PII_TYPES], *[f"pii_leak:{t}" for t in PII_TYPES]]
+
+
+@lru_cache(maxsize=8)
+def _configs(quality_json: bytes, cost_json: bytes) -> tuple[QualityConfig, CostConfig]:
+    from llmmon.scoring.cost import CostConfig
+    from llmmon.scoring.quality import QualityConfig
+
+    return QualityConfig.from_config(orjson.loads(quality_json)), CostConfig.from_section(orjson.loads(cost_json))
+
+
+def configs(cfg: Config) -> tuple[QualityConfig, CostConfig]:
+    """(QualityConfig, CostConfig) of an llmmon Config, validated once per distinct section."""
+    return _configs(orjson.dumps(cfg.quality, option=orjson.OPT_SORT_KEYS),
+                    orjson.dumps(cfg.cost, option=orjson.OPT_SORT_KEYS))
+
+
+def _consistency(df: pd.DataFrame, scores: pd.DataFrame, qc: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: 1 and the group's mean similarity for prompts repeated within the chunk, else 0."""
+    from llmmon.scoring.consistency import consistency_by_prompt
+
+    n = np.zeros(len(df))
+    sim = np.zeros(len(df))
+    counts = scores["prompt_hash"].value_counts()
+    rep = counts[counts >= qc.consistency.min_repeats].index
+    if len(rep) == 0:
+        return n, sim
+    mask = scores["prompt_hash"].isin(rep).to_numpy()
+    sub = df.loc[mask, ["response_text"]].assign(prompt_hash=scores.loc[mask, "prompt_hash"].to_numpy())
+    by = consistency_by_prompt(sub, min_repeats=qc.consistency.min_repeats,
+                               max_responses=qc.consistency.max_responses,
+                               max_prompts=qc.consistency.max_prompts)
+    m = scores["prompt_hash"].map(by.set_index("prompt_hash")["mean_similarity"]).to_numpy(dtype=float)
+    ok = np.isfinite(m)
+    n[ok], sim[ok] = 1.0, m[ok]
+    return n, sim
+
+
+def score(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Quality scores and cost of one chunk, as profile and sum columns (no raw PII)."""
+    from llmmon.scoring.cost import price_chunk
+    from llmmon.scoring.quality import score_chunk
+
+    if df.empty:
+        return df
+    qc, cc = configs(cfg)
+    s = score_chunk(df, qc)
+    priced = price_chunk(df, cc)
+    cols: dict[str, object] = {c: s[c] for c in ("relevance", "safety_score", "pii_prompt_count",
+                                              "pii_response_count", "prompt_lang", "response_lang",
+                                              "jailbreak", "refusal", "toxic", "pii_leak_count",
+                                              "pii_prompt_types", "pii_leak_types")}
+    cost = priced["cost_usd"]
+    cols["cost_usd"] = cost
+    cols["price_source"] = priced["price_source"]
+    cols["priced_requests"] = cost.notna().astype("int64")
+    cols["unpriced_requests"] = cost.isna().astype("int64")
+    cols["processing_ms_x_gpu"] = priced["gpu_ms"]
+    cols["pii_prompt_record"] = (s["pii_prompt_count"] > 0).astype("int64")
+    cols["pii_response_record"] = (s["pii_response_count"] > 0).astype("int64")
+    cols["pii_leak_record"] = (s["pii_leak_count"] > 0).astype("int64")
+    rel = s["relevance"]
+    cols["relevance_sum"] = rel.fillna(0.0)
+    cols["relevance_n"] = rel.notna().astype("int64")
+    cols["safety_sum"] = s["safety_score"]
+    for kind, col in (("pii_prompt", "pii_prompt_types"), ("pii_leak", "pii_leak_types")):
+        types = s[col].fillna("")
+        for t in PII_TYPES:
+            cols[f"{kind}:{t}"] = (types.str.contains(t, regex=False).astype("int64") if types.any()
+                                   else np.zeros(len(df), dtype="int64"))
+    cols["consistency_n"], cols["consistency_sim_sum"] = _consistency(df, s, qc)
+    return df.assign(**cols)
