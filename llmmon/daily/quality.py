@@ -264,7 +264,7 @@ def experience_section(ctx: Context, ds: DayState, inputs: DayInputs) -> dict[st
     return out
 
 
-def _records(df: Any) -> list[dict[str, Any]]:
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: (None if v != v else v) if isinstance(v, float) else v for k, v in r.items()}
             for r in df.to_dict(orient="records")]
 

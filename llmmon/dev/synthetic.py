@@ -40,6 +40,7 @@ from llmmon.hourly.schema import (
     WRONG_TYPE,
 )
 from llmmon.store.objects import ObjectStore, parse_partition, partition_prefix
+from llmmon.timeutil import utc
 
 REQUESTS_PREFIX = "raw/requests"
 FEEDBACK_PREFIX = "raw/feedback"
@@ -71,7 +72,7 @@ class Incident:
     def __post_init__(self) -> None:
         if self.kind not in INCIDENT_KINDS:
             raise ValueError(f"unknown incident kind {self.kind!r}; use one of {INCIDENT_KINDS}")
-        self.start, self.end = _utc(self.start), _utc(self.end)
+        self.start, self.end = utc(self.start), utc(self.end)
         if self.end <= self.start:
             raise ValueError(f"incident {self.kind}: end {self.end} is not after start {self.start}")
 
@@ -262,12 +263,9 @@ _LEAK_SENTENCE = {"en": "You can contact the account owner at {x}.", "zh": "ф╜ах
 
 # ---- small helpers -------------------------------------------------------------------------
 
-def _utc(d: datetime) -> datetime:
-    return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
-
 
 def _ms(d: datetime) -> int:
-    return int(round(_utc(d).timestamp() * 1000))
+    return int(round(utc(d).timestamp() * 1000))
 
 
 @lru_cache(maxsize=4096)
@@ -282,7 +280,7 @@ def iso_ms(ms: int) -> str:
 
 
 def _iso(d: datetime) -> str:
-    return _utc(d).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc(d).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _hour_key(d: datetime) -> str:

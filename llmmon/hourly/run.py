@@ -41,6 +41,7 @@ from llmmon.metrics.quality import quality_window_metrics
 from llmmon.store import aggregates as aggmod
 from llmmon.store import profiles, warehouse
 from llmmon.store.objects import ObjectInfo, parse_partition, partition_prefix
+from llmmon.timeutil import utc
 
 if TYPE_CHECKING:
     from whylogs.core.view.dataset_profile_view import DatasetProfileView
@@ -346,12 +347,12 @@ def find_late_objects(ctx: Context, window: Window) -> dict[datetime, list[Objec
     start = window.start - timedelta(hours=ctx.cfg.ingest.late_lookback_hours)
     t, ro = warehouse.runs, warehouse.run_objects
     with ctx.engine.connect() as conn:
-        done = {_utc(r[0]) for r in conn.execute(select(t.c.window_start).where(and_(
+        done = {utc(r[0]) for r in conn.execute(select(t.c.window_start).where(and_(
             t.c.grain == "hour", t.c.window_start >= start, t.c.window_start < window.start)))}
         seen: dict[datetime, dict[str, str]] = {}
         for ws, key, etag in conn.execute(select(ro.c.window_start, ro.c.key, ro.c.etag).where(and_(
                 ro.c.window_start >= start, ro.c.window_start < window.start))):
-            seen.setdefault(_utc(ws), {})[key] = etag
+            seen.setdefault(utc(ws), {})[key] = etag
     late: dict[datetime, list[ObjectInfo]] = {}
     for hour in sorted(done):
         known = seen.get(hour, {})
@@ -360,9 +361,6 @@ def find_late_objects(ctx: Context, window: Window) -> dict[datetime, list[Objec
                 late.setdefault(hour, []).append(obj)
     return late
 
-
-def _utc(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def reprocess_late(ctx: Context, window: Window) -> tuple[list[dict[str, Any]], list[date]]:

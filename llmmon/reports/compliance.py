@@ -28,7 +28,7 @@ import re
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +37,9 @@ from llmmon import layout
 from llmmon.lifecycle.manifest import MANIFEST_NAME, build_manifest
 from llmmon.lifecycle.retention import LegalHold, key_date, retention_config
 from llmmon.store.objects import ObjectStore, StorageError
+
+if TYPE_CHECKING:
+    from llmmon.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ class ComplianceConfig(BaseModel):
     pdf: bool = True
 
 
-def compliance_config(cfg: Any = None) -> ComplianceConfig:
+def compliance_config(cfg: Config | ComplianceConfig | dict[str, Any] | None = None) -> ComplianceConfig:
     if cfg is None:
         return ComplianceConfig()
     if isinstance(cfg, ComplianceConfig):
@@ -533,7 +536,8 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
 
 # ---- the pack ---------------------------------------------------------------------------------------
 
-def collect(store: ObjectStore, engine: sa.Engine | None, period: str, cfg: Any = None,
+def collect(store: ObjectStore, engine: sa.Engine | None, period: str,
+            cfg: Config | ComplianceConfig | dict[str, Any] | None = None,
             holds: list[LegalHold] | None = None) -> dict[str, Any]:
     """All sections of the pack as one JSON-able dict (reads only)."""
     c = compliance_config(cfg)
@@ -556,7 +560,8 @@ def collect(store: ObjectStore, engine: sa.Engine | None, period: str, cfg: Any 
     return pack
 
 
-def build_pack(store: ObjectStore, engine: sa.Engine | None, period: str, cfg: Any, key: bytes,
+def build_pack(store: ObjectStore, engine: sa.Engine | None, period: str,
+               cfg: Config | ComplianceConfig | dict[str, Any] | None, key: bytes,
                holds: list[LegalHold] | None = None) -> dict[str, Any]:
     """Build and write the pack under ``compliance/<period>/``; returns ``{period, prefix, files, urls,
     retain_until, summary}``. What ``llmmon compliance --period P`` and the DAG task call."""

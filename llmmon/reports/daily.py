@@ -13,7 +13,7 @@ import csv
 import html
 import io
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import orjson
@@ -24,6 +24,9 @@ from llmmon.reports.blocks import BLOCKS
 from llmmon.reports.charts import bar_chart, line_chart
 from llmmon.store.aggregates import to_jsonable
 from llmmon.store.objects import ObjectStore
+
+if TYPE_CHECKING:
+    from llmmon.daily.merge import DayState
 
 REPORT_FILES = ("report.json", "report.html", "metrics.csv")
 
@@ -55,7 +58,7 @@ def _perf_block(m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_report(cfg: Config, ds: Any, metrics: dict[str, dict[str, Any]], checks: list[dict[str, Any]],
+def build_report(cfg: Config, ds: DayState, metrics: dict[str, dict[str, Any]], checks: list[dict[str, Any]],
                  validation: list[dict[str, Any]], series: dict[str, list[float | None]],
                  sections: dict[str, Any], duration_s: float) -> dict[str, Any]:
     s = ds.stats

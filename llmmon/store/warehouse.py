@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     Date,
     DateTime,
     Engine,
@@ -181,7 +182,7 @@ def create_all(engine: Engine) -> None:
         md.create_all(engine)
 
 
-def upsert(conn: Any, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> int:
+def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> int:
     """Insert rows, replacing the non-key columns of rows whose ``keys`` already exist."""
     if not rows:
         return 0
@@ -200,7 +201,7 @@ def upsert(conn: Any, table: Table, rows: Sequence[dict[str, Any]], keys: Sequen
     return len(rows)
 
 
-def replace_window(conn: Any, table: Table, window_start: datetime, grain: str,
+def replace_window(conn: Connection, table: Table, window_start: datetime, grain: str,
                    rows: Sequence[dict[str, Any]]) -> int:
     """Delete a window's rows, then insert ``rows``: a rerun leaves exactly the new set."""
     conn.execute(delete(table).where(and_(table.c.window_start == window_start, table.c.grain == grain)))
@@ -209,7 +210,7 @@ def replace_window(conn: Any, table: Table, window_start: datetime, grain: str,
     return len(rows)
 
 
-def replace_metrics(conn: Any, window_start: datetime, grain: str, rows: Sequence[dict[str, Any]],
+def replace_metrics(conn: Connection, window_start: datetime, grain: str, rows: Sequence[dict[str, Any]],
                     metric_names: Iterable[str] | None = None) -> int:
     """Replace one window's metrics (all of them, or only ``metric_names``)."""
     cond = and_(metrics.c.window_start == window_start, metrics.c.grain == grain)

@@ -37,7 +37,7 @@ def test_upsert_and_replace_are_idempotent(warehouse_url):
 
 
 def test_postgres_ddl_file_matches_the_tables():
-    ddl = (Path(__file__).resolve().parents[1] / "sql" / "warehouse.sql").read_text()
+    ddl = (Path(__file__).resolve().parents[2] / "sql" / "warehouse.sql").read_text()
     for table in warehouse.metadata.sorted_tables:
         assert f"CREATE TABLE IF NOT EXISTS {table.name}" in ddl
         for col in table.columns:
