@@ -74,7 +74,7 @@ def pin(store: ObjectStore, start: date, end: date, now: datetime | None = None)
     for obj in store.list(prefix):
         store.delete(obj.key)
     for model, view in sorted(views.items()):
-        name = profiles.daily_key(datetime(2000, 1, 1, tzinfo=UTC), model).rsplit("/", 1)[1]
+        name = layout.daily_profile_key(datetime(2000, 1, 1, tzinfo=UTC), model).rsplit("/", 1)[1]
         store.put(prefix + name, profiles.serialize(view), "application/octet-stream")
     record = {"from": start.isoformat(), "to": end.isoformat(), "prefix": prefix, "days": found,
               "days_missing": missing, "models": sorted(views),

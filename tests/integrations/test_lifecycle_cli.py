@@ -147,7 +147,7 @@ def test_user_errors_exit_2_without_traceback(env, capsys, monkeypatch):
         assert rc == 2 and "LLMMON_MANIFEST_KEY" in err and len(err.strip().splitlines()) == 1
     monkeypatch.setenv("LLMMON__RETENTION__REALTIME_DAYS", "500")
     rc, _, err = run(capsys, "retention", "--as-of", "2026-11-12", "--dry-run")
-    assert rc == 2 and "bad retention config" in err
+    assert rc == 2 and "invalid llmmon config: retention" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as exc:  # argparse: bad date
         cli.main(["retention", "--as-of", "12/11/2026"])
     assert exc.value.code == 2
