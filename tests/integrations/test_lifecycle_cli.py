@@ -20,7 +20,7 @@ from llmmon.lifecycle.manifest import verify_pack
 from llmmon.reports.compliance import download_pack
 from llmmon.store.objects import LocalStore
 from tests.conftest import REPO
-from tests.test_retention import keys, make_history
+from tests.lifecycle.test_retention import keys, make_history
 
 AS_OF = date(2026, 11, 12)
 KEY = "cli-test-key"

@@ -16,7 +16,7 @@ from llmmon.lifecycle import retention as R
 from llmmon.lifecycle.manifest import verify_pack
 from llmmon.reports import compliance as C
 from llmmon.store.objects import LocalStore
-from tests.test_retention import make_history, make_s3_store, moto_endpoint  # noqa: F401
+from tests.lifecycle.test_retention import make_history, make_s3_store, moto_endpoint  # noqa: F401
 
 KEY = b"pack-key"
 AS_OF = date(2026, 12, 3)
