@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-airflow", action="store_true", help="call the pipeline directly")
     m.set_defaults(fn=cmd_demo)
 
+    from llmmon.batch.cli import add_commands as add_batch_commands  # issue 13
+    add_batch_commands(sub)
     for register in EXTRA_COMMANDS:
         register(sub)
     return p

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, delete
 
 from llmmon import aggregates as aggmod
 from llmmon import profiles, warehouse
+from llmmon.batch import tables as batch_tables
 from llmmon.config import Config
 from llmmon.ingest import (
     IngestStats,
@@ -142,7 +143,7 @@ class Context:
 
         integrations.load()
         engine = warehouse.get_engine(cfg.warehouse.url)
-        warehouse.create_all(engine, extra_metadata())
+        warehouse.create_all(engine, [*extra_metadata(), batch_tables.metadata])
         return cls(cfg=cfg, store=open_store(cfg.storage), engine=engine)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from llmmon import cli, daily, pipeline
 from llmmon.alerts.state import metadata as alert_metadata
+from llmmon.batch.report import batch_jobs_html, batch_jobs_section
 from llmmon.monitoring_tables import metadata as monitoring_metadata
 from llmmon.reports.daily import HTML_BLOCKS
 
@@ -52,6 +53,9 @@ daily.register_section("drift", drift_section, order=80)
 daily.register_section("anomalies", anomalies_section, order=85)
 daily.register_section("alerts", alerts_section, order=90)
 daily.register_section("alerts_delivery", delivery_section, order=91)
+# Batch jobs (issue 13): the day's batch_jobs section and its HTML block.
+daily.register_section("batch_jobs", lambda ctx, ds: batch_jobs_section(ctx, ds.day), order=95)
+HTML_BLOCKS.setdefault("batch_jobs", batch_jobs_html)
 
 
 # ---- HTML --------------------------------------------------------------------------------------
