@@ -173,7 +173,8 @@ def eta(o: Observation, as_of: datetime, per_s: float | None) -> datetime | None
         return as_of
     if not per_s or per_s <= 0:
         return None
-    return as_of + min(timedelta(seconds=(1.0 - f) / per_s), _MAX_ETA)
+    seconds = (1.0 - f) / per_s
+    return as_of + (_MAX_ETA if seconds >= _MAX_ETA.total_seconds() else timedelta(seconds=seconds))
 
 
 def assess(snaps: Sequence[Snapshot], cfg: BatchJobsConfig) -> Assessment:
