@@ -70,7 +70,9 @@ def _get(transport: Transport, url: str, api_key: str) -> object:
         except (orjson.JSONDecodeError, AttributeError):
             msg = None
         safe = urllib.parse.urlsplit(url)._replace(query="").geturl()
-        raise PollError(f"OpenAI API {safe} answered HTTP {status}" + (f": {str(msg)[:200]}" if msg else ""))
+        # The API may echo (part of) the key it refused: never let it reach a log.
+        detail = str(msg)[:200].replace(api_key, "***") if msg else ""
+        raise PollError(f"OpenAI API {safe} answered HTTP {status}" + (f": {detail}" if detail else ""))
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
