@@ -36,7 +36,9 @@ def _all_tables() -> list:
 
     integrations.load()
     tables = list(warehouse.metadata.sorted_tables)
-    extra = {t.name: t for md in EXTRA_METADATA for t in md.sorted_tables}
+    from llmmon.batch.tables import metadata as batch_metadata
+
+    extra = {t.name: t for md in [*EXTRA_METADATA, batch_metadata] for t in md.sorted_tables}
     # Sorted by name: registration order depends on import order, the file must not.
     return tables + [extra[name] for name in sorted(extra) if extra[name] not in tables]
 

@@ -39,13 +39,20 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 _MAX_TEXT = 500
 
 
-def _open(store: ObjectStore | str | None) -> ObjectStore:
-    from llmmon.storage import LocalStore, open_store
-
+def _open(store: ObjectStore | str | None) -> tuple[ObjectStore, str, float]:
+    """(store, prefix, min interval): with no store, all three come from llmmon's config."""
     if store is None:
         from llmmon.config import load_config
+        from llmmon.storage import open_store
 
-        return open_store(load_config().storage)
+        cfg = load_config()
+        return open_store(cfg.storage), cfg.batch_jobs.prefix, cfg.batch_jobs.client_min_interval_s
+    return _store(store), "raw/batch_jobs", 5.0
+
+
+def _store(store: ObjectStore | str) -> ObjectStore:
+    from llmmon.storage import LocalStore, open_store
+
     if isinstance(store, str):
         if "://" in store:
             from llmmon.config import StorageConfig
@@ -71,7 +78,7 @@ class BatchJobMonitor:
     """Progress of one batch job, reported to llmmon's store (seed API plus item counts)."""
 
     def __init__(self, job_id: str, total_items: int, store: ObjectStore | str | None = None, *,
-                 prefix: str = "raw/batch_jobs", min_interval_s: float = 5.0, max_errors: int = 100,
+                 prefix: str | None = None, min_interval_s: float | None = None, max_errors: int = 100,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic):
         if not isinstance(job_id, str) or not _SAFE_ID.match(job_id):
             raise ValueError(f"job_id must be 1-200 of [A-Za-z0-9._:-], starting alphanumeric: {job_id!r}")
@@ -80,9 +87,9 @@ class BatchJobMonitor:
         self.job_id = job_id
         self.total_items = total_items
         self.processed_items = self.successful_items = self.failed_items = 0
-        self.store = _open(store)
-        self.key = f"{prefix.strip('/')}/{job_id}_metrics.json"
-        self.min_interval_s = min_interval_s
+        self.store, default_prefix, default_interval = _open(store)
+        self.key = f"{(prefix or default_prefix).strip('/')}/{job_id}_metrics.json"
+        self.min_interval_s = default_interval if min_interval_s is None else min_interval_s
         self.max_errors = max_errors
         self.errors: list[dict[str, Any]] = []
         self.error_taxonomy: dict[str, int] = {}

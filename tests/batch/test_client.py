@@ -123,3 +123,12 @@ def test_client_job_runs_through_llmmon(make_ctx):
     [job] = report["jobs"]
     assert job["risk"] == "failing" and job["failure_evidence"] == "wilson" and job["failure_share"] == 0.25
     assert job["items_per_s"] == pytest.approx(0.5, rel=0.02) and job["error_taxonomy"] == {"server_error": 300}
+
+
+def test_no_store_argument_uses_llmmon_config(tmp_path, monkeypatch):
+    store = tmp_path / "cfgstore"
+    monkeypatch.setenv("LLMMON_STORAGE_URL", store.as_uri())
+    monkeypatch.setenv("LLMMON__BATCH_JOBS__PREFIX", "jobs/state")
+    monkeypatch.setenv("LLMMON__BATCH_JOBS__CLIENT_MIN_INTERVAL_S", "60")
+    m = BatchJobMonitor("from-config", 3)
+    assert m.min_interval_s == 60 and (store / "jobs/state/from-config_metrics.json").is_file()
