@@ -155,8 +155,8 @@ def observe(ctx: Context, as_of: datetime) -> dict[str, Any]:
             "as_of": as_of, "objects": n_objects, "accepted": len(keep), "rejected": len(bad),
             "skipped": skipped, "by_reason": json.dumps(dict(sorted(reasons.items()))),
             "rejected_keys": json.dumps(rejected_keys), "recorded_at": datetime.now(UTC)}], ["as_of"])
-    for r in bad:
-        log.warning("batch_jobs %s: object %s rejected: %s", as_of.isoformat(), r.object_key, r.reason)
+    for r in bad[:MAX_REJECTED_KEYS]:  # a flood of junk objects must not flood the task log
+        log.warning("batch_jobs %s: object %s rejected: %s", iso(as_of), r.object_key[:300], r.reason)
     summary = {"as_of": iso(as_of), "objects": n_objects, "accepted": len(keep), "rejected": len(bad),
                "skipped": skipped, "by_reason": dict(sorted(reasons.items()))}
     log.info("batch_jobs %s: objects=%d accepted=%d rejected=%d skipped=%d (objects == accepted + "

@@ -14,9 +14,10 @@ from llmmon.pipeline import Context
 
 @pytest.fixture
 def make_ctx(tmp_path: Path) -> Callable[..., Context]:
-    def make(warehouse_url: str | None = None, store_url: str | None = None, **sections: Any) -> Context:
+    def make(warehouse_url: str | None = None, store_url: str | None = None, endpoint_url: str | None = None,
+             **sections: Any) -> Context:
         cfg = Config.model_validate({
-            "storage": {"url": store_url or (tmp_path / "store").as_uri()},
+            "storage": {"url": store_url or (tmp_path / "store").as_uri(), "endpoint_url": endpoint_url},
             "warehouse": {"url": warehouse_url or f"sqlite:///{tmp_path / 'w.db'}"},
             "alerts": {"now": "window_end", **sections.pop("alerts", {})},
             **sections})

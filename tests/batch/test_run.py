@@ -197,3 +197,13 @@ def test_finished_jobs_leave_the_report_after_keep_finished_hours(make_ctx):
     out = run_batch_jobs(ctx, datetime(2024, 3, 28, 6, tzinfo=UTC))  # 31 h after
     assert out["observed"]["by_reason"] == {"skipped:finished_earlier": 1}
     assert out["assessed"]["jobs"] == 0
+
+
+def test_run_on_s3(make_ctx, s3_store, moto_endpoint):
+    ctx = make_ctx(store_url=s3_store.url, endpoint_url=moto_endpoint)
+    for k in range(3):
+        write_polls_state(s3_store, k)
+        out = run_batch_jobs(ctx, T0 + k * M10)
+    assert out["observed"]["accepted"] == 4
+    report = json.loads(s3_store.get("reports/batch_jobs/2026-11-28/report.json"))
+    assert {j["job_id"]: j["risk"] for j in report["jobs"]}["batch_late0002"] == "at_risk"
