@@ -144,7 +144,7 @@ class BatchJobsConfig(_Model):
     # A running job whose progress has not moved for this long is stalled.
     stall_minutes: float = Field(default=30.0, gt=0)
     # A job whose failure share exceeds this is failing (lower 99% Wilson bound when the job
-    # reports item counts, the point estimate when it reports only percentages).
+    # reports item counts; the point estimate in two snapshots in a row with percentages only).
     max_failure_share: float = Field(default=0.10, ge=0, le=1)
     min_failure_items: int = Field(default=20, ge=1)
     # items/s is measured over this many of llmmon's own latest snapshots of a job...

@@ -21,6 +21,7 @@ SECTIONS = [
     ("alerts", "llmmon.alerts.config", "AlertsConfig", "llmmon/alerts/config.py, llmmon/alerts_day.py"),
     ("retention", "llmmon.retention", "RetentionConfig", "llmmon/retention.py"),
     ("compliance", "llmmon.reports.compliance", "ComplianceConfig", "llmmon/reports/compliance.py"),
+    ("batch_jobs", "llmmon.config", "BatchJobsConfig", "docs/batch-jobs.md, llmmon/batch/"),
 ]
 
 EXTRA_KNOBS = {

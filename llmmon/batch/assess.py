@@ -5,7 +5,8 @@ never from the job's claimed ``processing_speed`` or ``estimated_completion``.
 
 Risk, one per job (the first that applies):
 ``completed`` / ``failed`` for finished jobs; then ``stalled`` (running, no progress for
-``stall_minutes``), ``failing`` (failure share above ``max_failure_share``), ``at_risk`` (the ETA
+``stall_minutes``), ``failing`` (failure share above ``max_failure_share``: a Wilson bound with item
+counts, two snapshots in a row with percentages only), ``at_risk`` (the ETA
 at the observed rate, or now, is past the deadline); else ``on_track``. ``reasons`` lists every
 condition that holds, so a stalled job that will also miss its deadline says both.
 """
@@ -185,6 +186,10 @@ def assess(snaps: Sequence[Snapshot], cfg: BatchJobsConfig) -> Assessment:
     per_s, items_s, used = rates(snaps, cfg)
     idle = unchanged_minutes(snaps)
     share, failing, evidence = failure(o, cfg)
+    if failing and evidence == "point":
+        # Percentages carry no sample size (the first failed item reads as 0% success): ask for
+        # two consecutive snapshots over the limit before calling the job failing.
+        failing = len(snaps) > 1 and failure(snaps[-2].obs, cfg)[1]
     due, due_src = deadline(o, snaps[0].as_of, cfg)
     when = eta(o, now, per_s)
     reasons: list[str] = []

@@ -134,3 +134,13 @@ def test_risk_order_and_all_reasons_kept():
     s = series([0.3] * 5, expires_at=due, success_rate=0.5)
     a = assess(s, CFG)
     assert a.risk == "stalled" and a.reasons == ("stalled", "failing", "at_risk")
+
+
+def test_failing_on_percentages_only_needs_two_snapshots_in_a_row():
+    one = series([0.01], success_rate=0.0)  # the first item failed: 0% success, no sample size
+    assert assess(one, CFG).risk == "on_track"
+    two = series([0.01, 0.05], success_rate=0.6)
+    assert assess(two, CFG).risk == "failing"
+    recovered = series([0.01, 0.05], success_rate=0.6)
+    recovered[-1] = replace(recovered[-1], obs=replace(recovered[-1].obs, success_rate=0.97))
+    assert assess(recovered, CFG).risk == "on_track"
