@@ -175,7 +175,8 @@ def eta(o: Observation, as_of: datetime, per_s: float | None) -> datetime | None
     if not per_s or per_s <= 0:
         return None
     seconds = (1.0 - f) / per_s
-    return as_of + (_MAX_ETA if seconds >= _MAX_ETA.total_seconds() else timedelta(seconds=seconds))
+    # Whole seconds: the estimate is no finer than that, and the report should not pretend.
+    return as_of + (_MAX_ETA if seconds >= _MAX_ETA.total_seconds() else timedelta(seconds=round(seconds)))
 
 
 def assess(snaps: Sequence[Snapshot], cfg: BatchJobsConfig) -> Assessment:
