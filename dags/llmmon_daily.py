@@ -2,12 +2,13 @@
 
 One task per stage, in flow order:
 
-    plan -> process (mapped) -> reduce -> merge -> quality -> drift -> anomalies -> alerts -> report
+    plan -> process (mapped) -> reduce -> merge -> quality -> drift -> anomalies -> alerts
+         -> batch_jobs -> report
 
 - ``plan``/``process``/``reduce``: stage 1 over the day's objects, in mapped batches (the 24
   hourly outputs come out of one pass).
 - ``merge``: the hours into day profiles, sums and metric rows (``llmmon.daily.merge``).
-- ``quality``, ``drift``, ``anomalies``, ``alerts``: one daily stage each, on the day rollup
+- ``quality``, ``drift``, ``anomalies``, ``alerts``, ``batch_jobs``: one daily stage each, on the day rollup
   (``llmmon.daily.run``); each writes its report sections to the store. A failing stage fails its
   task and Airflow's retries apply.
 - ``report``: ``reports/daily/<date>/``. It runs even when a stage failed, marks that stage's
@@ -107,6 +108,13 @@ def llmmon_daily():
 
         return jobs.daily_stage(jobs.context(), _day(batches), "alerts")
 
+    @task
+    def batch_jobs(batches: list[dict], previous: str) -> str:
+        """Batch inference jobs seen during the day."""
+        from llmmon import jobs
+
+        return jobs.daily_stage(jobs.context(), _day(batches), "batch_jobs")
+
     @task(trigger_rule="all_done")
     def report(batches: list[dict]) -> dict:
         """Write reports/daily/<date>/ (sections of failed stages are marked not computed)."""
@@ -117,7 +125,7 @@ def llmmon_daily():
     batches = plan()
     totals = reduce(batches, process.expand(batch=batches))
     merged = merge(batches, totals)
-    last = alerts(batches, anomalies(batches, drift(batches, quality(batches, merged))))
+    last = batch_jobs(batches, alerts(batches, anomalies(batches, drift(batches, quality(batches, merged)))))
     done = report(batches)
     last >> done
 

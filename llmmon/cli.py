@@ -249,6 +249,41 @@ def cmd_forget_user(args: argparse.Namespace) -> int:
 
 
 
+# ---- batch inference jobs (seed 5.3 case 2) --------------------------------------------------
+
+def _as_of(raw: str) -> datetime:
+    from llmmon.batch.run import parse_as_of
+
+    try:
+        return parse_as_of(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def cmd_batch_jobs(args: argparse.Namespace) -> int:
+    from llmmon.batch.run import run_batch_jobs
+
+    as_of = args.as_of or datetime.now(UTC).replace(microsecond=0)
+    _print(run_batch_jobs(_ctx(args), as_of))
+    return 0
+
+
+def cmd_batch_poll(args: argparse.Namespace) -> int:
+    from llmmon.batch.poller import PollError, poll_from_env
+    from llmmon.store.objects import open_store
+
+    cfg = load(args.config)
+    try:
+        res = poll_from_env(open_store(cfg.storage), cfg.batch_jobs, os.environ, batch_ids=args.batch_id or ())
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    except (PollError, OSError) as exc:
+        print(f"llmmon: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(res.to_dict(), indent=2))
+    return 0
+
+
 # ---- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -330,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--as-of", type=_date, help="date legal holds are evaluated on (default: today)")
     f.add_argument("--run-id", help="audit run id")
     f.set_defaults(fn=cmd_forget_user)
+    bj = sub.add_parser("batch-jobs", help="assess batch jobs under raw/batch_jobs/ and write their report")
+    bj.add_argument("--as-of", type=_as_of, default=None,
+                    help="ISO time of this observation, e.g. 2026-11-28T10:20:00Z (default: now)")
+    bj.set_defaults(fn=cmd_batch_jobs)
+    bp = sub.add_parser("batch-poll", help="write OpenAI Batch objects (Batches API) under raw/batch_jobs/openai/")
+    bp.add_argument("--batch-id", action="append",
+                    help="poll only this batch (repeatable); default: the recent list")
+    bp.set_defaults(fn=cmd_batch_poll)
     return p
 
 

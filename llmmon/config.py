@@ -12,11 +12,12 @@ Every knob is documented in ``llmmon.example.yaml``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from llmmon.strict import StrictModel
 
@@ -103,6 +104,82 @@ class ReportConfig(_Model):
     sample_rows: int = 5
 
 
+# ---- batch_jobs (seed 5.3 case 2) -----------------------------------------------------------
+
+class BatchSLA(_Model):
+    """A deadline for jobs whose id matches: ``within_hours`` after the job started.
+
+    Give exactly one of ``match`` (an fnmatch glob, case-sensitive) or ``regex`` (re.search)."""
+
+    match: str | None = None
+    regex: str | None = None
+    within_hours: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> BatchSLA:
+        if (self.match is None) == (self.regex is None):
+            raise ValueError("a batch_jobs.slas entry needs exactly one of 'match' or 'regex'")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"batch_jobs.slas regex {self.regex!r} does not compile: {exc}") from exc
+        return self
+
+
+class BatchJobsConfig(_Model):
+    """Batch inference jobs (seed 5.3 case 2): where job state objects live and when to worry."""
+
+    # Every JSON object under this prefix is the current state of one job.
+    prefix: str = "raw/batch_jobs"
+    report_prefix: str = "reports/batch_jobs"
+    # Time zone of naive timestamps in job files (the seed's client writes local naive times).
+    naive_timezone: str = "UTC"
+    # A running job whose progress has not moved for this long is stalled.
+    stall_minutes: float = Field(default=30.0, gt=0)
+    # A job whose failure share exceeds this is failing (lower 99% Wilson bound when the job
+    # reports item counts; the point estimate in two snapshots in a row with percentages only).
+    max_failure_share: float = Field(default=0.10, ge=0, le=1)
+    min_failure_items: int = Field(default=20, ge=1)
+    # items/s is measured over this many of llmmon's own latest snapshots of a job...
+    rate_snapshots: int = Field(default=6, ge=2)
+    # ...and needs at least this many snapshots before an ETA (and so at_risk) is given.
+    min_rate_snapshots: int = Field(default=3, ge=2)
+    # Hysteresis: an at_risk job clears only once its ETA is this far inside the deadline.
+    at_risk_clear_minutes: float = Field(default=10.0, ge=0)
+    # The DAG's cadence; also the alert window length.
+    interval_minutes: int = Field(default=10, ge=1)
+    # Snapshot history read per run.
+    history_hours: float = Field(default=48.0, gt=0)
+    # Finished jobs stay in the report this long after they finished.
+    keep_finished_hours: float = Field(default=24.0, ge=0)
+    # Objects larger than this are rejected unread (reason too_large).
+    max_object_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    slas: list[BatchSLA] = Field(default_factory=list)
+    alert_severity: Literal["P0", "P1", "P2", "P3"] = "P1"
+    # BatchJobMonitor: minimum seconds between two snapshot writes.
+    client_min_interval_s: float = Field(default=5.0, ge=0)
+    # OpenAI Batches API poller (llmmon batch-poll).
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key_env: str = "OPENAI_API_KEY"
+    openai_lookback_hours: float = Field(default=48.0, gt=0)
+    openai_max_pages: int = Field(default=10, ge=1)
+
+    @field_validator("naive_timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except Exception as exc:  # noqa: BLE001 - ZoneInfoNotFoundError, ValueError on odd keys
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
+# ---- end batch_jobs -------------------------------------------------------------------------
+
+
 class Config(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
@@ -110,6 +187,7 @@ class Config(_Model):
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     profiles: ProfileConfig = Field(default_factory=ProfileConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    batch_jobs: BatchJobsConfig = Field(default_factory=BatchJobsConfig)
     # Sections owned by the capability modules; each is validated by its own pydantic model at
     # load time (``llmmon.sections.validate_sections``), so a typo fails before any work starts.
     quality: dict[str, Any] = Field(default_factory=dict)

@@ -120,14 +120,14 @@ def daily_merge(ctx: Context, day: date) -> dict[str, Any]:
 
 
 def daily_stage(ctx: Context, day: date, stage: str) -> str:
-    """DAG tasks ``quality``, ``drift``, ``anomalies``, ``alerts``: one stage on the day rollup.
+    """DAG tasks ``quality``, ``drift``, ``anomalies``, ``alerts``, ``batch_jobs``: one stage on the day rollup.
 
     A failure raises (Airflow's retries apply); the report marks the stage's sections."""
     from llmmon.daily import run
     from llmmon.daily.merge import load_day_from_rollups
 
     fn = {"quality": run.stage_quality, "drift": run.stage_drift, "anomalies": run.stage_anomalies,
-          "alerts": run.stage_alerts}[stage]
+          "alerts": run.stage_alerts, "batch_jobs": run.stage_batch_jobs}[stage]
     ds = load_day_from_rollups(ctx, day)
     key = run.save_stage(ctx, day, stage, fn(ctx, ds))
     log.info("daily %s: stage %s written to %s", day, stage, ctx.store.uri(key))

@@ -21,6 +21,7 @@ SECTIONS = [
     ("alerts", "llmmon.alerts.config", "AlertsConfig", "llmmon/alerts/config.py, llmmon/daily/alerts.py"),
     ("retention", "llmmon.lifecycle.retention", "RetentionConfig", "llmmon/lifecycle/retention.py"),
     ("compliance", "llmmon.reports.compliance", "ComplianceConfig", "llmmon/reports/compliance.py"),
+    ("batch_jobs", "llmmon.config", "BatchJobsConfig", "docs/batch-jobs.md, llmmon/batch/"),
 ]
 
 EXTRA_KNOBS = {

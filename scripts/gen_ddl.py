@@ -30,12 +30,13 @@ CREATE OR REPLACE VIEW v_data_quality AS
 
 
 def _all_tables() -> list:
-    """Core tables, then the alert state's and the retention audit's."""
+    """Core tables, then the alert state's, the retention audit's and the batch jobs'."""
     from llmmon.alerts.state import metadata as alert_metadata
+    from llmmon.batch.tables import metadata as batch_metadata
     from llmmon.lifecycle.retention import audit_metadata
 
     tables = list(warehouse.metadata.sorted_tables)
-    extra = {t.name: t for md in (alert_metadata, audit_metadata) for t in md.sorted_tables}
+    extra = {t.name: t for md in (alert_metadata, audit_metadata, batch_metadata) for t in md.sorted_tables}
     # Sorted by name: registration order depends on import order, the file must not.
     return tables + [extra[name] for name in sorted(extra) if extra[name] not in tables]
 

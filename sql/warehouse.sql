@@ -112,6 +112,50 @@ CREATE TABLE IF NOT EXISTS validation_results (
     PRIMARY KEY (window_start, grain, expectation, column_name)
 );
 
+CREATE TABLE IF NOT EXISTS batch_job_runs (
+    as_of TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    objects INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    rejected INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    by_reason TEXT NOT NULL,
+    rejected_keys TEXT NOT NULL,
+    recorded_at TIMESTAMP WITHOUT TIME ZONE,
+    PRIMARY KEY (as_of)
+);
+
+CREATE TABLE IF NOT EXISTS batch_job_snapshots (
+    job_id VARCHAR(200) NOT NULL,
+    as_of TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    source VARCHAR(16) NOT NULL,
+    object_key VARCHAR(1024) NOT NULL,
+    status VARCHAR(64) NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    total_items INTEGER,
+    processed_items INTEGER,
+    succeeded_items INTEGER,
+    failed_items INTEGER,
+    progress FLOAT,
+    success_rate FLOAT,
+    started_at TIMESTAMP WITHOUT TIME ZONE,
+    finished_at TIMESTAMP WITHOUT TIME ZONE,
+    expires_at TIMESTAMP WITHOUT TIME ZONE,
+    claimed_eta TIMESTAMP WITHOUT TIME ZONE,
+    claimed_items_per_s FLOAT,
+    errors_total INTEGER,
+    error_taxonomy TEXT,
+    risk VARCHAR(16),
+    reasons TEXT,
+    items_per_s FLOAT,
+    progress_per_s FLOAT,
+    eta TIMESTAMP WITHOUT TIME ZONE,
+    deadline TIMESTAMP WITHOUT TIME ZONE,
+    deadline_source VARCHAR(32),
+    unchanged_minutes FLOAT,
+    failure_share FLOAT,
+    PRIMARY KEY (job_id, as_of)
+);
+
 CREATE TABLE IF NOT EXISTS llmmon_alert_deliveries (
     fingerprint VARCHAR(32) NOT NULL,
     window_start TIMESTAMP WITHOUT TIME ZONE NOT NULL,

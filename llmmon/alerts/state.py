@@ -13,6 +13,7 @@ Works on SQLite and PostgreSQL (SQLAlchemy 2). The tables live on this module's 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -199,12 +200,16 @@ class AlertStore:
             r = conn.execute(select(e).where(e.c.fingerprint == fp, e.c.window_start == window_start)).first()
         return dict(r._mapping) if r else None
 
-    def clear_events(self, start: datetime, end: datetime) -> int:
+    def clear_events(self, start: datetime, end: datetime, rules: Iterable[str] | None = None) -> int:
         """Forget the evaluation state of windows in [start, end) so a rerun replays them in
-        order. Deliveries are kept, so nothing already sent is sent again."""
+        order. Deliveries are kept, so nothing already sent is sent again. With ``rules``, only
+        those rules' events: other jobs alerting into the same windows (batch jobs) keep theirs."""
         e = self.t.events
+        cond = [e.c.window_start >= start, e.c.window_start < end]
+        if rules is not None:
+            cond.append(e.c.rule.in_(sorted(set(rules))))
         with self.engine.begin() as conn:
-            return conn.execute(e.delete().where(e.c.window_start >= start, e.c.window_start < end)).rowcount
+            return conn.execute(e.delete().where(*cond)).rowcount
 
     def events_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         e = self.t.events

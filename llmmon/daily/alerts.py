@@ -226,7 +226,8 @@ def alerts_section(ctx: Any, ds: Any) -> list[dict[str, Any]]:
     state = AlertStore(ctx.engine)
     # A rerun of the day replays its windows from the same starting state, so the day's
     # alerts (and the report) come out identical; deliveries already made are not repeated.
-    state.clear_events(start, end)
+    acfg = load_alerts_config(section)  # only the day's own rules: batch-job alerts share the windows
+    state.clear_events(start, end, {r.name for r in [*acfg.rules, *acfg.extra_rules]})
     for h in range(24):
         hour = start + h * HOUR
         metrics = hour_metrics(hours, hour) if hour in hours else None

@@ -7,7 +7,8 @@ The stages, in flow order (each is also one task of the ``llmmon_daily`` DAG):
 3. ``drift``      :func:`stage_drift` -- section ``drift`` (``daily.drift``)
 4. ``anomalies``  :func:`stage_anomalies` -- section ``anomalies`` (``daily.anomalies``)
 5. ``alerts``     :func:`stage_alerts` -- sections ``alerts``, ``alerts_delivery`` (``daily.alerts``)
-6. ``report``     :func:`write_day_report` -- ``reports/daily/<date>/``
+6. ``batch_jobs`` :func:`stage_batch_jobs` -- section ``batch_jobs`` (``batch.report``)
+7. ``report``     :func:`write_day_report` -- ``reports/daily/<date>/``
 
 Later stages read what earlier ones wrote to the warehouse (anomalies read quality metrics,
 alerts read anomalies), so the order is fixed. A stage that raises is not dropped: its sections
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from llmmon import layout
+from llmmon.batch.report import batch_jobs_section
 from llmmon.daily import alerts, anomalies, drift, quality
 from llmmon.daily.merge import DayState, day_metrics, day_validation, hourly_series, merge_day
 from llmmon.metrics.performance import check_thresholds
@@ -45,6 +47,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "drift": ("drift",),
     "anomalies": ("anomalies",),
     "alerts": ("alerts", "alerts_delivery"),
+    "batch_jobs": ("batch_jobs",),
 }
 
 
@@ -73,6 +76,11 @@ def stage_alerts(ctx: Context, ds: DayState) -> Sections:
     """Evaluate and notify the day's alert rules, then summarise what was delivered."""
     raised = alerts.alerts_section(ctx, ds)
     return {"alerts": raised, "alerts_delivery": alerts.delivery_section(ctx, ds)}
+
+
+def stage_batch_jobs(ctx: Context, ds: DayState) -> Sections:
+    """Batch inference jobs seen during the day (``llmmon.batch``)."""
+    return {"batch_jobs": batch_jobs_section(ctx, ds.day)}
 
 
 def not_computed(stage: str, exc: BaseException) -> Sections:
@@ -145,6 +153,7 @@ def run_daily(ctx: Context, day: date, from_rollups: bool = False) -> dict[str, 
     sections |= _run_stage("drift", stage_drift, ctx, ds, failed)
     sections |= _run_stage("anomalies", stage_anomalies, ctx, ds, failed)
     sections |= _run_stage("alerts", stage_alerts, ctx, ds, failed)
+    sections |= _run_stage("batch_jobs", stage_batch_jobs, ctx, ds, failed)
     out = write_day_report(ctx, ds, sections, t0)
     if failed:
         raise StageFailed(f"daily {day}: stage(s) {', '.join(failed)} failed; their report sections are "

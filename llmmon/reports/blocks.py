@@ -10,6 +10,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
+from llmmon.batch.report import batch_jobs_html
 from llmmon.daily.anomalies import anomalies_html
 from llmmon.reports.charts import line_chart
 
@@ -142,4 +143,5 @@ BLOCKS: tuple[tuple[str, Block], ...] = (
     ("anomalies", anomalies_html),
     ("alerts", alerts_html),
     ("alerts_delivery", delivery_html),
+    ("batch_jobs", batch_jobs_html),
 )

@@ -174,11 +174,12 @@ def get_engine(url: str) -> Engine:
 
 def create_all(engine: Engine) -> None:
     """Create every llmmon table that is missing: this module's, the alert state's and the
-    retention audit's (each listed here, explicitly)."""
+    retention audit's and the batch jobs' (each listed here, explicitly)."""
     from llmmon.alerts.state import metadata as alert_metadata
+    from llmmon.batch.tables import metadata as batch_metadata
     from llmmon.lifecycle.retention import audit_metadata
 
-    for md in (metadata, alert_metadata, audit_metadata):
+    for md in (metadata, alert_metadata, audit_metadata, batch_metadata):
         md.create_all(engine)
 
 

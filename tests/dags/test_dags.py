@@ -87,7 +87,7 @@ def test_hourly_dag_processes_the_hour_param_in_mapped_batches(dagbag, local_sto
 def test_daily_dag_shows_one_task_per_stage_in_flow_order(dagbag):
     dag = dagbag.get_dag("llmmon_daily")
     ids = set(dag.task_ids)
-    stages = ["merge", "quality", "drift", "anomalies", "alerts", "report"]
+    stages = ["merge", "quality", "drift", "anomalies", "alerts", "batch_jobs", "report"]
     assert set(stages) <= ids and len(ids) >= 6
     for a, b in zip(stages, stages[1:], strict=False):
         assert b in dag.get_task(a).downstream_task_ids, f"{a} -> {b} missing"
@@ -100,3 +100,28 @@ def test_daily_date_param_rejects_impossible_dates(dagbag):
     schema = dagbag.get_dag("llmmon_daily").params.get_param("date").schema
     assert re.fullmatch(schema["pattern"], "2026-11-04") and re.fullmatch(schema["pattern"], "")
     assert not re.fullmatch(schema["pattern"], "2026-13-45")
+
+def test_batch_jobs_dag_polls_the_as_of_param(dagbag, local_store, tmp_path, monkeypatch):
+    from tests.batch.test_run import EXPECTED, M10, T0, write_polls_state
+
+    env = {"LLMMON_STORAGE_URL": local_store.url, "LLMMON_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+           "LLMMON__ALERTS__NOW": "window_end"}
+    dag = dagbag.get_dag("llmmon_batch_jobs")
+    assert dag.default_args["retries"] >= 2 and "batch_jobs" in dag.tags
+    assert [t.task_id for t in dag.tasks] == ["observe", "assess", "alert"]
+    for k in (0, 1, 2):
+        write_polls_state(local_store, k)
+        _run(dagbag, "llmmon_batch_jobs", {"as_of": (T0 + k * M10).isoformat()}, env, monkeypatch)
+    report = json.loads(local_store.get("reports/batch_jobs/2026-11-28/report.json"))
+    assert report["as_of"] == "2026-11-28T06:20:00Z" and report["objects"]["accepted"] == 4
+    risks = {j["job_id"]: j["risk"] for j in report["jobs"]}
+    assert risks["batch_late0002"] == EXPECTED["batch_late0002"]  # at_risk once 3 snapshots give a rate
+    assert risks["summaries-0142"] == "failing"
+
+
+def test_batch_jobs_as_of_comes_from_the_data_interval_end():
+    from llmmon.batch.run import resolve_as_of
+
+    end = datetime(2026, 11, 28, 10, 20, 0, 123, tzinfo=UTC)
+    assert resolve_as_of("", {"data_interval_end": end}) == end.replace(microsecond=0)
+    assert resolve_as_of("2026-11-28T09:00", {"data_interval_end": end}) == datetime(2026, 11, 28, 9, tzinfo=UTC)
