@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy import and_, select
 from llmmon import warehouse
 from llmmon.alerts import NotifyResult, evaluate_detailed, load_alerts_config, notify_window
 from llmmon.alerts.config import RuleConfig
+from llmmon.alerts.outbox import DeliveryRun, outbox_status, report_delivery
 from llmmon.alerts.state import AlertStore
 from llmmon.anomalies_day import read_anomalies
 
@@ -138,15 +140,60 @@ def bucket_anomalies(items: list[dict[str, Any]], day: datetime) -> dict[datetim
     return out
 
 
-def report_url(ctx: Any, day: datetime) -> str | None:
-    """Presigned (or plain) URL of the day's HTML report."""
+def report_url(ctx: Any, day: datetime, seconds: float | None = None) -> str | None:
+    """The day's HTML report: ``alerts.report_url_template`` when set (e.g. the Airflow plugin's
+    URL, which never expires), else a presigned URL valid ``seconds`` (or a plain URI)."""
     from llmmon.reports.daily import report_prefix
 
+    template = (ctx.cfg.alerts or {}).get("report_url_template")
+    if template:
+        return str(template).format(date=f"{day:%Y-%m-%d}", window_start=day.isoformat())
     key = report_prefix(day.date()) + "report.html"
     try:
-        return ctx.store.presign(key, ctx.cfg.storage.presign_seconds)
+        return ctx.store.presign(key, int(seconds or ctx.cfg.storage.presign_seconds))
     except Exception:  # noqa: BLE001 - a store without presigning still has a URI
         return ctx.store.uri(key)
+
+
+def delivery_run(ctx: Any) -> DeliveryRun:
+    """A job run's delivery session; report links are made at send time, valid for the incident."""
+    return DeliveryRun(report_link=lambda alert, ttl: report_url(
+        ctx, alert.window_start.replace(hour=0, minute=0, second=0, microsecond=0), ttl))
+
+
+@dataclass
+class HourInputs:
+    """What the hour-grain rules read: trailing hour metrics and the hour-grain anomalies."""
+
+    hours: dict[datetime, Metrics]
+    anomalies: dict[datetime | None, list[dict[str, Any]]]
+
+    def metrics(self, hour: datetime) -> dict[str, Any] | None:
+        return hour_metrics(self.hours, hour) if hour in self.hours else None
+
+
+def hour_inputs(engine: Any, start: datetime, end: datetime) -> HourInputs:
+    """Hour metrics of [start, end) plus the trailing hours before, and the anomalies stored for
+    the days they touch (the daily job's detectors write those; an hourly run may have none)."""
+    hours = load_metrics(engine, "hour", start - timedelta(hours=max(TRAILING_HOURS) - 1), end)
+    anomalies: dict[datetime | None, list[dict[str, Any]]] = defaultdict(list)
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        for k, v in bucket_anomalies(read_anomalies(engine, day), day).items():
+            anomalies[k].extend(v)
+        day += timedelta(days=1)
+    return HourInputs(hours, anomalies)
+
+
+def notify_hour(ctx: Any, hour: datetime, inputs: HourInputs, cfg: dict[str, Any], now: datetime,
+                run: DeliveryRun, context: dict[str, Any], horizon: datetime | None = None,
+                skip_quiet: bool = False) -> NotifyResult | None:
+    """Evaluate the hour-grain rules of one hour and notify (None: a quiet hour was skipped)."""
+    metrics, found = inputs.metrics(hour), inputs.anomalies.get(hour, [])
+    if skip_quiet and not needs_notify(metrics, found, hour, hour + HOUR, cfg, AlertStore(ctx.engine)):
+        return None
+    return notify_window(metrics, found, hour, hour + HOUR, cfg=cfg, now=now, engine=ctx.engine,
+                         store=ctx.store, context=context, run=run, horizon=horizon)
 
 
 def alert_rows(result: NotifyResult, deliveries: dict[tuple[str, str, str], list[dict[str, Any]]]
@@ -207,6 +254,16 @@ def needs_notify(metrics: dict[str, Any] | None, anomalies: list[dict[str, Any]]
     return bool(ev.alerts) or bool(state.open_alerts(ws, ev.evaluated_rules)) or bool(state.retryable_deliveries())
 
 
+def delivery_outcome(ctx: Any, what: str) -> dict[str, dict[str, Any]]:
+    """After a job: one log line about undelivered notifications; DeliveryFailed when
+    ``alerts.on_delivery_failure: fail`` and the outbox is not empty."""
+    section, _ = split_config(ctx.cfg.alerts)
+    acfg = load_alerts_config(section)
+    if not acfg.enabled:
+        return {}
+    return report_delivery(AlertStore(ctx.engine), acfg, what)
+
+
 # Notes of the last alerts run per day (errors, now, log keys) for the ``alerts_delivery`` section,
 # which runs right after in the same process.
 _RUN_NOTES: dict[datetime, dict[str, Any]] = {}
@@ -218,24 +275,25 @@ def alerts_section(ctx: Any, ds: Any) -> list[dict[str, Any]]:
     start, end = ds.start, ds.start + timedelta(days=1)
     now = resolve_now(knobs.get("now"), end)
     hour_cfg, day_cfg = grain_configs(section)
-    hours = load_metrics(ctx.engine, "hour", start - timedelta(hours=max(TRAILING_HOURS) - 1), end)
+    inputs = hour_inputs(ctx.engine, start, end)
     days = load_metrics(ctx.engine, "day", start, end)
-    buckets = bucket_anomalies(read_anomalies(ctx.engine, start), start)
     context = {"report_url": report_url(ctx, start)}
     results = []
     state = AlertStore(ctx.engine)
-    # A rerun of the day replays its windows from the same starting state, so the day's
-    # alerts (and the report) come out identical; deliveries already made are not repeated.
-    state.clear_events(start, end)
+    run = delivery_run(ctx)
+    # A rerun of the day replays its windows from the same starting state, and as of the day's
+    # end (later days' events are ignored), so it decides as the first run did and the report
+    # comes out identical; deliveries already made are not repeated. A day never evaluated
+    # before (a backfill behind newer days) does look at later events, so it does not re-page.
+    replay = state.clear_events(start, end) > 0
+    horizon = end if replay else None
     for h in range(24):
-        hour = start + h * HOUR
-        metrics = hour_metrics(hours, hour) if hour in hours else None
-        if not needs_notify(metrics, buckets.get(hour, []), hour, hour + HOUR, hour_cfg, state):
-            continue
-        results.append(notify_window(metrics, buckets.get(hour, []), hour, hour + HOUR, cfg=hour_cfg, now=now,
-                                     engine=ctx.engine, store=ctx.store, context=context))
-    results.append(notify_window(day_metrics(days, start), buckets.get(None, []), start, end, cfg=day_cfg,
-                                 now=now, engine=ctx.engine, store=ctx.store, context=context))
+        r = notify_hour(ctx, start + h * HOUR, inputs, hour_cfg, now, run, context, horizon, skip_quiet=True)
+        if r is not None:
+            results.append(r)
+    results.append(notify_window(day_metrics(days, start), inputs.anomalies.get(None, []), start, end,
+                                 cfg=day_cfg, now=now, engine=ctx.engine, store=ctx.store, context=context,
+                                 run=run, horizon=horizon))
     for r in results:
         log_result(r)
     deliveries = delivery_index(ctx.engine, start, end)
@@ -271,6 +329,7 @@ def delivery_section(ctx: Any, ds: Any) -> dict[str, Any]:
                     "; ".join(f"{f['channel']} {f['status']} ({f['error']})" for f in failed[:5]))
     notes = _RUN_NOTES.pop(start, {})
     return {"deliveries_by_status": dict(sorted(by_status.items())),
+            "outbox": outbox_status(state),
             "failed": sorted(failed, key=lambda f: (f["window_start"], f["channel"], f["fingerprint"])),
             "firing_by_severity": dict(sorted(firing.items())),
             "notified": [{"rule": e["rule"], "severity": e["severity"], "scope": e["scope"],

@@ -76,6 +76,14 @@ def cmd_run_hour(args: argparse.Namespace) -> int:
     _print(run_hour(ctx, args.hour))
     for late in reprocess_late(ctx, Window.hour(args.hour)):
         print(f"late files in {late['hour']} reprocessed: {', '.join(late['objects'])}")
+    from llmmon.alerts.outbox import DeliveryFailed
+    from llmmon.hourly.alerts import evaluate_hour
+
+    try:
+        _print(evaluate_hour(ctx, args.hour))
+    except DeliveryFailed as exc:
+        print(f"llmmon: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -95,6 +103,14 @@ def cmd_run_day(args: argparse.Namespace) -> int:
         q = sum(h["quarantined"] for h in hours)
         out = run_daily(ctx, day)
         print(f"{day}: read={read} accepted={acc} quarantined={q} -> {out['paths']['report.html']}")
+    from llmmon.alerts.outbox import DeliveryFailed
+    from llmmon.alerts_day import delivery_outcome
+
+    try:
+        delivery_outcome(ctx, f"run-day {args.date}")
+    except DeliveryFailed as exc:
+        print(f"llmmon: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

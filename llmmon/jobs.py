@@ -56,6 +56,11 @@ def reduce_batches(ctx: Context, window_d: dict[str, str], keys: list[str], job:
              "quarantined: %s)", window.label(), tot["read"], tot["accepted"], tot["quarantined"],
              tot["duplicates"], tot["read"] == tot["accepted"] + tot["quarantined"])
     tot["late_files_reprocessed"] = late
+    if job == "hourly":  # alerts as soon as the window closes (the daily job replays them quietly)
+        from llmmon.hourly.alerts import evaluate_hour
+        from llmmon.pipeline import hour_windows
+
+        tot["alerts"] = [evaluate_hour(ctx, hour) for hour in hour_windows(window)]
     return tot
 
 
@@ -65,4 +70,7 @@ def daily_report(ctx: Context, day: date) -> dict[str, str]:
     out = run_daily(ctx, day)
     for name, uri in out["paths"].items():
         log.info("report %s: %s", name, uri)
+    from llmmon.alerts_day import delivery_outcome
+
+    delivery_outcome(ctx, f"day {day}")  # a warning line, or DeliveryFailed when configured to fail
     return out["paths"]

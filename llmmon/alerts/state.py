@@ -5,8 +5,10 @@ Works on SQLite and PostgreSQL (SQLAlchemy 2). The tables live on this module's 
 
 - ``<prefix>events``: one row per (fingerprint, window_start): the decision for that window
   (firing/resolved, notified or why suppressed). Reruns upsert the same row.
-- ``<prefix>deliveries``: one row per (fingerprint, window_start, kind, channel): the delivery
-  outcome. A 'sent' row is never sent again, which makes reruns and backfills idempotent.
+- ``<prefix>deliveries``: the outbox and the delivery ledger, one row per (fingerprint,
+  window_start, kind, channel). A notification is queued as 'pending', sent by the run's flush,
+  and stays 'pending'/'failed' (retried in order by later runs) until a receiver takes it. A
+  'sent' row is never sent again, which makes reruns and backfills idempotent.
 - ``<prefix>silences``: silences added at run time (config silences need no table).
 """
 
@@ -96,6 +98,10 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> Tables:
         Column("error", Text),
         Column("alert_json", Text, nullable=False),
         Column("updated_at", UTCDateTime()),
+        # Wall-clock bookkeeping: when the notification was queued and when a receiver took it
+        # (sent_at - window_end is the time from window close to notification).
+        Column("queued_at", UTCDateTime()),
+        Column("sent_at", UTCDateTime()),
     )
     silences = Table(
         f"{prefix}silences", md,
@@ -223,20 +229,68 @@ class AlertStore:
         return dict(r._mapping) if r else None
 
     def save_delivery(self, alert: Alert, channel: str, status: str, attempts: int,
-                      error: str | None, now: datetime) -> None:
+                      error: str | None, now: datetime, wall: datetime | None = None) -> None:
+        """Upsert a ledger row; ``wall`` (the wall clock) stamps queued_at/sent_at."""
+        values: dict[str, Any] = {
+            "fingerprint": alert.fingerprint, "window_start": alert.window_start,
+            "kind": alert.status, "channel": channel, "window_end": alert.window_end,
+            "status": status, "attempts": attempts, "error": error,
+            "alert_json": json.dumps(alert.to_dict(), default=str), "updated_at": now}
+        if wall is not None and status == "pending":
+            values["queued_at"] = wall
+        if wall is not None and status in DELIVERED:
+            values["sent_at"] = wall
         with self.engine.begin() as conn:
-            _upsert(conn, self.t.deliveries, {
-                "fingerprint": alert.fingerprint, "window_start": alert.window_start,
-                "kind": alert.status, "channel": channel, "window_end": alert.window_end,
-                "status": status, "attempts": attempts, "error": error,
-                "alert_json": json.dumps(alert.to_dict(), default=str), "updated_at": now})
+            _upsert(conn, self.t.deliveries, values)
 
-    def retryable_deliveries(self) -> list[dict[str, Any]]:
+    def retryable_deliveries(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """The outbox, oldest window first (the order notifications are due in)."""
+        d = self.t.deliveries
+        q = select(d).where(d.c.status.in_(RETRYABLE))
+        if channel is not None:
+            q = q.where(d.c.channel == channel)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(d.c.window_start, d.c.kind, d.c.fingerprint, d.c.channel)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def deliveries_of(self, fp: str, window_start: datetime, kind: str) -> list[dict[str, Any]]:
+        """Every channel's ledger row for one notification."""
         d = self.t.deliveries
         with self.engine.connect() as conn:
-            rows = conn.execute(select(d).where(d.c.status.in_(RETRYABLE))
-                                .order_by(d.c.window_start, d.c.fingerprint, d.c.channel)).all()
+            rows = conn.execute(select(d).where(d.c.fingerprint == fp, d.c.window_start == window_start,
+                                                d.c.kind == kind)).all()
         return [dict(r._mapping) for r in rows]
+
+    def posted(self, channel: str, fp: str | None = None) -> list[dict[str, Any]]:
+        """Delivered rows of ``channel`` (optionally one fingerprint), newest window first."""
+        d = self.t.deliveries
+        q = select(d).where(d.c.channel == channel, d.c.status.in_(DELIVERED))
+        if fp is not None:
+            q = q.where(d.c.fingerprint == fp)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(d.c.window_start.desc(), d.c.kind.desc())).all()
+        return [dict(r._mapping) for r in rows]
+
+    def incident_events(self, fp: str, before: datetime) -> list[dict[str, Any]]:
+        """Events of ``fp``'s current incident before ``before`` (since its last resolve), oldest first."""
+        e = self.t.events
+        with self.engine.connect() as conn:
+            last_resolved = conn.execute(
+                select(func.max(e.c.window_start)).where(
+                    e.c.fingerprint == fp, e.c.window_start < before, e.c.status == "resolved")
+            ).scalar()
+            q = select(e.c.window_start, e.c.window_end, e.c.status, e.c.notified, e.c.severity,
+                       e.c.alert_json).where(e.c.fingerprint == fp, e.c.window_start < before,
+                                             e.c.status == "firing")
+            if last_resolved is not None:
+                q = q.where(e.c.window_start > last_resolved)
+            return [dict(r._mapping) for r in conn.execute(q.order_by(e.c.window_start))]
+
+    def latest_window_end(self) -> datetime | None:
+        """The end of the newest window any evaluation recorded (the evaluation frontier)."""
+        e = self.t.events
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(e.c.window_end))).scalar()
 
     def deliveries_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         d = self.t.deliveries
