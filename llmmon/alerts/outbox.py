@@ -139,7 +139,10 @@ def flush(state: AlertStore, channels: Mapping[str, Channel], cfg: AlertsConfig,
             alert = Alert.from_dict(json.loads(str(row["alert_json"])))
             with lock:
                 prev = previous_severities(state, name, alert) if isinstance(channel, AlertmanagerChannel) else []
-            if run.report_link is not None and not cfg.report_url_template:
+            if cfg.report_url_template:
+                alert.report_url = alert.report_url or cfg.report_url_template.format(
+                    date=f"{alert.window_start:%Y-%m-%d}", window_start=alert.window_start.isoformat())
+            elif run.report_link is not None:  # a fresh presigned link, valid for the incident + margin
                 alert.report_url = run.report_link(alert, link_ttl_s(alert, cfg, run.clock())) or alert.report_url
             status = "failed"
 
