@@ -1,8 +1,9 @@
 """A real Prometheus Alertmanager (Debian ``prometheus-alertmanager``) on 127.0.0.1 for tests.
 
 Its config routes llmmon's P0/P1 alerts for team ``ml-platform`` to an ``oncall`` webhook and
-everything else to ``default``, both on a local :class:`Receiver`. Tests that need it skip,
-with the reason, when the binary is absent (``.ci/run`` installs it).
+everything else to ``default``, both on a local :class:`Receiver`. The ``alertmanager`` fixture
+(``tests/alerts/conftest.py``) skips, with the reason, when the binary is absent (``.ci/run``
+installs it).
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.alerts.conftest import Receiver, free_port
 
@@ -110,15 +109,3 @@ class Alertmanager:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
-    if BINARY is None:
-        pytest.skip("prometheus-alertmanager is not installed (apt-get install -y prometheus-alertmanager; "
-                    ".ci/run does it)")
-    receiver = Receiver().start()
-    am = Alertmanager(tmp_path, receiver)
-    yield am
-    am.stop()
-    receiver.stop()

@@ -9,7 +9,7 @@ from typing import Any
 
 from llmmon.alerts import Alert, notify
 from llmmon.alerts.rules import Evaluation
-from tests.alerts.alertmanager import alertmanager, wait_for  # noqa: F401 - fixture
+from tests.alerts.alertmanager import wait_for
 
 H = timedelta(hours=1)
 # Recent windows: Alertmanager compares endsAt with its own (wall) clock.

@@ -21,8 +21,8 @@ from llmmon.hourly.alerts import evaluate_hour
 from llmmon.ingest import Window
 from llmmon.pipeline import Context, run_hours
 from llmmon.storage import LocalStore
-from tests.alerts.alertmanager import alertmanager, wait_for  # noqa: F401 - fixture
-from tests.alerts.conftest import Receiver, free_port, receiver, smtp  # noqa: F401 - fixtures
+from tests.alerts.alertmanager import wait_for
+from tests.alerts.conftest import Receiver, free_port
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, spread
 
