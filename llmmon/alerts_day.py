@@ -281,12 +281,12 @@ def alerts_section(ctx: Any, ds: Any) -> list[dict[str, Any]]:
     results = []
     state = AlertStore(ctx.engine)
     run = delivery_run(ctx)
-    # A rerun of the day replays its windows from the same starting state, and as of the day's
-    # end (later days' events are ignored), so it decides as the first run did and the report
-    # comes out identical; deliveries already made are not repeated. A day never evaluated
-    # before (a backfill behind newer days) does look at later events, so it does not re-page.
-    replay = state.clear_events(start, end) > 0
-    horizon = end if replay else None
+    # A rerun of the day replays its windows from the same starting state and with the same view
+    # of later days as its first run had (none, or -- for a backfill behind newer days -- the
+    # later events, so it does not re-page what they told), so it decides as the first run did
+    # and the report comes out identical; deliveries already made are never repeated.
+    horizon = state.replay_horizon(start, end, datetime.now(UTC))
+    state.clear_events(start, end)
     for h in range(24):
         r = notify_hour(ctx, start + h * HOUR, inputs, hour_cfg, now, run, context, horizon, skip_quiet=True)
         if r is not None:

@@ -67,6 +67,7 @@ class Tables:
     events: Table
     deliveries: Table
     silences: Table
+    replays: Table | None = None
 
 
 def build_metadata(prefix: str = DEFAULT_PREFIX) -> Tables:
@@ -114,7 +115,17 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> Tables:
         Column("comment", Text),
         Column("created_by", String(200)),
     )
-    return Tables(md, events, deliveries, silences)
+    # How a day was first evaluated, so a rerun replays it the same way: ``horizon`` is the time
+    # after which its first run saw no events (its own end), or NULL when later windows had
+    # already been evaluated (a backfill behind newer days, which must not re-page them).
+    replays = Table(
+        f"{prefix}replays", md,
+        Column("window_start", UTCDateTime(), primary_key=True),
+        Column("window_end", UTCDateTime(), nullable=False),
+        Column("horizon", UTCDateTime()),
+        Column("first_run_at", UTCDateTime()),
+    )
+    return Tables(md, events, deliveries, silences, replays)
 
 
 TABLES = build_metadata()
@@ -211,6 +222,24 @@ class AlertStore:
         e = self.t.events
         with self.engine.begin() as conn:
             return conn.execute(e.delete().where(e.c.window_start >= start, e.c.window_start < end)).rowcount
+
+    def replay_horizon(self, start: datetime, end: datetime, wall: datetime) -> datetime | None:
+        """The horizon to evaluate [start, end) with: as its first run saw the world.
+
+        First run: ``end`` when nothing later was evaluated yet, else None (look at later
+        windows, so a backfill does not repeat what they told). Reruns reuse it.
+        """
+        r, e = self.t.replays, self.t.events
+        assert r is not None
+        with self.engine.begin() as conn:
+            row = conn.execute(select(r.c.horizon).where(r.c.window_start == start)).first()
+            if row is not None:
+                return row.horizon
+            later = conn.execute(select(e.c.fingerprint).where(e.c.window_start >= end).limit(1)).first()
+            horizon = None if later is not None else end
+            conn.execute(insert(r).values(window_start=start, window_end=end, horizon=horizon,
+                                          first_run_at=wall))
+            return horizon
 
     def events_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         e = self.t.events
