@@ -134,6 +134,21 @@ metadata = TABLES.metadata
 
 def create_tables(engine: Engine, tables: Tables = TABLES) -> None:
     tables.metadata.create_all(engine)
+    _add_missing_columns(engine, tables.deliveries, ("queued_at", "sent_at"))
+
+
+def _add_missing_columns(engine: Engine, table: Table, names: tuple[str, ...]) -> None:
+    """Bring a deliveries table made by an older llmmon up to date (nullable columns only)."""
+    from sqlalchemy import inspect, text
+
+    have = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    missing = [n for n in names if n not in have]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for name in missing:
+            col_type = table.c[name].type.compile(dialect=engine.dialect)
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {name} {col_type}'))
 
 
 def _upsert(conn: Any, table: Table, values: dict[str, Any]) -> None:
