@@ -18,7 +18,7 @@ SECTIONS = [
     ("cost", "llmmon.scoring.cost", "CostConfig", "llmmon/scoring/cost.py, llmmon/metrics/business.py"),
     ("drift", "llmmon.metrics.drift", "DriftConfig", "llmmon/metrics/drift.py, llmmon/drift_day.py"),
     ("detect", "llmmon.detect.config", "DetectConfig", "llmmon/detect/config.py"),
-    ("alerts", "llmmon.alerts.config", "AlertsConfig", "llmmon/alerts/config.py, llmmon/alerts_day.py"),
+    ("alerts", "llmmon.alerts.config", "AlertsConfig", "docs/alerts.md, llmmon/alerts/config.py"),
     ("retention", "llmmon.retention", "RetentionConfig", "llmmon/retention.py"),
     ("compliance", "llmmon.reports.compliance", "ComplianceConfig", "llmmon/reports/compliance.py"),
 ]

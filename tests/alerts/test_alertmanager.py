@@ -3,9 +3,14 @@ muted by an Alertmanager silence, one alert per incident across severity changes
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from llmmon.alerts import Alert, notify
 from llmmon.alerts.rules import Evaluation
@@ -86,3 +91,26 @@ def test_one_alert_per_incident_across_severity_changes(alertmanager, db, store)
     sent = wait_for(lambda: [(a["labels"]["severity"], a["status"]) for a in am.notifications("oncall")
                              if a["labels"]["severity"] == "P0" and a["status"] == "resolved"])
     assert sent == [("P0", "resolved")]
+
+
+def test_docs_routing_example_routes_llmmon_labels(tmp_path) -> None:
+    """docs/alerts.md's alertmanager.yml is valid for Alertmanager and routes on llmmon's labels."""
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (package prometheus-alertmanager)")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    key = tmp_path / "pagerduty-key"
+    key.write_text("k")
+    cfg = tmp_path / "alertmanager.yml"
+    cfg.write_text(doc.split("# alertmanager.yml\n")[1].split("```")[0].replace(
+        "/etc/alertmanager/pagerduty-key", str(key)))
+    subprocess.run([amtool, "check-config", str(cfg)], check=True, capture_output=True)
+
+    def route(*labels: str) -> str:
+        out = subprocess.run([amtool, "config", "routes", "test", f"--config.file={cfg}", *labels],
+                             check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    page = ("alertname=error_budget_burn", "source=llmmon", "env=prod", "team=ml-platform", "severity=P0")
+    assert route(*page) == "ml-platform-pager"
+    assert route(*page[:-1], "severity=P2") == "ml-platform-chat"
