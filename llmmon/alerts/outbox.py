@@ -230,9 +230,7 @@ def refresh_alertmanager(state: AlertStore, channels: Mapping[str, Channel], run
     for name, channel in sorted(channels.items()):
         if not isinstance(channel, AlertmanagerChannel) or name in run.down:
             continue
-        latest: dict[str, dict[str, object]] = {}
-        for row in state.posted(name):
-            latest.setdefault(str(row["fingerprint"]), row)
+        latest = {str(row["fingerprint"]): row for row in state.latest_posted(name)}
         active = [Alert.from_dict(json.loads(str(r["alert_json"]))) for fp, r in sorted(latest.items())
                   if r["kind"] == "firing" and fp in open_fps and (name, fp) not in fresh]
         try:

@@ -315,6 +315,23 @@ class AlertStore:
             rows = conn.execute(q.order_by(d.c.window_start.desc(), d.c.kind.desc())).all()
         return [dict(r._mapping) for r in rows]
 
+    def latest_posted(self, channel: str) -> list[dict[str, Any]]:
+        """Per fingerprint, the newest delivered row of ``channel`` (what the receiver holds now)."""
+        d = self.t.deliveries
+        done = and_(d.c.channel == channel, d.c.status.in_(DELIVERED))
+        newest = (select(d.c.fingerprint, func.max(d.c.window_start).label("ws"))
+                  .where(done).group_by(d.c.fingerprint).subquery())
+        q = (select(d).join(newest, and_(d.c.fingerprint == newest.c.fingerprint,
+                                         d.c.window_start == newest.c.ws))
+             .where(done).order_by(d.c.fingerprint, d.c.kind))
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                row = dict(r._mapping)
+                # Same window firing and resolved: the resolve ("resolved" > "firing") is the newer.
+                out[row["fingerprint"]] = row
+        return list(out.values())
+
     def incident_events(self, fp: str, before: datetime) -> list[dict[str, Any]]:
         """Events of ``fp``'s current incident before ``before`` (since its last resolve), oldest first."""
         e = self.t.events
