@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,8 +24,10 @@ from sqlalchemy import and_, select
 
 from llmmon import warehouse
 from llmmon.alerts import NotifyResult, evaluate_detailed, load_alerts_config, notify_window
+from llmmon.alerts.channels import build_channels, channel_secrets
 from llmmon.alerts.config import RuleConfig
-from llmmon.alerts.outbox import DeliveryRun, outbox_status, report_delivery
+from llmmon.alerts.model import Alert
+from llmmon.alerts.outbox import DeliveryRun, enqueue, flush, outbox_status, report_delivery
 from llmmon.alerts.state import AlertStore
 from llmmon.anomalies_day import read_anomalies
 
@@ -254,6 +257,47 @@ def needs_notify(metrics: dict[str, Any] | None, anomalies: list[dict[str, Any]]
     return bool(ev.alerts) or bool(state.open_alerts(ws, ev.evaluated_rules)) or bool(state.retryable_deliveries())
 
 
+DIGEST_RULE = "llmmon_daily_digest"
+
+
+def digest_alert(day: datetime, events: list[dict[str, Any]], open_at_end: list[Alert],
+                 outbox: dict[str, dict[str, Any]]) -> Alert:
+    """The day's incidents in one message (pure): opened, resolved, still open, undelivered."""
+    firing = {e["fingerprint"]: e for e in events if e["status"] == "firing"}
+    notified = {e["fingerprint"] for e in events if e["status"] == "firing" and e["notified"]}
+    resolved = [e for e in events if e["status"] == "resolved"]
+    worst = min((e["severity"] for e in firing.values()), default=None)
+    lines = [f"{len(firing)} alerting series fired ({len(notified)} notified), {len(resolved)} resolved, "
+             f"{len(open_at_end)} still open at the end of the day" + (f"; worst {worst}" if worst else "")]
+    for a in sorted(open_at_end, key=lambda a: (a.severity, a.rule, a.scope))[:20]:
+        since = a.detail.get("incident_start") or a.window_start.isoformat()
+        lines.append(f"open: [{a.severity}] {a.rule} ({a.scope}) since {since}")
+    for name, s in sorted(outbox.items()):
+        lines.append(f"undelivered: {s['pending']} to {name} since {s['oldest_window']}")
+    headline = f"{len(firing)} fired, {len(resolved)} resolved, {len(open_at_end)} open"
+    return Alert(rule=DIGEST_RULE, severity="P3", window_start=day, window_end=day + timedelta(days=1),
+                 scope="day", observed=float(len(firing)), threshold=None, metric="incidents",
+                 summary="\n".join(lines), detail={"notice": "digest", "headline": headline})
+
+
+def send_digest(ctx: Any, start: datetime, end: datetime, run: DeliveryRun) -> None:
+    """The daily digest to channels with ``digest: true``, once per day (rerun-safe: ledger key)."""
+    section, _ = split_config(ctx.cfg.alerts)
+    acfg = load_alerts_config(section)
+    if not acfg.enabled or not any(c.digest and c.enabled for c in acfg.channels):
+        return
+    state = AlertStore(ctx.engine)
+    alert = digest_alert(start, state.events_between(start, end), state.open_alerts(end),
+                         outbox_status(state))
+    alert.report_url = report_url(ctx, start)
+    channels = {c.name: c for c in build_channels(acfg)}
+    names = [c.name for c in acfg.channels if c.digest and c.enabled]
+    now = datetime.now(UTC)
+    for name in names:
+        enqueue(state, alert, name, now, run.clock())
+    flush(state, channels, acfg, run, now, time.sleep, channel_secrets(acfg), only=names)
+
+
 def delivery_outcome(ctx: Any, what: str) -> dict[str, dict[str, Any]]:
     """After a job: one log line about undelivered notifications; DeliveryFailed when
     ``alerts.on_delivery_failure: fail`` and the outbox is not empty."""
@@ -294,6 +338,7 @@ def alerts_section(ctx: Any, ds: Any) -> list[dict[str, Any]]:
     results.append(notify_window(day_metrics(days, start), inputs.anomalies.get(None, []), start, end,
                                  cfg=day_cfg, now=now, engine=ctx.engine, store=ctx.store, context=context,
                                  run=run, horizon=horizon))
+    send_digest(ctx, start, end, run)
     for r in results:
         log_result(r)
     deliveries = delivery_index(ctx.engine, start, end)

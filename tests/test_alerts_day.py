@@ -103,3 +103,15 @@ def test_a_week_with_reruns_sends_each_notification_once(week) -> None:
     assert {"latency_p95_high overall", "latency_p95_high model:m-a"} <= firing
     assert any(k.startswith("error_budget_burn") for k in firing)
     assert all(v["new"] == v["resolved"] for v in per_incident.values())
+
+
+def test_daily_digest_once_a_day(week) -> None:
+    ctx, receiver = week
+    ctx.cfg.alerts["channels"][0]["digest"] = True
+    for day in DAYS[:2]:
+        daily(ctx, day)
+    daily(ctx, DAYS[1])  # a rerun sends no second digest
+    digests = [b for b in receiver.bodies("/hook") if b["notice"] == "digest"]
+    assert [d["alert"]["window_start"] for d in digests] == ["2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"]
+    assert digests[1]["title"].startswith("llmmon daily digest 2026-11-03 (")
+    assert "resolved" in digests[1]["alert"]["summary"]

@@ -190,6 +190,8 @@ def notice(alert: Alert) -> str:
 
 
 def title(alert: Alert) -> str:
+    if notice(alert) == "digest":
+        return f"llmmon daily digest {alert.window_start:%Y-%m-%d} ({alert.detail.get('headline', '')})"
     state = {"resolved": "RESOLVED", "reminder": "REMINDER", "escalation": "ESCALATED"}.get(
         notice(alert), "FIRING")
     return f"[{alert.severity}] {state}: {alert.rule} ({alert.scope})"

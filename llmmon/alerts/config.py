@@ -143,6 +143,8 @@ class ChannelConfig(_Model):
     connect_timeout_s: float = 5.0
     # Per-channel override of ``alerts.retry`` (bounded retries within one run).
     retry: RetryConfig | None = None
+    # Also send this channel the daily job's digest of the day's incidents (one message a day).
+    digest: bool = False
     # alertmanager: extra static labels on every alert (e.g. {"cluster": "eu-1"}).
     labels: dict[str, str] = Field(default_factory=dict)
     # email
