@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from llmmon.alerts.channels import AlertmanagerChannel, Channel, delivery_key, scrub, send_with_retry
+from llmmon.alerts.channels import (
+    AlertmanagerChannel,
+    Channel,
+    HookChannel,
+    delivery_key,
+    scrub,
+    send_with_retry,
+)
 from llmmon.alerts.model import Alert, iso, utc
 
 if TYPE_CHECKING:
@@ -190,7 +197,9 @@ def failure_alerts(state: AlertStore, channels: Mapping[str, Channel], cfg: Aler
     out: list[tuple[Alert, list[str]]] = []
     for name in sorted(channels):
         rows = pending.get(name, [])
-        others = [c for c in sorted(channels) if c != name and c not in run.down]
+        # Action hooks act (switch traffic...), they do not tell people: never a target here.
+        others = [c for c in sorted(channels) if c != name and c not in run.down
+                  and not isinstance(channels[c], HookChannel)]
         if rows and name in run.down:
             first = min(rows, key=lambda r: utc(r["window_start"]))  # type: ignore[arg-type]
             ws = utc(first["window_start"])  # type: ignore[arg-type]
