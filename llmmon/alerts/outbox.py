@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DELIVERY_FAILED_RULE = "alert_delivery_failed"
+DELIVERY_EXPIRED_RULE = "alert_delivery_expired"
 
 
 def _wall() -> datetime:
@@ -73,6 +74,7 @@ class DeliveryRun:
     clock: Callable[[], datetime] = _wall
     report_link: Callable[[Alert, float], str | None] | None = None
     down: dict[str, str] = field(default_factory=dict)  # channel -> why it is down this run
+    expired: dict[str, list[Alert]] = field(default_factory=dict)  # channel -> given up this run
     max_workers: int = 8
 
     def undelivered(self, state: AlertStore) -> dict[str, list[dict[str, object]]]:
@@ -134,6 +136,7 @@ def flush(state: AlertStore, channels: Mapping[str, Channel], cfg: AlertsConfig,
             state.save_delivery(alert, name, "expired", int(row["attempts"]), error, now, wall=wall)
             outcomes.append(_outcome(alert, name, "expired", int(row["attempts"]), error))
             log.error("alert %s %s to %s GIVEN UP: %s", alert.rule, alert.status, name, error)
+            run.expired.setdefault(name, []).append(alert)
             continue
         by_channel[name].append(row)
     lock = threading.Lock()
@@ -195,7 +198,7 @@ def failure_alerts(state: AlertStore, channels: Mapping[str, Channel], cfg: Aler
     """
     pending = run.undelivered(state)
     out: list[tuple[Alert, list[str]]] = []
-    for name in sorted(channels):
+    for name in sorted(set(channels) | set(run.expired)):
         rows = pending.get(name, [])
         # Action hooks act (switch traffic...), they do not tell people: never a target here.
         others = [c for c in sorted(channels) if c != name and c not in run.down
@@ -214,7 +217,20 @@ def failure_alerts(state: AlertStore, channels: Mapping[str, Channel], cfg: Aler
                         "run delivers the outbox.",
                 detail={"notice": "new"})
             out.append((alert, [c for c in others if channels[c].accepts(alert)]))
-        elif not rows and name not in run.down:
+        if run.expired.get(name):
+            lost = sorted(run.expired[name], key=lambda a: a.window_start)
+            alert = Alert(
+                rule=DELIVERY_EXPIRED_RULE, severity=cfg.delivery_failure_severity,
+                window_start=lost[0].window_start, window_end=lost[0].window_end, scope=f"channel:{name}",
+                observed=float(len(lost)), threshold=0.0, metric="expired_notifications",
+                summary=(f"{len(lost)} notification(s) to channel '{name}' were given up undelivered "
+                         f"(channel removed, or pending over {cfg.outbox_max_age_hours:g} h): "
+                         + ", ".join(f"{a.rule} {a.status} ({a.scope}) {iso(a.window_start)}" for a in lost[:10])),
+                runbook="These notifications never reached the receiver; read them in the alert log "
+                        "(alerts/dt=<day>/alerts.jsonl) or the report.",
+                detail={"notice": "new"})
+            out.append((alert, [c for c in others if c in channels and channels[c].accepts(alert)]))
+        if not rows and name not in run.down:
             fp = Alert(rule=DELIVERY_FAILED_RULE, severity="P3", window_start=window_start,
                        window_end=window_end, scope=f"channel:{name}", observed=None,
                        threshold=None).fingerprint

@@ -140,3 +140,15 @@ def test_presigned_report_link_is_made_at_send_time(tmp_path, s3_store, moto_end
     cfg.alerts = {"report_url_template": "https://airflow.example.com/llmmon/object/reports/daily/{date}/report.html"}
     assert delivery_run(ctx).report_link(a, 60) == (
         "https://airflow.example.com/llmmon/object/reports/daily/2026-03-01/report.html")
+
+
+def test_a_notification_given_up_is_alerted_not_silent(db, store, down_receiver, receiver, caplog) -> None:
+    cfg = {"retry": {"attempts": 1}, "channels": [{"type": "webhook", "name": "old", "url": down_receiver.url}]}
+    run(db, store, cfg, SLOW, 0)
+    # The broken channel is removed from the config: its queued notification cannot be sent any more.
+    cfg = {"channels": [{"type": "webhook", "name": "new", "url": receiver.url + "/hook"}]}
+    res = run(db, store, cfg, SLOW, 1)
+    assert [(d.channel, d.status) for d in res.deliveries if d.status == "expired"] == [("old", "expired")]
+    assert "GIVEN UP" in caplog.text
+    told = [b["alert"] for b in receiver.bodies("/hook") if b["alert"]["rule"] == "alert_delivery_expired"]
+    assert len(told) == 1 and told[0]["scope"] == "channel:old" and "latency_p95_high" in told[0]["summary"]
