@@ -48,11 +48,17 @@ def evaluate_hour(ctx: Context, hour: datetime) -> dict[str, Any]:
     hour = (hour if hour.tzinfo else hour.replace(tzinfo=UTC)).astimezone(UTC)
     hour = hour.replace(minute=0, second=0, microsecond=0)
     section, knobs = split_config(ctx.cfg.alerts)
-    acfg = load_alerts_config(section)
+    try:
+        acfg = load_alerts_config(section)
+        hour_cfg, _ = grain_configs(section)
+        now = resolve_now(knobs.get("now"), hour + HOUR)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        # The hour's data is written; a bad alerts section is logged, not a failed task.
+        msg = f"alerts disabled for hour {hour:%Y-%m-%dT%H}: invalid alerts config: {exc}".splitlines()[0]
+        log.error("%s", msg)
+        return {"hour": hour.isoformat(), "errors": [msg]}
     if not acfg.enabled:
         return {"hour": hour.isoformat(), "enabled": False}
-    now = resolve_now(knobs.get("now"), hour + HOUR)
-    hour_cfg, _ = grain_configs(section)
     day = hour.replace(hour=0)
     result = notify_hour(ctx, hour, hour_inputs(ctx.engine, hour, hour + HOUR), hour_cfg, now,
                          delivery_run(ctx), {"report_url": report_url(ctx, day)})

@@ -185,3 +185,10 @@ def test_delivery_failure_can_fail_the_task(tmp_path) -> None:
     run_hours(ctx, Window.hour(BURST))
     with pytest.raises(DeliveryFailed, match="NOT DELIVERED"):
         evaluate_hour(ctx, BURST)
+
+
+def test_a_bad_alerts_section_is_one_log_line_not_a_failed_hour(tmp_path, caplog) -> None:
+    ctx = make_ctx(tmp_path, {"channels": [{"type": "pager"}]})
+    out = evaluate_hour(ctx, BURST)
+    assert out["errors"] and "invalid alerts config" in out["errors"][0]
+    assert "alerts disabled for hour 2026-11-03T14" in caplog.text
