@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select
 
@@ -30,6 +30,11 @@ from llmmon.alerts.model import Alert
 from llmmon.alerts.outbox import DeliveryRun, enqueue, flush, outbox_status, report_delivery
 from llmmon.alerts.state import AlertStore
 from llmmon.anomalies_day import read_anomalies
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from llmmon.pipeline import Context
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +148,7 @@ def bucket_anomalies(items: list[dict[str, Any]], day: datetime) -> dict[datetim
     return out
 
 
-def report_url(ctx: Any, day: datetime, seconds: float | None = None) -> str | None:
+def report_url(ctx: Context, day: datetime, seconds: float | None = None) -> str | None:
     """The day's HTML report: ``alerts.report_url_template`` when set (e.g. the Airflow plugin's
     URL, which never expires), else a presigned URL valid ``seconds`` (or a plain URI)."""
     from llmmon.reports.daily import report_prefix
@@ -158,7 +163,7 @@ def report_url(ctx: Any, day: datetime, seconds: float | None = None) -> str | N
         return ctx.store.uri(key)
 
 
-def delivery_run(ctx: Any) -> DeliveryRun:
+def delivery_run(ctx: Context) -> DeliveryRun:
     """A job run's delivery session; report links are made at send time, valid for the incident."""
     return DeliveryRun(report_link=lambda alert, ttl: report_url(
         ctx, alert.window_start.replace(hour=0, minute=0, second=0, microsecond=0), ttl))
@@ -175,7 +180,7 @@ class HourInputs:
         return hour_metrics(self.hours, hour) if hour in self.hours else None
 
 
-def hour_inputs(engine: Any, start: datetime, end: datetime) -> HourInputs:
+def hour_inputs(engine: Engine, start: datetime, end: datetime) -> HourInputs:
     """Hour metrics of [start, end) plus the trailing hours before, and the anomalies stored for
     the days they touch (the daily job's detectors write those; an hourly run may have none)."""
     hours = load_metrics(engine, "hour", start - timedelta(hours=max(TRAILING_HOURS) - 1), end)
@@ -188,7 +193,7 @@ def hour_inputs(engine: Any, start: datetime, end: datetime) -> HourInputs:
     return HourInputs(hours, anomalies)
 
 
-def notify_hour(ctx: Any, hour: datetime, inputs: HourInputs, cfg: dict[str, Any], now: datetime,
+def notify_hour(ctx: Context, hour: datetime, inputs: HourInputs, cfg: dict[str, Any], now: datetime,
                 run: DeliveryRun, context: dict[str, Any], horizon: datetime | None = None,
                 skip_quiet: bool = False) -> NotifyResult | None:
     """Evaluate the hour-grain rules of one hour and notify (None: a quiet hour was skipped)."""
@@ -280,7 +285,7 @@ def digest_alert(day: datetime, events: list[dict[str, Any]], open_at_end: list[
                  summary="\n".join(lines), detail={"notice": "digest", "headline": headline})
 
 
-def send_digest(ctx: Any, start: datetime, end: datetime, run: DeliveryRun) -> None:
+def send_digest(ctx: Context, start: datetime, end: datetime, run: DeliveryRun) -> None:
     """The daily digest to channels with ``digest: true``, once per day (rerun-safe: ledger key)."""
     section, _ = split_config(ctx.cfg.alerts)
     acfg = load_alerts_config(section)
@@ -298,7 +303,7 @@ def send_digest(ctx: Any, start: datetime, end: datetime, run: DeliveryRun) -> N
     flush(state, channels, acfg, run, now, time.sleep, channel_secrets(acfg), only=names)
 
 
-def delivery_outcome(ctx: Any, what: str) -> dict[str, dict[str, Any]]:
+def delivery_outcome(ctx: Context, what: str) -> dict[str, dict[str, Any]]:
     """After a job: one log line about undelivered notifications; DeliveryFailed when
     ``alerts.on_delivery_failure: fail`` and the outbox is not empty."""
     section, _ = split_config(ctx.cfg.alerts)

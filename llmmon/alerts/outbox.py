@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llmmon.alerts.channels import (
     AlertmanagerChannel,
@@ -77,9 +77,9 @@ class DeliveryRun:
     expired: dict[str, list[Alert]] = field(default_factory=dict)  # channel -> given up this run
     max_workers: int = 8
 
-    def undelivered(self, state: AlertStore) -> dict[str, list[dict[str, object]]]:
+    def undelivered(self, state: AlertStore) -> dict[str, list[dict[str, Any]]]:
         """The outbox per channel, after the run."""
-        out: dict[str, list[dict[str, object]]] = defaultdict(list)
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in state.retryable_deliveries():
             out[row["channel"]].append(row)
         return dict(out)
@@ -119,7 +119,7 @@ def flush(state: AlertStore, channels: Mapping[str, Channel], cfg: AlertsConfig,
           only: Iterable[str] | None = None) -> list[DeliveryOutcome]:
     """Send what is pending, per channel in parallel, each channel in window order."""
     wall = run.clock()
-    by_channel: dict[str, list[dict[str, object]]] = defaultdict(list)
+    by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
     outcomes: list[DeliveryOutcome] = []
     wanted = set(only) if only is not None else None
     for row in state.retryable_deliveries():
@@ -141,7 +141,7 @@ def flush(state: AlertStore, channels: Mapping[str, Channel], cfg: AlertsConfig,
         by_channel[name].append(row)
     lock = threading.Lock()
 
-    def drain(name: str, rows: list[dict[str, object]]) -> None:
+    def drain(name: str, rows: list[dict[str, Any]]) -> None:
         channel = channels[name]
         for row in rows:
             if name in run.down:
@@ -204,11 +204,11 @@ def failure_alerts(state: AlertStore, channels: Mapping[str, Channel], cfg: Aler
         others = [c for c in sorted(channels) if c != name and c not in run.down
                   and not isinstance(channels[c], HookChannel)]
         if rows and name in run.down:
-            first = min(rows, key=lambda r: utc(r["window_start"]))  # type: ignore[arg-type]
-            ws = utc(first["window_start"])  # type: ignore[arg-type]
+            first = min(rows, key=lambda r: utc(r["window_start"]))
+            ws = utc(first["window_start"])
             alert = Alert(
                 rule=DELIVERY_FAILED_RULE, severity=cfg.delivery_failure_severity, window_start=ws,
-                window_end=utc(first["window_end"]), scope=f"channel:{name}",  # type: ignore[arg-type]
+                window_end=utc(first["window_end"]), scope=f"channel:{name}",
                 observed=float(len(rows)), threshold=0.0, metric="undelivered_notifications",
                 summary=(f"{len(rows)} notification(s) to channel '{name}' undelivered since window "
                          f"{iso(ws)}: {run.down[name]}. They stay in the outbox and go out, in order, "
@@ -268,13 +268,13 @@ def refresh_alertmanager(state: AlertStore, channels: Mapping[str, Channel], run
     return n
 
 
-def outbox_status(state: AlertStore) -> dict[str, dict[str, object]]:
+def outbox_status(state: AlertStore) -> dict[str, dict[str, Any]]:
     """Per channel: how many notifications wait, since which window, the last error."""
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for row in state.retryable_deliveries():
         s = out.setdefault(str(row["channel"]), {"pending": 0, "oldest_window": iso(utc(row["window_start"])),
                                                   "error": None})
-        s["pending"] = int(s["pending"]) + 1  # type: ignore[call-overload]
+        s["pending"] += 1
         s["error"] = row["error"] or s["error"]
     return out
 
@@ -283,12 +283,12 @@ class DeliveryFailed(RuntimeError):
     """Raised at the end of a job when ``alerts.on_delivery_failure: fail`` and the outbox is not empty."""
 
 
-def report_delivery(state: AlertStore, cfg: AlertsConfig, what: str) -> dict[str, dict[str, object]]:
+def report_delivery(state: AlertStore, cfg: AlertsConfig, what: str) -> dict[str, dict[str, Any]]:
     """Log one clear line about undelivered notifications; raise when configured to fail the task."""
     status = outbox_status(state)
     if not status:
         return status
-    total = sum(int(s["pending"]) for s in status.values())  # type: ignore[call-overload]
+    total = sum(int(s["pending"]) for s in status.values())
     detail = "; ".join(f"{c}: {s['pending']} since {s['oldest_window']} ({s['error']})"
                        for c, s in sorted(status.items()))
     line = (f"llmmon alerts ({what}): {total} notification(s) NOT DELIVERED, kept in the outbox for "
