@@ -100,6 +100,14 @@ def cmd_run_hour(args: argparse.Namespace) -> int:
     _print(jobs.run_hours(ctx, Window.hour(args.hour))[0])
     for late in jobs.reprocess_late(ctx, Window.hour(args.hour)):
         print(f"late files in {late['hour']} reprocessed: {', '.join(late['objects'])}")
+    from llmmon.alerts.outbox import DeliveryFailed
+    from llmmon.hourly.alerts import evaluate_hour
+
+    try:
+        _print(evaluate_hour(ctx, args.hour))
+    except DeliveryFailed as exc:
+        print(f"llmmon: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -117,6 +125,14 @@ def cmd_run_day(args: argparse.Namespace) -> int:
         q = sum(h["quarantined"] for h in hours)
         out = jobs.run_daily(ctx, day)
         print(f"{day}: read={read} accepted={acc} quarantined={q} -> {out['paths']['report.html']}")
+    from llmmon.alerts.outbox import DeliveryFailed
+    from llmmon.daily.alerts import delivery_outcome
+
+    try:
+        delivery_outcome(ctx, f"run-day {args.date}")
+    except DeliveryFailed as exc:
+        print(f"llmmon: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -76,6 +76,11 @@ def reduce_batches(ctx: Context, window_d: dict[str, str], keys: list[str], job:
              "quarantined: %s)", window.label(), tot["read"], tot["accepted"], tot["quarantined"],
              tot["duplicates"], tot["read"] == tot["accepted"] + tot["quarantined"])
     tot["late_files_reprocessed"] = late
+    if job == "hourly":  # alerts as soon as the window closes (the daily job replays them quietly)
+        from llmmon.hourly.alerts import evaluate_hour
+        from llmmon.hourly.run import hour_windows
+
+        tot["alerts"] = [evaluate_hour(ctx, hour) for hour in hour_windows(window)]
     return tot
 
 
@@ -150,6 +155,9 @@ def daily_report(ctx: Context, day: date) -> dict[str, str]:
     out = run.write_day_report(ctx, load_day_from_rollups(ctx, day), sections, t0)
     for name, uri in out["paths"].items():
         log.info("report %s: %s", name, uri)
+    from llmmon.daily.alerts import delivery_outcome
+
+    delivery_outcome(ctx, f"day {day}")  # a warning line, or DeliveryFailed when configured to fail
     if missing:
         raise run.StageFailed(f"daily {day}: stage(s) {', '.join(missing)} produced no output; the "
                               "report marks their sections as not computed")

@@ -18,7 +18,7 @@ SECTIONS = [
     ("cost", "llmmon.scoring.cost", "CostConfig", "llmmon/scoring/cost.py, llmmon/metrics/business.py"),
     ("drift", "llmmon.metrics.drift", "DriftConfig", "llmmon/metrics/drift.py, llmmon/daily/drift.py"),
     ("detect", "llmmon.detect.config", "DetectConfig", "llmmon/detect/config.py"),
-    ("alerts", "llmmon.alerts.config", "AlertsConfig", "llmmon/alerts/config.py, llmmon/daily/alerts.py"),
+    ("alerts", "llmmon.alerts.config", "AlertsConfig", "docs/alerts.md, llmmon/alerts/config.py, llmmon/daily/alerts.py"),
     ("retention", "llmmon.lifecycle.retention", "RetentionConfig", "llmmon/lifecycle/retention.py"),
     ("compliance", "llmmon.reports.compliance", "ComplianceConfig", "llmmon/reports/compliance.py"),
     ("batch_jobs", "llmmon.config", "BatchJobsConfig", "docs/batch-jobs.md, llmmon/batch/"),

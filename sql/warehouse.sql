@@ -167,6 +167,8 @@ CREATE TABLE IF NOT EXISTS llmmon_alert_deliveries (
     error TEXT,
     alert_json TEXT NOT NULL,
     updated_at TIMESTAMP WITHOUT TIME ZONE,
+    queued_at TIMESTAMP WITHOUT TIME ZONE,
+    sent_at TIMESTAMP WITHOUT TIME ZONE,
     PRIMARY KEY (fingerprint, window_start, kind, channel)
 );
 
@@ -186,6 +188,14 @@ CREATE TABLE IF NOT EXISTS llmmon_alert_events (
 );
 
 CREATE INDEX ix_llmmon_alert_events_rule ON llmmon_alert_events (rule);
+
+CREATE TABLE IF NOT EXISTS llmmon_alert_replays (
+    window_start TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    window_end TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    horizon TIMESTAMP WITHOUT TIME ZONE,
+    first_run_at TIMESTAMP WITHOUT TIME ZONE,
+    PRIMARY KEY (window_start)
+);
 
 CREATE TABLE IF NOT EXISTS llmmon_alert_silences (
     id SERIAL NOT NULL,

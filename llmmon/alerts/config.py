@@ -115,6 +115,15 @@ class MaintenanceWindow(Matcher):
     end: datetime
 
 
+class RetryConfig(_Model):
+    """Attempts within one run (connection refused, HTTP 5xx/429); a read timeout is not retried
+    in the run (the receiver may have taken it); whatever is left waits in the outbox."""
+
+    attempts: int = Field(default=3, ge=1)
+    base_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+
+
 class ChannelConfig(_Model):
     """A delivery channel. Secrets come from ``url_env``/``password_env`` or an Airflow ``conn_id``."""
 
@@ -127,7 +136,17 @@ class ChannelConfig(_Model):
     min_severity: Severity = "P3"
     rules: list[str] = Field(default_factory=lambda: ["*"])
     send_resolved: bool = True
+    # Read timeout: seconds to wait for the receiver's reply once connected (and between
+    # bytes). A receiver that accepts and never answers costs at most this per attempt.
     timeout_s: float = 10.0
+    # Seconds to establish the TCP (and TLS) connection.
+    connect_timeout_s: float = 5.0
+    # Per-channel override of ``alerts.retry`` (bounded retries within one run).
+    retry: RetryConfig | None = None
+    # Also send this channel the daily job's digest of the day's incidents (one message a day).
+    digest: bool = False
+    # alertmanager: extra static labels on every alert (e.g. {"cluster": "eu-1"}).
+    labels: dict[str, str] = Field(default_factory=dict)
     # email
     host: str = "localhost"
     port: int = 25
@@ -137,8 +156,9 @@ class ChannelConfig(_Model):
     password_env: str | None = None
     from_addr: str = "llmmon@localhost"
     to: list[str] = Field(default_factory=list)
-    # alertmanager: endsAt for a firing alert = window_end + this (it expires unless re-sent).
-    ends_after_hours: float = 5.0
+    # alertmanager: endsAt of an active alert = the wall-clock time of the post + this. Every
+    # evaluation re-posts open alerts, so it only ends early if llmmon stops running.
+    ends_after_hours: float = 3.0
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -167,12 +187,6 @@ class HookConfig(_Model):
     dry_run: bool = True
     min_severity: Severity = "P1"
     timeout_s: float = 10.0
-
-
-class RetryConfig(_Model):
-    attempts: int = Field(default=3, ge=1)
-    base_delay_s: float = 1.0
-    max_delay_s: float = 30.0
 
 
 def _burn_rule() -> RuleConfig:
@@ -258,8 +272,26 @@ class AlertsConfig(_Model):
     send_resolved: bool = True
     retry: RetryConfig = Field(default_factory=RetryConfig)
     hooks: dict[str, HookConfig] = Field(default_factory=dict)
-    # Link in every alert; {date} is the window's YYYY-MM-DD, {window_start} ISO.
+    # Link in every alert; {date} is the window's YYYY-MM-DD, {window_start} ISO. With the
+    # Airflow plugin installed: "https://<airflow>/llmmon/object/reports/daily/{date}/report.html".
+    # Unset: a presigned URL of the day's report valid for the incident's age + link_margin_hours.
     report_url_template: str | None = None
+    link_margin_hours: float = Field(default=24.0, ge=0)
+    # Annotation links; {rule}, {scope}, {model}, {date} are filled in.
+    runbook_url_template: str | None = None
+    dashboard_url_template: str | None = None
+    # Routing labels on every alert (Alertmanager labels, webhook/Slack/email fields).
+    env: str | None = None
+    service: str | None = None
+    team: str | None = None
+    team_label: str = "team"
+    # Undelivered notifications stay in the outbox and are retried, oldest first, by later runs.
+    # The run's task ends "warn" (success, with a WARNING line) or "fail".
+    on_delivery_failure: Literal["warn", "fail"] = "warn"
+    # Notifications pending longer than this (wall clock) are given up as 'expired' and reported.
+    outbox_max_age_hours: float = Field(default=72.0, gt=0)
+    # The alert about a channel that cannot deliver, sent through the other channels.
+    delivery_failure_severity: Severity = "P1"
     log_prefix: str = "alerts"
     max_examples: int = 5
     max_segments: int = 5

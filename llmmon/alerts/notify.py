@@ -6,9 +6,10 @@ reruns and backfills behave:
 
 - dedup by fingerprint (rule + scope); a still-firing alert is re-sent after ``renotify_hours`` of
   window time, or at once when its severity escalates;
-- a (fingerprint, window, kind, channel) delivery that succeeded is never sent again;
-- failed deliveries are recorded and retried by the next call until the window is older than
-  ``max_notify_age_hours``;
+- a (fingerprint, window, kind, channel) delivery that succeeded is never sent again, and a
+  replayed window whose notification went out stays "notified";
+- notifications go through the outbox (``llmmon.alerts.outbox``): queued, then sent per channel
+  in parallel and in window order; what a receiver did not take waits for the next run;
 - "resolved" is sent once, in the first later window where the condition cleared, and only when
   the firing was actually notified;
 - silences, maintenance windows and ``for_windows`` suppress notification but are still recorded.
@@ -40,24 +41,20 @@ from llmmon.alerts.channels import (
 )
 from llmmon.alerts.config import AlertsConfig, RuleConfig, load_alerts_config
 from llmmon.alerts.model import Alert, iso, severity_rank, utc
+from llmmon.alerts.outbox import (
+    DeliveryOutcome,
+    DeliveryRun,
+    enqueue,
+    failure_alerts,
+    flush,
+    refresh_alertmanager,
+)
 from llmmon.alerts.rules import Evaluation, evaluate_detailed
 from llmmon.alerts.state import DELIVERED, TABLES, AlertStore, Tables
 
+__all__ = ["DeliveryOutcome", "DeliveryRun", "NotifyResult", "notify", "notify_window"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DeliveryOutcome:
-    fingerprint: str
-    rule: str
-    scope: str
-    severity: str
-    window_start: str
-    kind: str  # firing | resolved
-    channel: str
-    status: str  # sent | dry_run | failed | expired
-    attempts: int
-    error: str | None = None
 
 
 @dataclass
@@ -181,6 +178,11 @@ class _Ctx:
     sleep: Callable[[float], None]
     secrets: list[str | None]
     result: NotifyResult
+    run: DeliveryRun = field(default_factory=DeliveryRun)
+
+    @property
+    def by_name(self) -> dict[str, Channel]:
+        return {c.name: c for c in [*self.channels, *self.hooks.values()]}
 
 
 def _targets(alert: Alert, ctx: _Ctx) -> list[Channel]:
@@ -195,59 +197,63 @@ def _targets(alert: Alert, ctx: _Ctx) -> list[Channel]:
     return out
 
 
-def _send_one(alert: Alert, channel: Channel, ctx: _Ctx, prior_attempts: int) -> None:
-    status = "failed"
-
-    def attempt() -> None:
-        nonlocal status
-        status = channel.send(alert)
-
-    r = ctx.cfg.retry
-    ok, tries, error = send_with_retry(attempt, r.attempts, r.base_delay_s, r.max_delay_s, ctx.sleep)
-    error = scrub(error, ctx.secrets) if error else None
-    status = status if ok else "failed"
-    attempts = prior_attempts + tries
-    ctx.state.save_delivery(alert, channel.name, status, attempts, error, ctx.now)
-    ctx.result.deliveries.append(DeliveryOutcome(
-        alert.fingerprint, alert.rule, alert.scope, alert.severity, iso(alert.window_start),
-        alert.status, channel.name, status, attempts, error))
-    if not ok:
-        log.warning("alert %s %s (%s) to %s failed after %d attempts: %s", alert.rule, alert.status,
-                    alert.scope, channel.name, attempts, error)
-
-
 def _deliver(alert: Alert, ctx: _Ctx) -> None:
+    """Queue the notification for every target channel (the flush at the end sends it)."""
     targets = _targets(alert, ctx)
     if not targets:
         log.warning("alert %s (%s) matches no channel; it is in the alert log only", alert.rule, alert.scope)
     for channel in targets:
-        prev = ctx.state.delivery(alert.fingerprint, alert.window_start, alert.status, channel.name)
-        if prev and prev["status"] in DELIVERED:
-            continue  # rerun or backfill of a window already delivered: never re-send
-        if prev and prev["status"] == "failed":
-            continue  # retry_pending just tried it in this same call
-        _send_one(alert, channel, ctx, 0)
+        # A (fingerprint, window, kind, channel) already in the ledger is never queued again:
+        # a rerun or backfill of a window already told sends nothing.
+        enqueue(ctx.state, alert, channel.name, ctx.now, ctx.run.clock())
 
 
-def retry_pending(ctx: _Ctx) -> set[str]:
-    """Retry failed deliveries from earlier calls; returns the days whose log changed."""
-    by_name = {c.name: c for c in [*ctx.channels, *ctx.hooks.values()]}
-    days: set[str] = set()
-    for row in ctx.state.retryable_deliveries():
-        alert = Alert.from_dict(json.loads(row["alert_json"]))
-        days.add(f"{alert.window_start:%Y-%m-%d}")
-        channel = by_name.get(row["channel"])
-        if too_old(alert, ctx.cfg, ctx.now) or channel is None:
-            why = "channel no longer configured" if channel is None else "window older than max_notify_age"
-            error = f"gave up: {why}; last error: {row['error']}"
-            ctx.state.save_delivery(alert, row["channel"], "expired", row["attempts"], error, ctx.now)
-            ctx.result.deliveries.append(DeliveryOutcome(
-                alert.fingerprint, alert.rule, alert.scope, alert.severity, iso(alert.window_start),
-                alert.status, row["channel"], "expired", row["attempts"], error))
-            log.error("alert %s to %s expired undelivered: %s", alert.rule, row["channel"], error)
-            continue
-        _send_one(alert, channel, ctx, row["attempts"])
-    return days
+def retry_pending(ctx: _Ctx, only: list[str] | None = None) -> set[str]:
+    """Send the outbox (earlier runs' leftovers first, then this call's); days whose log changed."""
+    outcomes = flush(ctx.state, ctx.by_name, ctx.cfg, ctx.run, ctx.now, ctx.sleep, ctx.secrets, only)
+    ctx.result.deliveries.extend(outcomes)
+    return {o.window_start[:10] for o in outcomes}
+
+
+def _tell_failures(ctx: _Ctx, ws: datetime, we: datetime) -> None:
+    """Alert through the working channels about a channel that cannot deliver (and its recovery)."""
+    queued = []
+    for alert, names in failure_alerts(ctx.state, ctx.by_name, ctx.cfg, ctx.run, ws, we):
+        for name in names:
+            if enqueue(ctx.state, alert, name, ctx.now, ctx.run.clock()):
+                queued.append(name)
+        if not names:
+            log.error("alert %s (%s): no working channel to tell: %s", alert.rule, alert.scope, alert.summary)
+    if queued:
+        retry_pending(ctx, sorted(set(queued)))
+
+
+def _incident_detail(alert: Alert, ctx: _Ctx) -> None:
+    """Annotate the alert with its incident: notice kind, start, age, peak (for the texts)."""
+    events = ctx.state.incident_events(alert.fingerprint, alert.window_start)
+    if not events:
+        alert.detail.setdefault("notice", "new")
+        alert.detail.setdefault("incident_start", iso(alert.window_start))
+        alert.detail.setdefault("open_for_s", (alert.window_end - alert.window_start).total_seconds())
+        return
+    start = utc(events[0]["window_start"])
+    end = alert.window_start if alert.status == "resolved" else alert.window_end
+    alert.detail["incident_start"] = iso(start)
+    alert.detail["open_for_s"] = (end - start).total_seconds()
+    observed = [json.loads(e["alert_json"]).get("observed") for e in events]
+    values = [float(v) for v in [*observed, alert.observed] if isinstance(v, int | float)]
+    if values:
+        lower_is_worse = alert.threshold is not None and values[0] < float(alert.threshold)
+        alert.detail["peak_observed"] = min(values) if lower_is_worse else max(values)
+    if alert.status == "resolved":
+        return
+    told = [e for e in events if e["notified"]]
+    if not told:
+        alert.detail["notice"] = "new"
+    elif min(severity_rank(e["severity"]) for e in told) > severity_rank(alert.severity):
+        alert.detail["notice"] = "escalation"
+    else:
+        alert.detail["notice"] = "reminder"
 
 
 # ---- alert log -----------------------------------------------------------------------------
@@ -301,10 +307,14 @@ def _store(store: Any, cfg: Any) -> Any:
 def notify(evaluation: Evaluation | list[Alert], window_start: datetime, window_end: datetime, *,
            cfg: Any, now: datetime, engine: Engine | str | None = None, store: Any = None,
            environ: Mapping[str, str] | None = None, sleep: Callable[[float], None] = time.sleep,
-           tables: Tables = TABLES) -> NotifyResult:
+           tables: Tables = TABLES, run: DeliveryRun | None = None,
+           horizon: datetime | None = None) -> NotifyResult:
     """Apply storm control to already-evaluated alerts of one window and deliver them.
 
     A plain list of alerts resolves nothing (no rule is known to have been evaluated).
+    ``run`` is the job run's delivery session (channels down in it are not retried in it);
+    ``horizon`` replays the window as of then: events after it are ignored, so a rerun of an
+    earlier day decides exactly as its first run did.
     Never raises; problems are in ``result.errors`` and ``result.failed``.
     """
     ws, we = utc(window_start), utc(window_end)
@@ -324,14 +334,16 @@ def notify(evaluation: Evaluation | list[Alert], window_start: datetime, window_
     try:
         state = AlertStore(_engine(engine, cfg), tables)
         ctx = _Ctx(acfg, state, build_channels(acfg, env), build_hooks(acfg, env),
-                   {r.name: r for r in acfg.active_rules()}, utc(now), sleep, secrets, result)
-        days = retry_pending(ctx)
+                   {r.name: r for r in acfg.active_rules()}, utc(now), sleep, secrets, result,
+                   run or DeliveryRun())
+        days: set[str] = set()
+        until = utc(horizon) if horizon is not None else datetime.max.replace(tzinfo=ws.tzinfo)
         db_silences = state.silences_overlapping(ws, we)
         firing = sorted(evaluation.alerts, key=lambda a: (severity_rank(a.severity), a.rule, a.scope))
         for alert in firing:
             history = state.history(alert.fingerprint, alert.window_start)
             later = state.history_after(alert.fingerprint, alert.window_start,
-                                        alert.window_start + timedelta(hours=acfg.renotify_hours))
+                                        min(until, alert.window_start + timedelta(hours=acfg.renotify_hours)))
             reason = firing_decision(alert, history, ctx.rules.get(alert.rule), acfg, ctx.now, db_silences,
                                      later)
             _record(alert, reason, ctx)
@@ -339,11 +351,17 @@ def notify(evaluation: Evaluation | list[Alert], window_start: datetime, window_
         for open_alert in state.open_alerts(ws, evaluation.evaluated_rules):
             if open_alert.fingerprint in firing_fps or open_alert.fingerprint in evaluation.held:
                 continue
-            if state.history_after(open_alert.fingerprint, ws, datetime.max.replace(tzinfo=ws.tzinfo)):
+            if state.history_after(open_alert.fingerprint, ws, until):
                 continue  # backfill behind a later window that already decided this incident
             alert = open_alert.resolved(ws, we)
             history = state.history(alert.fingerprint, ws)
             _record(alert, resolved_decision(alert, history, acfg, ctx.now, db_silences), ctx)
+        days |= retry_pending(ctx)
+        _tell_failures(ctx, ws, we)
+        frontier = state.latest_window_end()
+        if frontier is None or utc(frontier) <= we:  # the newest window: Alertmanager hears what is open
+            open_fps = {a.fingerprint for a in state.open_alerts(datetime.max.replace(tzinfo=ws.tzinfo))}
+            refresh_alertmanager(state, ctx.by_name, ctx.run, open_fps, secrets, result.deliveries)
         days.add(f"{ws:%Y-%m-%d}")
         st = _store(store, cfg)
         if st is None:
@@ -382,11 +400,20 @@ def _deliver_stateless(alerts: list[Alert], cfg: AlertsConfig, env: Mapping[str,
 
 
 def _record(alert: Alert, reason: str | None, ctx: _Ctx) -> None:
+    _incident_detail(alert, ctx)
+    told = reason is not None and any(
+        d["status"] in DELIVERED for d in ctx.state.deliveries_of(alert.fingerprint, alert.window_start,
+                                                                  alert.status))
+    if told:
+        # A replay (rerun, the daily job after the hourly ones, a later ``now``) must not rewrite
+        # history: this notification went out, so the window stays "notified"; nothing is re-sent.
+        reason = None
     ctx.state.record_event(alert, reason is None, reason, ctx.now)
     ctx.result.alerts.append(alert)
     if reason is None:
         ctx.result.notified.append(alert.fingerprint)
-        _deliver(alert, ctx)
+        if not told:
+            _deliver(alert, ctx)
     else:
         ctx.result.suppressed[alert.fingerprint] = reason
 
@@ -395,7 +422,8 @@ def notify_window(metrics: dict[str, Any] | None, anomalies: Iterable[Any] | Non
                   window_start: datetime, window_end: datetime, *, cfg: Any, now: datetime,
                   engine: Engine | str | None = None, store: Any = None,
                   context: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None,
-                  sleep: Callable[[float], None] = time.sleep, tables: Tables = TABLES) -> NotifyResult:
+                  sleep: Callable[[float], None] = time.sleep, tables: Tables = TABLES,
+                  run: DeliveryRun | None = None, horizon: datetime | None = None) -> NotifyResult:
     """Evaluate one window's metrics and anomalies and notify. The pipeline's per-window call."""
     try:
         evaluation = evaluate_detailed(metrics, anomalies, window_start, window_end, cfg, context)
@@ -405,4 +433,4 @@ def notify_window(metrics: dict[str, Any] | None, anomalies: Iterable[Any] | Non
         log.error("%s", result.errors[-1])
         return result
     return notify(evaluation, window_start, window_end, cfg=cfg, now=now, engine=engine, store=store,
-                  environ=environ, sleep=sleep, tables=tables)
+                  environ=environ, sleep=sleep, tables=tables, run=run, horizon=horizon)

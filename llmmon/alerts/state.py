@@ -5,8 +5,10 @@ Works on SQLite and PostgreSQL (SQLAlchemy 2). The tables live on this module's 
 
 - ``<prefix>events``: one row per (fingerprint, window_start): the decision for that window
   (firing/resolved, notified or why suppressed). Reruns upsert the same row.
-- ``<prefix>deliveries``: one row per (fingerprint, window_start, kind, channel): the delivery
-  outcome. A 'sent' row is never sent again, which makes reruns and backfills idempotent.
+- ``<prefix>deliveries``: the outbox and the delivery ledger, one row per (fingerprint,
+  window_start, kind, channel). A notification is queued as 'pending', sent by the run's flush,
+  and stays 'pending'/'failed' (retried in order by later runs) until a receiver takes it. A
+  'sent' row is never sent again, which makes reruns and backfills idempotent.
 - ``<prefix>silences``: silences added at run time (config silences need no table).
 """
 
@@ -66,6 +68,7 @@ class Tables:
     events: Table
     deliveries: Table
     silences: Table
+    replays: Table | None = None
 
 
 def build_metadata(prefix: str = DEFAULT_PREFIX) -> Tables:
@@ -97,6 +100,10 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> Tables:
         Column("error", Text),
         Column("alert_json", Text, nullable=False),
         Column("updated_at", UTCDateTime()),
+        # Wall-clock bookkeeping: when the notification was queued and when a receiver took it
+        # (sent_at - window_end is the time from window close to notification).
+        Column("queued_at", UTCDateTime()),
+        Column("sent_at", UTCDateTime()),
     )
     silences = Table(
         f"{prefix}silences", md,
@@ -109,7 +116,17 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> Tables:
         Column("comment", Text),
         Column("created_by", String(200)),
     )
-    return Tables(md, events, deliveries, silences)
+    # How a day was first evaluated, so a rerun replays it the same way: ``horizon`` is the time
+    # after which its first run saw no events (its own end), or NULL when later windows had
+    # already been evaluated (a backfill behind newer days, which must not re-page them).
+    replays = Table(
+        f"{prefix}replays", md,
+        Column("window_start", UTCDateTime(), primary_key=True),
+        Column("window_end", UTCDateTime(), nullable=False),
+        Column("horizon", UTCDateTime()),
+        Column("first_run_at", UTCDateTime()),
+    )
+    return Tables(md, events, deliveries, silences, replays)
 
 
 TABLES = build_metadata()
@@ -118,6 +135,21 @@ metadata = TABLES.metadata
 
 def create_tables(engine: Engine, tables: Tables = TABLES) -> None:
     tables.metadata.create_all(engine)
+    _add_missing_columns(engine, tables.deliveries, ("queued_at", "sent_at"))
+
+
+def _add_missing_columns(engine: Engine, table: Table, names: tuple[str, ...]) -> None:
+    """Bring a deliveries table made by an older llmmon up to date (nullable columns only)."""
+    from sqlalchemy import inspect, text
+
+    have = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    missing = [n for n in names if n not in have]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for name in missing:
+            col_type = table.c[name].type.compile(dialect=engine.dialect)
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {name} {col_type}'))
 
 
 def _upsert(conn: Any, table: Table, values: dict[str, Any]) -> None:
@@ -211,6 +243,24 @@ class AlertStore:
         with self.engine.begin() as conn:
             return conn.execute(e.delete().where(*cond)).rowcount
 
+    def replay_horizon(self, start: datetime, end: datetime, wall: datetime) -> datetime | None:
+        """The horizon to evaluate [start, end) with: as its first run saw the world.
+
+        First run: ``end`` when nothing later was evaluated yet, else None (look at later
+        windows, so a backfill does not repeat what they told). Reruns reuse it.
+        """
+        r, e = self.t.replays, self.t.events
+        assert r is not None
+        with self.engine.begin() as conn:
+            row = conn.execute(select(r.c.horizon).where(r.c.window_start == start)).first()
+            if row is not None:
+                return row.horizon
+            later = conn.execute(select(e.c.fingerprint).where(e.c.window_start >= end).limit(1)).first()
+            horizon = None if later is not None else end
+            conn.execute(insert(r).values(window_start=start, window_end=end, horizon=horizon,
+                                          first_run_at=wall))
+            return horizon
+
     def events_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         e = self.t.events
         with self.engine.connect() as conn:
@@ -228,20 +278,85 @@ class AlertStore:
         return dict(r._mapping) if r else None
 
     def save_delivery(self, alert: Alert, channel: str, status: str, attempts: int,
-                      error: str | None, now: datetime) -> None:
+                      error: str | None, now: datetime, wall: datetime | None = None) -> None:
+        """Upsert a ledger row; ``wall`` (the wall clock) stamps queued_at/sent_at."""
+        values: dict[str, Any] = {
+            "fingerprint": alert.fingerprint, "window_start": alert.window_start,
+            "kind": alert.status, "channel": channel, "window_end": alert.window_end,
+            "status": status, "attempts": attempts, "error": error,
+            "alert_json": json.dumps(alert.to_dict(), default=str), "updated_at": now}
+        if wall is not None and status == "pending":
+            values["queued_at"] = wall
+        if wall is not None and status in DELIVERED:
+            values["sent_at"] = wall
         with self.engine.begin() as conn:
-            _upsert(conn, self.t.deliveries, {
-                "fingerprint": alert.fingerprint, "window_start": alert.window_start,
-                "kind": alert.status, "channel": channel, "window_end": alert.window_end,
-                "status": status, "attempts": attempts, "error": error,
-                "alert_json": json.dumps(alert.to_dict(), default=str), "updated_at": now})
+            _upsert(conn, self.t.deliveries, values)
 
-    def retryable_deliveries(self) -> list[dict[str, Any]]:
+    def retryable_deliveries(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """The outbox, oldest window first (the order notifications are due in)."""
+        d = self.t.deliveries
+        q = select(d).where(d.c.status.in_(RETRYABLE))
+        if channel is not None:
+            q = q.where(d.c.channel == channel)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(d.c.window_start, d.c.kind, d.c.fingerprint, d.c.channel)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def deliveries_of(self, fp: str, window_start: datetime, kind: str) -> list[dict[str, Any]]:
+        """Every channel's ledger row for one notification."""
         d = self.t.deliveries
         with self.engine.connect() as conn:
-            rows = conn.execute(select(d).where(d.c.status.in_(RETRYABLE))
-                                .order_by(d.c.window_start, d.c.fingerprint, d.c.channel)).all()
+            rows = conn.execute(select(d).where(d.c.fingerprint == fp, d.c.window_start == window_start,
+                                                d.c.kind == kind)).all()
         return [dict(r._mapping) for r in rows]
+
+    def posted(self, channel: str, fp: str | None = None) -> list[dict[str, Any]]:
+        """Delivered rows of ``channel`` (optionally one fingerprint), newest window first."""
+        d = self.t.deliveries
+        q = select(d).where(d.c.channel == channel, d.c.status.in_(DELIVERED))
+        if fp is not None:
+            q = q.where(d.c.fingerprint == fp)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(d.c.window_start.desc(), d.c.kind.desc())).all()
+        return [dict(r._mapping) for r in rows]
+
+    def latest_posted(self, channel: str) -> list[dict[str, Any]]:
+        """Per fingerprint, the newest delivered row of ``channel`` (what the receiver holds now)."""
+        d = self.t.deliveries
+        done = and_(d.c.channel == channel, d.c.status.in_(DELIVERED))
+        newest = (select(d.c.fingerprint, func.max(d.c.window_start).label("ws"))
+                  .where(done).group_by(d.c.fingerprint).subquery())
+        q = (select(d).join(newest, and_(d.c.fingerprint == newest.c.fingerprint,
+                                         d.c.window_start == newest.c.ws))
+             .where(done).order_by(d.c.fingerprint, d.c.kind))
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                row = dict(r._mapping)
+                # Same window firing and resolved: the resolve ("resolved" > "firing") is the newer.
+                out[row["fingerprint"]] = row
+        return list(out.values())
+
+    def incident_events(self, fp: str, before: datetime) -> list[dict[str, Any]]:
+        """Events of ``fp``'s current incident before ``before`` (since its last resolve), oldest first."""
+        e = self.t.events
+        with self.engine.connect() as conn:
+            last_resolved = conn.execute(
+                select(func.max(e.c.window_start)).where(
+                    e.c.fingerprint == fp, e.c.window_start < before, e.c.status == "resolved")
+            ).scalar()
+            q = select(e.c.window_start, e.c.window_end, e.c.status, e.c.notified, e.c.severity,
+                       e.c.alert_json).where(e.c.fingerprint == fp, e.c.window_start < before,
+                                             e.c.status == "firing")
+            if last_resolved is not None:
+                q = q.where(e.c.window_start > last_resolved)
+            return [dict(r._mapping) for r in conn.execute(q.order_by(e.c.window_start))]
+
+    def latest_window_end(self) -> datetime | None:
+        """The end of the newest window any evaluation recorded (the evaluation frontier)."""
+        e = self.t.events
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(e.c.window_end))).scalar()
 
     def deliveries_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         d = self.t.deliveries

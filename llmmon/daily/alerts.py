@@ -14,17 +14,27 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select
 
 from llmmon.alerts import NotifyResult, evaluate_detailed, load_alerts_config, notify_window
+from llmmon.alerts.channels import build_channels, channel_secrets
 from llmmon.alerts.config import RuleConfig
+from llmmon.alerts.model import Alert
+from llmmon.alerts.outbox import DeliveryRun, enqueue, flush, outbox_status, report_delivery
 from llmmon.alerts.state import AlertStore
 from llmmon.daily.anomalies import read_anomalies
 from llmmon.store import warehouse
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from llmmon.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -138,15 +148,60 @@ def bucket_anomalies(items: list[dict[str, Any]], day: datetime) -> dict[datetim
     return out
 
 
-def report_url(ctx: Any, day: datetime) -> str | None:
-    """Presigned (or plain) URL of the day's HTML report."""
+def report_url(ctx: Context, day: datetime, seconds: float | None = None) -> str | None:
+    """The day's HTML report: ``alerts.report_url_template`` when set (e.g. the Airflow plugin's
+    URL, which never expires), else a presigned URL valid ``seconds`` (or a plain URI)."""
     from llmmon.reports.daily import report_prefix
 
+    template = (ctx.cfg.alerts or {}).get("report_url_template")
+    if template:
+        return str(template).format(date=f"{day:%Y-%m-%d}", window_start=day.isoformat())
     key = report_prefix(day.date()) + "report.html"
     try:
-        return ctx.store.presign(key, ctx.cfg.storage.presign_seconds)
+        return ctx.store.presign(key, int(seconds or ctx.cfg.storage.presign_seconds))
     except Exception:  # noqa: BLE001 - a store without presigning still has a URI
         return ctx.store.uri(key)
+
+
+def delivery_run(ctx: Context) -> DeliveryRun:
+    """A job run's delivery session; report links are made at send time, valid for the incident."""
+    return DeliveryRun(report_link=lambda alert, ttl: report_url(
+        ctx, alert.window_start.replace(hour=0, minute=0, second=0, microsecond=0), ttl))
+
+
+@dataclass
+class HourInputs:
+    """What the hour-grain rules read: trailing hour metrics and the hour-grain anomalies."""
+
+    hours: dict[datetime, Metrics]
+    anomalies: dict[datetime | None, list[dict[str, Any]]]
+
+    def metrics(self, hour: datetime) -> dict[str, Any] | None:
+        return hour_metrics(self.hours, hour) if hour in self.hours else None
+
+
+def hour_inputs(engine: Engine, start: datetime, end: datetime) -> HourInputs:
+    """Hour metrics of [start, end) plus the trailing hours before, and the anomalies stored for
+    the days they touch (the daily job's detectors write those; an hourly run may have none)."""
+    hours = load_metrics(engine, "hour", start - timedelta(hours=max(TRAILING_HOURS) - 1), end)
+    anomalies: dict[datetime | None, list[dict[str, Any]]] = defaultdict(list)
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        for k, v in bucket_anomalies(read_anomalies(engine, day), day).items():
+            anomalies[k].extend(v)
+        day += timedelta(days=1)
+    return HourInputs(hours, anomalies)
+
+
+def notify_hour(ctx: Context, hour: datetime, inputs: HourInputs, cfg: dict[str, Any], now: datetime,
+                run: DeliveryRun, context: dict[str, Any], horizon: datetime | None = None,
+                skip_quiet: bool = False) -> NotifyResult | None:
+    """Evaluate the hour-grain rules of one hour and notify (None: a quiet hour was skipped)."""
+    metrics, found = inputs.metrics(hour), inputs.anomalies.get(hour, [])
+    if skip_quiet and not needs_notify(metrics, found, hour, hour + HOUR, cfg, AlertStore(ctx.engine)):
+        return None
+    return notify_window(metrics, found, hour, hour + HOUR, cfg=cfg, now=now, engine=ctx.engine,
+                         store=ctx.store, context=context, run=run, horizon=horizon)
 
 
 def alert_rows(result: NotifyResult, deliveries: dict[tuple[str, str, str], list[dict[str, Any]]]
@@ -207,6 +262,57 @@ def needs_notify(metrics: dict[str, Any] | None, anomalies: list[dict[str, Any]]
     return bool(ev.alerts) or bool(state.open_alerts(ws, ev.evaluated_rules)) or bool(state.retryable_deliveries())
 
 
+DIGEST_RULE = "llmmon_daily_digest"
+
+
+def digest_alert(day: datetime, events: list[dict[str, Any]], open_at_end: list[Alert],
+                 outbox: dict[str, dict[str, Any]]) -> Alert:
+    """The day's incidents in one message (pure): opened, resolved, still open, undelivered."""
+    firing = {e["fingerprint"]: e for e in events if e["status"] == "firing"}
+    notified = {e["fingerprint"] for e in events if e["status"] == "firing" and e["notified"]}
+    resolved = [e for e in events if e["status"] == "resolved"]
+    worst = min((e["severity"] for e in firing.values()), default=None)
+    lines = [f"{len(firing)} alerting series fired ({len(notified)} notified), {len(resolved)} resolved, "
+             f"{len(open_at_end)} still open at the end of the day" + (f"; worst {worst}" if worst else "")]
+    for a in sorted(open_at_end, key=lambda a: (a.severity, a.rule, a.scope))[:20]:
+        since = a.detail.get("incident_start") or a.window_start.isoformat()
+        lines.append(f"open: [{a.severity}] {a.rule} ({a.scope}) since {since}")
+    for name, s in sorted(outbox.items()):
+        lines.append(f"undelivered: {s['pending']} to {name} since {s['oldest_window']}")
+    headline = f"{len(firing)} fired, {len(resolved)} resolved, {len(open_at_end)} open"
+    return Alert(rule=DIGEST_RULE, severity="P3", window_start=day, window_end=day + timedelta(days=1),
+                 scope="day", observed=float(len(firing)), threshold=None, metric="incidents",
+                 summary="\n".join(lines), detail={"notice": "digest", "headline": headline})
+
+
+def send_digest(ctx: Context, start: datetime, end: datetime, run: DeliveryRun) -> None:
+    """The daily digest to channels with ``digest: true``, once per day (rerun-safe: ledger key)."""
+    section, _ = split_config(ctx.cfg.alerts)
+    acfg = load_alerts_config(section)
+    if not acfg.enabled or not any(c.digest and c.enabled for c in acfg.channels):
+        return
+    state = AlertStore(ctx.engine)
+    alert = digest_alert(start, state.events_between(start, end), state.open_alerts(end),
+                         outbox_status(state))
+    alert.report_url = report_url(ctx, start)
+    channels = {c.name: c for c in build_channels(acfg)}
+    names = [c.name for c in acfg.channels if c.digest and c.enabled]
+    now = datetime.now(UTC)
+    for name in names:
+        enqueue(state, alert, name, now, run.clock())
+    flush(state, channels, acfg, run, now, time.sleep, channel_secrets(acfg), only=names)
+
+
+def delivery_outcome(ctx: Context, what: str) -> dict[str, dict[str, Any]]:
+    """After a job: one log line about undelivered notifications; DeliveryFailed when
+    ``alerts.on_delivery_failure: fail`` and the outbox is not empty."""
+    section, _ = split_config(ctx.cfg.alerts)
+    acfg = load_alerts_config(section)
+    if not acfg.enabled:
+        return {}
+    return report_delivery(AlertStore(ctx.engine), acfg, what)
+
+
 # Notes of the last alerts run per day (errors, now, log keys) for the ``alerts_delivery`` section,
 # which runs right after in the same process.
 _RUN_NOTES: dict[datetime, dict[str, Any]] = {}
@@ -218,25 +324,27 @@ def alerts_section(ctx: Any, ds: Any) -> list[dict[str, Any]]:
     start, end = ds.start, ds.start + timedelta(days=1)
     now = resolve_now(knobs.get("now"), end)
     hour_cfg, day_cfg = grain_configs(section)
-    hours = load_metrics(ctx.engine, "hour", start - timedelta(hours=max(TRAILING_HOURS) - 1), end)
+    inputs = hour_inputs(ctx.engine, start, end)
     days = load_metrics(ctx.engine, "day", start, end)
-    buckets = bucket_anomalies(read_anomalies(ctx.engine, start), start)
     context = {"report_url": report_url(ctx, start)}
     results = []
     state = AlertStore(ctx.engine)
-    # A rerun of the day replays its windows from the same starting state, so the day's
-    # alerts (and the report) come out identical; deliveries already made are not repeated.
+    run = delivery_run(ctx)
+    # A rerun of the day replays its windows from the same starting state and with the same view
+    # of later days as its first run had (none, or -- for a backfill behind newer days -- the
+    # later events, so it does not re-page what they told), so it decides as the first run did
+    # and the report comes out identical; deliveries already made are never repeated.
+    horizon = state.replay_horizon(start, end, datetime.now(UTC))
     acfg = load_alerts_config(section)  # only the day's own rules: batch-job alerts share the windows
     state.clear_events(start, end, {r.name for r in [*acfg.rules, *acfg.extra_rules]})
     for h in range(24):
-        hour = start + h * HOUR
-        metrics = hour_metrics(hours, hour) if hour in hours else None
-        if not needs_notify(metrics, buckets.get(hour, []), hour, hour + HOUR, hour_cfg, state):
-            continue
-        results.append(notify_window(metrics, buckets.get(hour, []), hour, hour + HOUR, cfg=hour_cfg, now=now,
-                                     engine=ctx.engine, store=ctx.store, context=context))
-    results.append(notify_window(day_metrics(days, start), buckets.get(None, []), start, end, cfg=day_cfg,
-                                 now=now, engine=ctx.engine, store=ctx.store, context=context))
+        r = notify_hour(ctx, start + h * HOUR, inputs, hour_cfg, now, run, context, horizon, skip_quiet=True)
+        if r is not None:
+            results.append(r)
+    results.append(notify_window(day_metrics(days, start), inputs.anomalies.get(None, []), start, end,
+                                 cfg=day_cfg, now=now, engine=ctx.engine, store=ctx.store, context=context,
+                                 run=run, horizon=horizon))
+    send_digest(ctx, start, end, run)
     for r in results:
         log_result(r)
     deliveries = delivery_index(ctx.engine, start, end)
@@ -272,6 +380,7 @@ def delivery_section(ctx: Any, ds: Any) -> dict[str, Any]:
                     "; ".join(f"{f['channel']} {f['status']} ({f['error']})" for f in failed[:5]))
     notes = _RUN_NOTES.pop(start, {})
     return {"deliveries_by_status": dict(sorted(by_status.items())),
+            "outbox": outbox_status(state),
             "failed": sorted(failed, key=lambda f: (f["window_start"], f["channel"], f["fingerprint"])),
             "firing_by_severity": dict(sorted(firing.items())),
             "notified": [{"rule": e["rule"], "severity": e["severity"], "scope": e["scope"],

@@ -138,3 +138,18 @@ def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Any, Any
 @pytest.fixture
 def store(tmp_path: Any) -> LocalStore:
     return LocalStore(tmp_path / "store")
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Any) -> Iterator[Any]:
+    """A real Alertmanager routing to a local receiver (skips when the binary is absent)."""
+    from tests.alerts.alertmanager import BINARY, Alertmanager
+
+    if BINARY is None:
+        pytest.skip("prometheus-alertmanager is not installed (apt-get install -y prometheus-alertmanager; "
+                    ".ci/run does it)")
+    receiver = Receiver().start()
+    am = Alertmanager(tmp_path, receiver)
+    yield am
+    am.stop()
+    receiver.stop()

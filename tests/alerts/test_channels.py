@@ -60,6 +60,7 @@ def test_slack_block_kit_payload(receiver) -> None:
 
 def test_alertmanager_v2_payload(receiver) -> None:
     [ch] = channels({"type": "alertmanager", "url": receiver.url})
+    ch.clock = lambda: W0 + timedelta(hours=3)  # Alertmanager's endsAt is wall-clock time
     ch.send(alert())
     ch.send(alert(status="resolved", window_start=W0 + timedelta(hours=2),
                   window_end=W0 + timedelta(hours=3), detail={"fired_window_start": "2026-03-01T10:00:00Z"}))
@@ -70,6 +71,7 @@ def test_alertmanager_v2_payload(receiver) -> None:
     assert set(item) == {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
     assert item["labels"] == {"alertname": "latency_p95_high", "severity": "P1", "scope": "model:m-a",
                               "fingerprint": alert().fingerprint, "source": "llmmon", "model": "m-a"}
+    # Active: endsAt = time of the post + ends_after_hours (3 h), re-posted by every evaluation.
     assert item["startsAt"] == "2026-03-01T10:00:00Z" and item["endsAt"] == "2026-03-01T16:00:00Z"
     assert item["annotations"]["runbook"] == "scale out"
     assert resolved[0]["startsAt"] == "2026-03-01T10:00:00Z"
