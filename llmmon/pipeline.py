@@ -30,6 +30,8 @@ from sqlalchemy import Engine, delete
 from llmmon import aggregates as aggmod
 from llmmon import profiles, warehouse
 from llmmon.config import Config
+from llmmon.hourly.finish import SUM_COLUMNS as FINISH_SUM_COLUMNS
+from llmmon.hourly.finish import finish_chunk
 from llmmon.ingest import (
     IngestStats,
     QuarantinedLine,
@@ -186,7 +188,7 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
 
     validator = ContractValidator(cfg.ingest)
     profile_cols = list(cfg.profiles.columns)
-    sum_cols: list[str] = []
+    sum_cols: list[str] = list(FINISH_SUM_COLUMNS)
     for _name, _fn, pcols, scols in SCORERS:
         profile_cols += pcols
         sum_cols += scols
@@ -199,6 +201,7 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
         n_chunks += 1
         for _name, fn, _p, _s in SCORERS:
             chunk = fn(chunk, cfg)
+        chunk = finish_chunk(chunk, cfg)
         validator.add(chunk)
         hp.add(chunk)
         for hook in HOUR_STATES:
