@@ -427,6 +427,7 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
     w0, w1 = window.start.timestamp(), window.end.timestamp()
     by_partition = mapper is None and dates_by_partition(cfg)
     mapper = mapper or make_decoder(cfg, store)
+    takes_bytes = getattr(mapper, "takes_bytes", False)  # parses the raw line itself (one pass)
     ts_pos = columns.index(ts_column)
     dedup = _Dedup()
     rows: list[tuple] = []
@@ -522,7 +523,7 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
                                f"line is {len(raw)} bytes, over the {cfg.max_line_bytes} limit", raw)
                 continue
             try:
-                rec = orjson.loads(payload) if isinstance(payload, bytes) else payload
+                rec = orjson.loads(payload) if isinstance(payload, bytes) and not takes_bytes else payload
                 out = mapper(rec)
             except orjson.JSONDecodeError as exc:
                 if own:

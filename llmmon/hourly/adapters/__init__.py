@@ -1,6 +1,7 @@
 """Decoders: one parsed source record -> canonical row(s), per ``ingest.format``.
 
-A decoder takes one parsed JSON value (or parquet row) and returns a canonical row (a tuple in
+A decoder takes one parsed JSON value (or parquet row) — or, when it has ``takes_bytes``, the
+raw line, which it parses itself (the seed decoder parses straight into typed Structs) — and returns a canonical row (a tuple in
 ``schema.COLUMN_NAMES`` order), ``None`` for a record the format says is not an LLM call
 (counted as skipped), or a ``Decoded`` for lines that hold several records. It raises
 ``schema.RecordError`` naming the source field for a record that breaks the contract.
@@ -25,15 +26,9 @@ def make_decoder(cfg: IngestConfig, store: ObjectStore | None = None) -> Decoder
     """The decoder for ``cfg.format`` (the store is only needed to join Batch input files)."""
     fmt = cfg.format
     if fmt == "seed":
-        from llmmon import schema
+        from llmmon.hourly.adapters import seed_fast
 
-        statuses = frozenset(cfg.allowed_statuses)
-        lo, hi = cfg.min_timestamp.timestamp(), cfg.max_timestamp.timestamp()
-
-        def seed(rec: Any) -> tuple:
-            return schema.map_request(rec, max_tokens_limit=cfg.max_tokens_limit, max_latency_ms=cfg.max_latency_ms,
-                                      allowed_statuses=statuses, ts_min=lo, ts_max=hi)
-        return seed
+        return seed_fast.decoder(cfg)
     if fmt == "openai_batch":
         from llmmon.hourly.adapters import openai_batch
 

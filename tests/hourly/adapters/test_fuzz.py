@@ -138,3 +138,17 @@ def test_untouched_templates_are_accepted(fmt):
 
 def test_hour_window_bounds_are_consistent():
     assert Window.hour(HOUR).end - Window.hour(HOUR).start == timedelta(hours=1)
+
+
+@FUZZ
+@given(data=st.data())
+def test_seed_fast_path_agrees_with_map_request(data):
+    from llmmon.hourly.adapters.seed_fast import same_as_map_request
+
+    path = data.draw(st.sampled_from(_paths(SEED_RECORD)))
+    value = data.draw(json_values | st.just(_DELETE))
+    try:
+        line = orjson.dumps(_set(SEED_RECORD, path, value))
+    except TypeError:
+        return  # not representable as JSON
+    assert same_as_map_request(line, IngestConfig())
