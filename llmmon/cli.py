@@ -81,13 +81,15 @@ def cmd_run_hour(args: argparse.Namespace) -> int:
 
 def cmd_run_day(args: argparse.Namespace) -> int:
     from llmmon.daily import run_daily
+    from llmmon.hourly.parallel import default_workers, run_hours_parallel
     from llmmon.ingest import Window
-    from llmmon.pipeline import reprocess_late, run_hours
+    from llmmon.pipeline import reprocess_late
 
     ctx = _ctx(args)
+    workers = args.workers or default_workers()
     for i in range(args.days):
         day = args.date + timedelta(days=i)
-        hours = run_hours(ctx, Window.day(day), job="daily")
+        hours = run_hours_parallel(ctx, Window.day(day), workers, job="daily")
         for late in reprocess_late(ctx, Window.day(day)):
             print(f"late files in {late['hour']} reprocessed: {', '.join(late['objects'])}")
         read = sum(h["read"] for h in hours)
@@ -135,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("run-day", help="process all hours of a UTC day, then the daily job")
     d.add_argument("date", type=_date)
     d.add_argument("--days", type=int, default=1, help="process this many days from DATE")
+    d.add_argument("--workers", type=int, default=0,
+                   help="worker processes for the hours (default: the number of cores; 1 = in-process)")
     d.set_defaults(fn=cmd_run_day)
 
     dd = sub.add_parser("daily", help="only the daily job (merge hours, write the report)")

@@ -105,16 +105,21 @@ class StageTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self._undo: list[tuple[object, str, object]] = []
+        self._active: set[str] = set()  # a stage calling itself (add -> flush) is timed once
 
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
 
     def wrap(self, stage: str, fn):
         def timed(*a, **k):
+            if stage in self._active:
+                return fn(*a, **k)
+            self._active.add(stage)
             t = time.perf_counter()
             try:
                 return fn(*a, **k)
             finally:
+                self._active.discard(stage)
                 self.add(stage, time.perf_counter() - t)
         return timed
 
@@ -164,7 +169,7 @@ class StageTimer:
         self.patch(pipeline.aggmod, "aggregate_chunk", "aggregate")
         self.patch(pipeline, "finish_chunk", "identity and cost adjustments")
         self.patch(pipeline, "write_hours", "write hours")
-        self.patch(daily, "load_day", "daily")
+        self.patch(daily, "load_day", "daily (merge hours)")
 
     def uninstall(self) -> None:
         for owner, name, orig in reversed(self._undo):
@@ -176,12 +181,10 @@ class StageTimer:
 
     def table(self, total: float) -> str:
         rows = sorted(self.seconds.items(), key=lambda kv: -kv[1])
-        other = total - sum(v for k, v in rows if k != "daily")
+        other = max(total - sum(v for _k, v in rows), 0.0)
         lines = [f"{'stage':<40} {'seconds':>9} {'share':>7}"]
-        for k, v in rows:
+        for k, v in [*rows, ("other (daily sections, report, glue)", other)]:
             lines.append(f"{k:<40} {v:>9.2f} {100 * v / total:>6.1f}%")
-        lines.append(f"{'other (daily report, glue)':<40} {max(other - self.seconds.get('daily', 0.0), 0):>9.2f} "
-                     f"{100 * max(other - self.seconds.get('daily', 0.0), 0) / total:>6.1f}%")
         lines.append(f"{'total':<40} {total:>9.2f} {100.0:>6.1f}%")
         return "\n".join(lines)
 
