@@ -116,8 +116,9 @@ class IngestConfig(_Model):
     max_timestamp: datetime = datetime(2100, 1, 1, tzinfo=UTC)
     chunk_rows: int = Field(default=20_000, ge=1)
     max_line_bytes: int = Field(default=1_048_576, ge=1)
-    # A ``.json`` object up to this size is read whole (one record, or an array of records).
-    max_object_bytes: int = Field(default=268_435_456, ge=1)
+    # A ``.json`` object up to this size is read whole (one record, or an array of records);
+    # a larger one is streamed as JSON lines, so memory stays bounded.
+    max_object_bytes: int = Field(default=67_108_864, ge=1)
     # Records whose timestamp is within this many seconds of their object's partition are
     # accepted and counted in the window of their own timestamp; beyond it they are quarantined.
     partition_grace_seconds: int = 3600

@@ -249,7 +249,7 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def iter_object_lines(store: ObjectStore, obj: ObjectInfo, max_line: int, max_object: int = 268_435_456
+def iter_object_lines(store: ObjectStore, obj: ObjectInfo, max_line: int, max_object: int = 67_108_864
                       ) -> Iterator[tuple[int, bytes | dict, str | None]]:
     """Yield (line_no, raw bytes or parquet row dict, flag) for one object.
 
@@ -273,12 +273,16 @@ def _iter_document(store: ObjectStore, obj: ObjectInfo, max_line: int, max_objec
     try:
         data = store.get(obj.key)
         if obj.key.lower().endswith(".gz"):
-            data = b"".join(_decompressed_chunks(io.BytesIO(data)))
-    except (OSError, EOFError, zlib.error) as exc:
-        yield 1, f"{type(exc).__name__}: {exc}".encode(), schema.UNREADABLE
-        return
-    if len(data) > max_object:  # decompressed beyond the bound: stream it as lines instead
-        yield from _iter_lines(store, obj, max_line)
+            parts, size = [], 0
+            for chunk in _decompressed_chunks(io.BytesIO(data)):
+                parts.append(chunk)
+                size += len(chunk)
+                if size > max_object:  # decompresses beyond the bound: stream it as lines instead
+                    yield from _iter_lines(store, obj, max_line)
+                    return
+            data = b"".join(parts)
+    except (OSError, EOFError, zlib.error):
+        yield from _iter_lines(store, obj, max_line)  # keeps the lines before the damage, names it
         return
     try:
         doc = orjson.loads(data)

@@ -94,3 +94,16 @@ def test_nan_and_nat_parquet_timestamps_are_quarantined(local_store):
     rows, st, q = _read(local_store)
     assert st.read == st.accepted + st.quarantined == 4
     assert {x.field for x in q} >= {"timestamp"}
+
+
+def test_damaged_and_oversized_json_documents(local_store):
+    import gzip
+
+    body = gzip.compress(b"\n".join(orjson.dumps(_rec(i)) for i in range(50)) + b"\n", mtime=0)
+    local_store.put(P + "cut.json.gz", body[: len(body) // 2])  # truncated gzip
+    local_store.put(P + "big.json", orjson.dumps(_rec(60)) + b"\n" + orjson.dumps(_rec(61)) + b"\n")
+    cfg = IngestConfig(max_object_bytes=10)  # over the bound: streamed as lines
+    rows, st, q = _read(local_store, cfg)
+    assert st.read == st.accepted + st.quarantined
+    assert rows >= 2 and len(st.unreadable_objects) == 1
+    assert st.unreadable_objects[0]["key"].endswith("cut.json.gz")
