@@ -3,8 +3,13 @@
 Contract keys users script against (keep them stable): ``records.read|accepted|quarantined|
 duplicates``, ``performance.latency_ms.p50|p95|p99``, ``performance.ttft_ms.p95``,
 ``performance.success_rate``, ``performance.error_rate`` (fractions 0..1) and
-``by_model.<model_version>.requests``. Timing fields live under ``run`` only, so a rerun of the
-same day yields the same document apart from ``run``.
+``by_model.<model_version>.requests`` (model families: dated releases roll up), and
+``records.skipped_objects`` (objects no reader handles, ``[{"key", "reason"}]``) with
+``records.skipped_objects_count`` for alert rules; the same count is in every hourly and daily
+aggregate document (``aggregates/.../*.json`` ``records.skipped_objects_count``) and in the
+``runs`` table's ``detail``. ``cost_reconciliation`` compares a log's own cost with ours.
+Timing fields live under ``run`` only, so a rerun of the same day yields the same document
+apart from ``run``.
 """
 
 from __future__ import annotations
