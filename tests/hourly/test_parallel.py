@@ -33,7 +33,7 @@ def _day(tmp_path, workers: int) -> tuple[list[dict], list[dict]]:
     from llmmon.synthetic import generate
 
     store = LocalStore(tmp_path / f"s{workers}")
-    generate(store, start=DAY, days=1, requests_per_day=1200, seed=5, with_feedback=False)
+    generate(store, start=DAY, days=1, requests_per_day=400, seed=5, with_feedback=False)
     ctx = Context.from_config(make_config(store.url, f"sqlite:///{tmp_path / f'w{workers}.db'}"))
     summaries = run_hours_parallel(ctx, Window.day(DAY), workers, job="daily")
     docs = []
