@@ -101,7 +101,12 @@ _UNIT_DIV = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
 def _iso_seconds(dt: datetime) -> float:
-    """Epoch seconds of a datetime without ``timestamp()`` (which fails for year 1 with an offset)."""
+    """Epoch seconds of a datetime (naive = UTC), also where ``timestamp()`` fails (year 1 with
+    an offset raises OverflowError or OSError there)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    if 1 < dt.year < 9999:
+        return dt.timestamp()  # the fast C path for every sane instant
     off = dt.utcoffset()
     days = dt.toordinal() - _EPOCH_DAYS
     secs = days * 86400.0 + dt.hour * 3600 + dt.minute * 60 + dt.second + dt.microsecond / 1e6
