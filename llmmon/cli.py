@@ -78,12 +78,6 @@ def _as_url(dest: str) -> str:
     return Path(dest).resolve().as_uri()
 
 
-def _as_url(dest: str) -> str:
-    if "://" in dest:
-        return dest
-    return Path(dest).resolve().as_uri()
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from llmmon.dev.demo import run_demo
 
@@ -113,11 +107,13 @@ def cmd_run_hour(args: argparse.Namespace) -> int:
 
 def cmd_run_day(args: argparse.Namespace) -> int:
     from llmmon.hourly.ingest import Window
+    from llmmon.hourly.parallel import default_workers, run_hours_parallel
 
     ctx = _ctx(args)
+    workers = args.workers or default_workers()
     for i in range(args.days):
         day = args.date + timedelta(days=i)
-        hours = jobs.run_hours(ctx, Window.day(day), job="daily")
+        hours = run_hours_parallel(ctx, Window.day(day), workers, job="daily")
         for late in jobs.reprocess_late(ctx, Window.day(day)):
             print(f"late files in {late['hour']} reprocessed: {', '.join(late['objects'])}")
         read = sum(h["read"] for h in hours)
@@ -332,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("run-day", help="stage 1 for all hours of a UTC day, then stage 2 (the daily job)")
     d.add_argument("date", type=_date)
     d.add_argument("--days", type=int, default=1, help="process this many days from DATE")
+    d.add_argument("--workers", type=int, default=0,
+                   help="worker processes for the hours (default: the number of cores; 1 = in-process)")
     d.set_defaults(fn=cmd_run_day)
 
     dd = sub.add_parser("daily", help="only stage 2 (merge hours, sections, report)")

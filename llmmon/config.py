@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,9 +41,79 @@ class StorageConfig(_Model):
     presign_seconds: int = 3600
 
 
+class FieldSpec(_Model):
+    """Where one canonical field comes from in a source record (``ingest.mapping.fields``).
+
+    ``path`` is dotted (``a.b[0].c``; a key holding dots is written ``attrs["gen_ai.system"]``);
+    a list of paths means the first one present wins. ``minus`` subtracts another path's value
+    (durations from start/end times). ``unit`` converts times and durations (s, ms, us, ns);
+    ``format`` says whether a time is ``iso`` 8601 text or an ``epoch`` number (``auto``: either).
+    ``values`` maps source values (as text) to canonical ones, ``default`` fills a missing value.
+    ``add`` lists further paths summed into the value (token counts split over several fields).
+    """
+
+    path: str | list[str]
+    minus: str | None = None
+    add: list[str] = Field(default_factory=list)
+    unit: Literal["s", "ms", "us", "ns"] | None = None
+    format: Literal["auto", "iso", "epoch"] = "auto"
+    values: dict[str, str] = Field(default_factory=dict)
+    default: str | float | None = None
+    required: bool = False
+
+
+class MappingConfig(_Model):
+    """A declarative adapter: canonical field name -> ``FieldSpec`` (see docs/formats/mapping.md)."""
+
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    # Status values not in ``fields.status.values`` and not canonical already are quarantined.
+    # Records whose ``skip_unless`` path is missing or not one of ``skip_unless_values`` are
+    # counted as skipped (not LLM calls), neither accepted nor quarantined.
+    skip_unless: str | None = None
+    skip_unless_values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> MappingConfig:
+        if self.fields:
+            missing = [f for f in ("request_id", "ts", "model_version") if f not in self.fields]
+            if missing:
+                raise ValueError(f"ingest.mapping.fields needs {', '.join(missing)}")
+        return self
+
+
+class OpenAIBatchConfig(_Model):
+    # The Batch API bills at half the list price; set 1.0 if your contract differs.
+    price_factor: float = Field(default=0.5, gt=0, le=10)
+    # Optional prefix of Batch *input* files (JSONL with custom_id and body.messages); when set,
+    # prompts, temperature and max_tokens are joined in by custom_id.
+    input_prefix: str | None = None
+
+
+def _utc_datetime(v: Any) -> Any:
+    if isinstance(v, datetime) and v.tzinfo is None:
+        return v.replace(tzinfo=UTC)
+    return v
+
+
 class IngestConfig(_Model):
-    chunk_rows: int = Field(20_000, ge=1)
-    max_line_bytes: int = Field(1_048_576, ge=1)
+    # Which adapter decodes the request logs: seed (the native contract), openai_batch, litellm,
+    # otel_genai, langfuse, or mapping (the declarative ``mapping`` below).
+    format: Literal["seed", "openai_batch", "litellm", "otel_genai", "langfuse", "mapping"] = "seed"
+    mapping: MappingConfig = Field(default_factory=MappingConfig)
+    openai_batch: OpenAIBatchConfig = Field(default_factory=OpenAIBatchConfig)
+    # Roll dated model versions up to their family in by-model tables
+    # (gpt-4o-mini-2024-07-18 -> gpt-4o-mini); the exact version is kept as ``model_release``.
+    model_rollup: bool = True
+    # Explicit model -> family names; they win over the date-suffix rule.
+    model_aliases: dict[str, str] = Field(default_factory=dict)
+    # Timestamps outside [min_timestamp, max_timestamp) are quarantined (out_of_range).
+    min_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_timestamp: datetime = datetime(2100, 1, 1, tzinfo=UTC)
+    chunk_rows: int = Field(default=20_000, ge=1)
+    max_line_bytes: int = Field(default=1_048_576, ge=1)
+    # A ``.json`` object up to this size is read whole (one record, or an array of records);
+    # a larger one is streamed as JSON lines, so memory stays bounded.
+    max_object_bytes: int = Field(default=67_108_864, ge=1)
     # Records whose timestamp is within this many seconds of their object's partition are
     # accepted and counted in the window of their own timestamp; beyond it they are quarantined.
     partition_grace_seconds: int = 3600
@@ -54,6 +125,19 @@ class IngestConfig(_Model):
     allowed_statuses: list[str] = ["success", "error", "timeout", "cancelled", "rate_limited"]
     max_tokens_limit: int = 2_000_000
     max_latency_ms: float = 3_600_000.0
+
+    @field_validator("min_timestamp", "max_timestamp", mode="after")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return _utc_datetime(v)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> IngestConfig:
+        if self.max_timestamp <= self.min_timestamp:
+            raise ValueError("ingest.max_timestamp must be after ingest.min_timestamp")
+        if self.format == "mapping" and not self.mapping.fields:
+            raise ValueError("ingest.format 'mapping' needs ingest.mapping.fields")
+        return self
 
 
 class Threshold(_Model):

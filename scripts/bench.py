@@ -7,8 +7,12 @@ baseline's heap cannot inflate llmmon's RSS). The baseline is what a user would 
 ``pandas.read_json(lines=True)`` per file, ``json_normalize`` to reach the nested fields, and
 ``whylogs.log`` of the same columns, merging the per-file profiles.
 
-Peak RSS is sampled every 20 ms during each phase. The last line is machine-readable:
-``records=N rps=X baseline_rps=Y ratio=X/Y peak_rss_mb=Z``.
+Peak RSS is sampled every 20 ms during each phase. The parse floor is measured in the same run:
+reading the same objects and calling ``orjson.loads`` on every line, nothing else, one core.
+Above the last line a per-stage time table shows where llmmon's time goes (stages are timed by
+wrapping the pipeline's stage functions, so the same script measures any version of it).
+The last line is machine-readable:
+``records=N rps=X baseline_rps=Y ratio=X/Y peak_rss_mb=Z floor_rps=F floor_ratio=X/F``.
 """
 
 from __future__ import annotations
@@ -95,6 +99,109 @@ def generate(workdir: Path, n: int) -> Path:
     return store_dir
 
 
+class StageTimer:
+    """Wall time per pipeline stage, by wrapping the stage functions the pipeline calls."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._undo: list[tuple[object, str, object]] = []
+        self._active: set[str] = set()  # a stage calling itself (add -> flush) is timed once
+
+    def add(self, stage: str, dt: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
+
+    def wrap(self, stage: str, fn):
+        def timed(*a, **k):
+            if stage in self._active:
+                return fn(*a, **k)
+            self._active.add(stage)
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self._active.discard(stage)
+                self.add(stage, time.perf_counter() - t)
+        return timed
+
+    def patch(self, owner: object, name: str, stage: str) -> None:
+        if hasattr(owner, name):
+            orig = getattr(owner, name)
+            self._undo.append((owner, name, orig))
+            setattr(owner, name, self.wrap(stage, orig))
+
+    def wrap_iter(self, stage: str, fn):
+        timer = self
+
+        def timed(*a, **k):
+            it = iter(fn(*a, **k))
+            while True:
+                t = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    timer.add(stage, time.perf_counter() - t)
+                    return
+                timer.add(stage, time.perf_counter() - t)
+                yield item
+        return timed
+
+    def install(self) -> None:
+        import llmmon.daily.merge as merge
+        import llmmon.hourly.run as run
+        import llmmon.store.profiles as profiles
+
+        orig = run.read_span
+        self._undo.append((run, "read_span", orig))
+        run.read_span = self.wrap_iter("ingest (read, decode, map)", orig)
+        self.patch(run.score, "score", "score (quality)")
+        self.patch(run.side_state, "collect_hour_state", "hour state (quality)")
+        self.patch(run.ContractValidator, "add", "validate (GX)")
+        self.patch(run.ContractValidator, "flush", "validate (GX)")
+        self.patch(run.ContractValidator, "__init__", "validate (GX)")
+        self.patch(profiles.HourlyProfiles, "add", "profile (whylogs)")
+        self.patch(run.aggmod, "aggregate_chunk", "aggregate")
+        self.patch(run, "finish_chunk", "identity and cost adjustments")
+        self.patch(run, "write_hours", "write hours")
+        self.patch(merge, "load_day", "daily (merge hours)")
+
+    def uninstall(self) -> None:
+        for owner, name, orig in reversed(self._undo):
+            if isinstance(name, int):
+                owner[name] = orig  # type: ignore[index]
+            else:
+                setattr(owner, name, orig)
+        self._undo.clear()
+
+    def table(self, total: float) -> str:
+        rows = sorted(self.seconds.items(), key=lambda kv: -kv[1])
+        other = max(total - sum(v for _k, v in rows), 0.0)
+        lines = [f"{'stage':<40} {'seconds':>9} {'share':>7}"]
+        for k, v in [*rows, ("other (daily sections, report, glue)", other)]:
+            lines.append(f"{k:<40} {v:>9.2f} {100 * v / total:>6.1f}%")
+        lines.append(f"{'total':<40} {total:>9.2f} {100.0:>6.1f}%")
+        return "\n".join(lines)
+
+
+def run_floor(store_dir: Path) -> tuple[float, int]:
+    """The parse floor: read every request object and orjson.loads each line, nothing else."""
+    import gzip
+
+    import orjson
+
+    files = sorted(p for p in (store_dir / "raw" / "requests").rglob("*") if p.is_file())
+    t = time.perf_counter()
+    n = 0
+    loads = orjson.loads
+    for f in files:
+        opener = gzip.open if f.name.endswith(".gz") else open
+        with opener(f, "rb") as fh:
+            for line in fh:
+                if line.strip():
+                    loads(line)
+                    n += 1
+    return time.perf_counter() - t, n
+
+
 def run_llmmon(store_dir: Path, workdir: Path) -> tuple[float, int]:
     from llmmon.config import load_config
     from llmmon.context import Context
@@ -152,13 +259,22 @@ def main(argv: list[str] | None = None) -> int:
     import whylogs  # noqa: F401
 
     gc.collect()
+    t_floor, n_floor = run_floor(store_dir)
+    floor_rps = n_floor / t_floor
+    print(f"floor:    {n_floor} lines read + orjson.loads in {t_floor:.1f}s = {floor_rps:,.0f} lines/s", flush=True)
+    gc.collect()
+    timer = StageTimer()
+    timer.install()
     with PeakRSS() as rss:
         t_ours, n_ours = run_llmmon(store_dir, workdir)
+    timer.uninstall()
     rps = n_ours / t_ours
     print(f"llmmon:   {n_ours} records in {t_ours:.1f}s = {rps:,.0f} records/s, peak RSS {rss.peak_mb:.0f} MB "
           "(scoring on)", flush=True)
+    floor = f"floor_rps={floor_rps:.0f} floor_ratio={rps / floor_rps:.3f}"
     if args.skip_baseline:
-        print(f"records={n_ours} rps={rps:.0f} baseline_rps=nan ratio=nan peak_rss_mb={rss.peak_mb:.0f}")
+        print(timer.table(t_ours))
+        print(f"records={n_ours} rps={rps:.0f} baseline_rps=nan ratio=nan peak_rss_mb={rss.peak_mb:.0f} {floor}")
         return 0
     gc.collect()
     with PeakRSS() as brss:
@@ -166,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     brps = n_base / t_base
     print(f"baseline: {n_base} records in {t_base:.1f}s = {brps:,.0f} records/s, peak RSS {brss.peak_mb:.0f} MB",
           flush=True)
+    print(timer.table(t_ours))
     print(f"records={n_ours} rps={rps:.0f} baseline_rps={brps:.0f} ratio={rps / brps:.2f} "
-          f"peak_rss_mb={rss.peak_mb:.0f}")
+          f"peak_rss_mb={rss.peak_mb:.0f} {floor}")
     return 0
 
 

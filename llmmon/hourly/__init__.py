@@ -1,1 +1,2 @@
-"""Stage 1: one hour of raw logs to the hour's state (and its alerts)."""
+"""Stage 1: one hour of raw logs -> the hour's state (ingest adapters, identity, score, validate,
+profile, aggregate) and its alerts."""

@@ -9,6 +9,14 @@ So each line is owned by exactly one window, and ``read == accepted + quarantine
 
 A gzip member that fails to decompress, or a truncated object, keeps the lines read before the
 damage and quarantines the rest as one ``unreadable_object`` entry naming the object.
+
+Objects are read by name, case-insensitively: ``.jsonl``/``.ndjson`` (JSON lines), ``.json``
+(one JSON document: an object, or an array of objects; JSON lines under a ``.json`` name are
+read as lines), each optionally ``.gz``, and ``.parquet``. Any other object in a partition
+(hidden ``.x``/``_x`` names, unknown suffixes) is never dropped silently: it is listed in
+``IngestStats.skipped_objects`` with the reason, logged, and counted for alerting.
+Records that the format says are not LLM calls (OTel non-GenAI spans, Langfuse SPAN/EVENT
+observations) are counted in ``skipped_records``: neither accepted nor quarantined.
 """
 
 from __future__ import annotations
@@ -30,11 +38,14 @@ import pandas as pd
 
 from llmmon.config import IngestConfig
 from llmmon.hourly import schema
+from llmmon.hourly.adapters import Decoded, dates_by_partition, make_decoder
 from llmmon.store.objects import ObjectInfo, ObjectStore, parse_partition, partition_prefix
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".parquet")
+LINE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+DOCUMENT_SUFFIXES = (".json", ".json.gz")
+SUFFIXES = (*LINE_SUFFIXES, *DOCUMENT_SUFFIXES, ".parquet")
 
 
 @dataclass
@@ -65,6 +76,9 @@ class IngestStats:
     unreadable_objects: list[dict[str, Any]] = field(default_factory=list)
     routed_out: int = 0  # valid records left to the neighbouring window that owns them
     lines_scanned: int = 0
+    # Objects in a partition that no reader handles: [{"key", "reason"}] (alertable count).
+    skipped_objects: list[dict[str, Any]] = field(default_factory=list)
+    skipped_records: int = 0  # records the format says are not LLM calls (non-GenAI spans)
 
     def merge(self, other: IngestStats) -> None:
         self.read += other.read
@@ -75,20 +89,25 @@ class IngestStats:
         self.unreadable_objects.extend(other.unreadable_objects)
         self.routed_out += other.routed_out
         self.lines_scanned += other.lines_scanned
+        self.skipped_objects.extend(other.skipped_objects)
+        self.skipped_records += other.skipped_records
 
     def to_dict(self) -> dict[str, Any]:
         return {"read": self.read, "accepted": self.accepted, "quarantined": self.quarantined,
                 "duplicates": self.by_reason.get(schema.DUPLICATE, 0),
                 "by_reason": dict(sorted(self.by_reason.items())), "objects": self.objects,
                 "unreadable_objects": self.unreadable_objects, "routed_out": self.routed_out,
-                "lines_scanned": self.lines_scanned}
+                "lines_scanned": self.lines_scanned, "skipped_objects": self.skipped_objects,
+                "skipped_objects_count": len(self.skipped_objects), "skipped_records": self.skipped_records}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IngestStats:
         return cls(read=d["read"], accepted=d["accepted"], quarantined=d["quarantined"],
                    by_reason=Counter(d.get("by_reason", {})), objects=d.get("objects", 0),
                    unreadable_objects=list(d.get("unreadable_objects", [])),
-                   routed_out=d.get("routed_out", 0), lines_scanned=d.get("lines_scanned", 0))
+                   routed_out=d.get("routed_out", 0), lines_scanned=d.get("lines_scanned", 0),
+                   skipped_objects=list(d.get("skipped_objects", [])),
+                   skipped_records=d.get("skipped_records", 0))
 
 
 @dataclass(frozen=True)
@@ -120,22 +139,33 @@ class Window:
         return cls(start, start + timedelta(days=1))
 
 
-def _is_log_object(key: str) -> bool:
+def skip_reason(key: str) -> str | None:
+    """Why no reader handles ``key`` (None: it is read). Suffixes match case-insensitively."""
     name = key.rsplit("/", 1)[-1]
-    return not name.startswith((".", "_")) and key.endswith(SUFFIXES)
+    if name.startswith((".", "_")):
+        return "hidden or marker name (starts with '.' or '_'): not read"
+    if not name.lower().endswith(SUFFIXES):
+        return f"unknown suffix (read: {', '.join(SUFFIXES)})"
+    return None
+
+
+def _is_log_object(key: str) -> bool:
+    return skip_reason(key) is None
 
 
 def list_window_objects(store: ObjectStore, base: str, window: Window, grace: timedelta
                         ) -> list[ObjectInfo]:
-    """Objects in the window's partitions plus the neighbouring partitions within the grace."""
+    """Objects in the window's partitions plus the neighbouring partitions within the grace.
+
+    Objects no reader handles are included too: ``read_span`` lists them as skipped.
+    """
     first = window.start - grace
     last = window.end + grace
     hour = first.replace(minute=0, second=0, microsecond=0)
     seen: dict[str, ObjectInfo] = {}
     while hour < last:
         for obj in store.list(partition_prefix(base, hour)):
-            if _is_log_object(obj.key):
-                seen[obj.key] = obj
+            seen[obj.key] = obj
         hour += timedelta(hours=1)
     return sorted(seen.values(), key=lambda o: o.key)
 
@@ -219,19 +249,63 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def iter_object_lines(store: ObjectStore, obj: ObjectInfo, max_line: int
+def iter_object_lines(store: ObjectStore, obj: ObjectInfo, max_line: int, max_object: int = 67_108_864
                       ) -> Iterator[tuple[int, bytes | dict, str | None]]:
     """Yield (line_no, raw bytes or parquet row dict, flag) for one object.
 
     ``flag`` is None, ``line_too_long``, or ``unreadable_object`` (then the payload is the
     error text, and nothing more follows).
     """
-    if obj.key.endswith(".parquet"):
+    name = obj.key.lower()
+    if name.endswith(".parquet"):
         yield from _iter_parquet(store, obj)
         return
+    if name.endswith(DOCUMENT_SUFFIXES) and 0 <= (obj.size or 0) <= max_object:
+        yield from _iter_document(store, obj, max_line, max_object)
+        return
+    yield from _iter_lines(store, obj, max_line)
+
+
+def _iter_document(store: ObjectStore, obj: ObjectInfo, max_line: int, max_object: int
+                   ) -> Iterator[tuple[int, bytes | dict, str | None]]:
+    """A ``.json`` object: one record (LiteLLM's S3 logger), or an array of records; JSON lines
+    under a ``.json`` name fall back to line reading (a JSONL body never parses as one value)."""
+    try:
+        data = store.get(obj.key)
+        if obj.key.lower().endswith(".gz"):
+            parts, size = [], 0
+            for chunk in _decompressed_chunks(io.BytesIO(data)):
+                parts.append(chunk)
+                size += len(chunk)
+                if size > max_object:  # decompresses beyond the bound: stream it as lines instead
+                    yield from _iter_lines(store, obj, max_line)
+                    return
+            data = b"".join(parts)
+    except (OSError, EOFError, zlib.error):
+        yield from _iter_lines(store, obj, max_line)  # keeps the lines before the damage, names it
+        return
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict):
+        yield 1, data.strip(), None
+        return
+    if isinstance(doc, list) and doc:
+        for i, item in enumerate(doc, 1):
+            yield i, (item if isinstance(item, dict) else orjson.dumps(item)), None
+        return
+    for n, line in enumerate(data.splitlines(), 1):
+        line = line.rstrip(b"\r")
+        if line.strip():
+            yield n, line, (schema.LINE_TOO_LONG if len(line) > max_line else None)
+
+
+def _iter_lines(store: ObjectStore, obj: ObjectInfo, max_line: int
+                ) -> Iterator[tuple[int, bytes | dict, str | None]]:
     body = store.open(obj.key)
     try:
-        if obj.key.endswith(".gz"):
+        if obj.key.lower().endswith(".gz"):
             fh: Any = io.BufferedReader(_ChunkReader(_decompressed_chunks(body)), 1 << 20)
         else:
             fh = body if isinstance(body, io.BufferedIOBase) else io.BufferedReader(body)
@@ -280,7 +354,9 @@ def _iter_parquet(store: ObjectStore, obj: ObjectInfo) -> Iterator[tuple[int, by
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, datetime):
         return obj.isoformat()
-    raise TypeError
+    if isinstance(obj, bytes):
+        return base64.b64encode(obj).decode("ascii")
+    return str(obj)  # Decimal, date, time, numpy scalars...: kept as text in the quarantine copy
 
 
 class _Dedup:
@@ -333,18 +409,9 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def _map_request_with(cfg: IngestConfig) -> Callable[[Any], tuple]:
-    statuses = frozenset(cfg.allowed_statuses)
-
-    def mapper(rec: Any) -> tuple:
-        return schema.map_request(rec, max_tokens_limit=cfg.max_tokens_limit,
-                                  max_latency_ms=cfg.max_latency_ms, allowed_statuses=statuses)
-    return mapper
-
-
 def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg: IngestConfig,
               stats: dict[int, IngestStats], on_quarantine: QuarantineSink,
-              progress_every: int = 200_000, mapper: Callable[[Any], tuple] | None = None,
+              progress_every: int = 200_000, mapper: Callable[[Any], Any] | None = None,
               columns: tuple[str, ...] = schema.COLUMN_NAMES, id_column: str = "request_id",
               ts_column: str = "ts") -> Iterator[pd.DataFrame]:
     """Yield DataFrames of accepted canonical rows (columns ``schema.COLUMN_NAMES``).
@@ -356,10 +423,15 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
     ``window`` may span many hours; every count is attributed to the hour that owns the line
     (``stats[hour_epoch]``), so one pass over a day gives the same per-hour results as 24
     separate hourly runs, without reading each neighbouring partition three times.
+
+    Without a ``mapper`` the decoder of ``cfg.format`` is used (``llmmon.hourly.adapters``); a
+    decoder may return None (a skipped record) or ``Decoded`` (several records per line).
     """
     grace = cfg.partition_grace_seconds
     w0, w1 = window.start.timestamp(), window.end.timestamp()
-    mapper = mapper or _map_request_with(cfg)
+    by_partition = mapper is None and dates_by_partition(cfg)
+    mapper = mapper or make_decoder(cfg, store)
+    takes_bytes = getattr(mapper, "takes_bytes", False)  # parses the raw line itself (one pass)
     ts_pos = columns.index(ts_column)
     dedup = _Dedup()
     rows: list[tuple] = []
@@ -402,15 +474,43 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
         raws.clear()
         return df
 
+    def accept(ph: int, own: bool, key: str, n: int, row: tuple, raw: bytes, part: datetime | None,
+               lo: float, hi: float, p0: float) -> bool:
+        """Route one valid row; True when it was added to the chunk."""
+        ts = row[ts_pos]
+        if ts != ts and by_partition:  # no time in the record (Batch error lines): its partition's
+            row = row[:ts_pos] + (p0,) + row[ts_pos + 1:]
+            ts = p0
+        if not (lo <= ts < hi):
+            if own:
+                where = f"partition {part:%Y-%m-%dT%H}" if part else "the window"
+                quarantine(ph, key, n, schema.OUTSIDE_PARTITION, "timestamp",
+                           f"{schema.format_ts(ts)} is beyond the {grace}s grace of {where}", raw)
+            return False
+        if not (w0 <= ts < w1):
+            if own:
+                st(ph).routed_out += 1
+            return False
+        st(int(ts // 3600 * 3600)).read += 1
+        rows.append(row)
+        raws.append((key, n, raw))
+        return True
+
     for obj in objects:
         part = parse_partition(obj.key)
         own = owns_partition(window, part)
         p0 = part.timestamp() if part else w0
         ph = int(p0 // 3600 * 3600)
         lo, hi = p0 - grace, p0 + 3600 + grace
+        reason = skip_reason(obj.key)
+        if reason is not None:
+            if own:
+                st(ph).skipped_objects.append({"key": obj.key, "reason": reason})
+                log.warning("object %s skipped: %s", obj.key, reason)
+            continue
         if own:
             st(ph).objects += 1
-        for n, payload, flag in iter_object_lines(store, obj, cfg.max_line_bytes):
+        for n, payload, flag in iter_object_lines(store, obj, cfg.max_line_bytes, cfg.max_object_bytes):
             if own:
                 st(ph).lines_scanned += 1
             if flag == schema.UNREADABLE:
@@ -427,8 +527,8 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
                                f"line is {len(raw)} bytes, over the {cfg.max_line_bytes} limit", raw)
                 continue
             try:
-                rec = orjson.loads(payload) if isinstance(payload, bytes) else payload
-                row = mapper(rec)
+                rec = orjson.loads(payload) if isinstance(payload, bytes) and not takes_bytes else payload
+                out = mapper(rec)
             except orjson.JSONDecodeError as exc:
                 if own:
                     quarantine(ph, obj.key, n, schema.MALFORMED_JSON, "<line>", str(exc)[:200], raw)
@@ -437,20 +537,29 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
                 if own:
                     quarantine(ph, obj.key, n, exc.reason, exc.field, exc.detail, raw)
                 continue
-            ts = row[ts_pos]
-            if not (lo <= ts < hi):
+            except RecursionError:  # nesting deeper than the decoder can walk
                 if own:
-                    quarantine(ph, obj.key, n, schema.OUTSIDE_PARTITION, "timestamp",
-                               f"{datetime.fromtimestamp(ts, UTC).isoformat()} is beyond the "
-                               f"{grace}s grace of partition {part:%Y-%m-%dT%H}", raw)
+                    quarantine(ph, obj.key, n, schema.WRONG_TYPE, "<record>", "nesting is too deep", raw)
                 continue
-            if not (w0 <= ts < w1):
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the day
                 if own:
-                    st(ph).routed_out += 1
+                    log.exception("decoder failed on %s line %d", obj.key, n)
+                    quarantine(ph, obj.key, n, schema.DECODER_ERROR, "<record>",
+                               f"{type(exc).__name__}: {str(exc)[:160]}", raw)
                 continue
-            st(int(ts // 3600 * 3600)).read += 1
-            rows.append(row)
-            raws.append((obj.key, n, raw))
+            if type(out) is tuple:
+                accept(ph, own, obj.key, n, out, raw, part, lo, hi, p0)
+            elif out is None:
+                if own:
+                    st(ph).skipped_records += 1
+            else:
+                assert isinstance(out, Decoded)
+                if own:
+                    st(ph).skipped_records += out.skipped
+                    for exc in out.errors:
+                        quarantine(ph, obj.key, n, exc.reason, exc.field, exc.detail, raw)
+                for row in out.rows:
+                    accept(ph, own, obj.key, n, row, raw, part, lo, hi, p0)
             if len(rows) >= cfg.chunk_rows:
                 yield flush()
                 _release_free_memory()

@@ -27,6 +27,8 @@ from sqlalchemy import delete
 
 from llmmon import layout
 from llmmon.hourly import score, side_state
+from llmmon.hourly.finish import SUM_COLUMNS as FINISH_SUM_COLUMNS
+from llmmon.hourly.finish import finish_chunk
 from llmmon.hourly.ingest import (
     IngestStats,
     QuarantinedLine,
@@ -109,7 +111,8 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
     """One pass over ``objects`` (default: all the window needs); per-hour partial state.
 
     Each chunk goes, in order: ingest (decode, quarantine) -> score (``scoring=False`` skips it:
-    the stage tests run without the scorers) -> validate -> profile -> aggregate -> side state.
+    the stage tests run without the scorers) -> finish (price factor, model families,
+    ``hourly.finish``) -> validate -> profile -> aggregate -> side state.
     """
     cfg = ctx.cfg
     if objects is None:
@@ -127,7 +130,7 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
 
     validator = ContractValidator(cfg.ingest)
     profile_cols = list(cfg.profiles.columns) + (score.PROFILE_COLUMNS if scoring else [])
-    sum_cols = list(score.SUM_COLUMNS) if scoring else []
+    sum_cols = list(FINISH_SUM_COLUMNS) + (list(score.SUM_COLUMNS) if scoring else [])
     review_k = side_state.review_k(cfg)
     hp = profiles.HourlyProfiles(profile_cols)
     acc: dict[tuple[datetime, str], aggmod.Agg] = {}
@@ -138,6 +141,7 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
         n_chunks += 1
         if scoring:
             chunk = score.score(chunk, cfg)
+        chunk = finish_chunk(chunk, cfg)  # list-price factor, cost reconciliation, model families
         validator.add(chunk)
         hp.add(chunk)
         aggmod.merge_into(acc, aggmod.aggregate_chunk(chunk, sum_cols))

@@ -20,8 +20,11 @@ DUPLICATE = "duplicate_request_id"
 OUTSIDE_PARTITION = "timestamp_outside_partition"
 LINE_TOO_LONG = "line_too_long"
 UNREADABLE = "unreadable_object"
+# A decoder raised something other than RecordError: a bug, but the line is quarantined (with
+# the exception named) and logged so one hostile line never stops a day.
+DECODER_ERROR = "decoder_error"
 REASONS = (MALFORMED_JSON, WRONG_TYPE, MISSING_FIELD, OUT_OF_RANGE, DUPLICATE, OUTSIDE_PARTITION,
-           LINE_TOO_LONG, UNREADABLE)
+           LINE_TOO_LONG, UNREADABLE, DECODER_ERROR)
 
 # Canonical columns, in row order. Types: s=str, f=float, i=int, t=epoch seconds, b=bool.
 REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -55,6 +58,9 @@ REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("gpu_utilization", "f"),
     ("gpu_memory_utilization", "f"),
     ("kv_cache_hit_rate", "f"),
+    ("model_release", "s"),  # the exact model version; model_version is rolled up to the family
+    ("reported_cost_usd", "f"),  # the cost the log itself states (LiteLLM, Langfuse), for reconciliation
+    ("price_factor", "f"),  # multiplier on the list price (0.5 for the Batch API); NaN = 1
 )
 COLUMN_NAMES = tuple(c for c, _ in REQUEST_COLUMNS)
 NUMERIC_COLUMNS = tuple(c for c, t in REQUEST_COLUMNS if t in ("f", "i"))
@@ -75,22 +81,91 @@ class RecordError(ValueError):
         self.detail = detail
 
 
-def parse_timestamp(value: Any, field: str = "timestamp") -> float:
-    """ISO 8601 (``Z`` or offset; naive means UTC) or epoch seconds/milliseconds -> epoch seconds."""
-    if isinstance(value, bool):
-        raise RecordError(WRONG_TYPE, field, f"expected ISO 8601 string, got {value!r}")
-    if isinstance(value, int | float):
-        v = float(value)
-        return v / 1000.0 if v > 1e11 else v
-    if not isinstance(value, str):
-        raise RecordError(WRONG_TYPE, field, f"expected ISO 8601 string, got {type(value).__name__}")
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    except ValueError as exc:
-        raise RecordError(WRONG_TYPE, field, f"not an ISO 8601 timestamp: {value[:40]!r}") from exc
+# Sane default bounds for any timestamp a log may hold (configurable per source in
+# ``ingest.min_timestamp`` / ``ingest.max_timestamp``).
+TS_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
+TS_MAX = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+_EPOCH_DAYS = 719_163  # date(1970, 1, 1).toordinal()
+
+
+def epoch_seconds(value: float, unit: str | None = None) -> float:
+    """A numeric epoch in ``unit`` (s, ms, us, ns; None = guess from magnitude) -> seconds."""
+    v = float(value)
+    if unit is None:
+        a = abs(v)
+        unit = "ns" if a > 1e17 else "us" if a > 1e14 else "ms" if a > 1e11 else "s"
+    return v / _UNIT_DIV[unit]
+
+
+_UNIT_DIV = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _iso_seconds(dt: datetime) -> float:
+    """Epoch seconds of a datetime (naive = UTC), also where ``timestamp()`` fails (year 1 with
+    an offset raises OverflowError or OSError there)."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    if 1 < dt.year < 9999:
+        return dt.timestamp()  # the fast C path for every sane instant
+    off = dt.utcoffset()
+    days = dt.toordinal() - _EPOCH_DAYS
+    secs = days * 86400.0 + dt.hour * 3600 + dt.minute * 60 + dt.second + dt.microsecond / 1e6
+    return secs - (off.total_seconds() if off is not None else 0.0)
+
+
+def parse_timestamp(value: Any, field: str = "timestamp", *, lo: float = TS_MIN, hi: float = TS_MAX,
+                    unit: str | None = None, fmt: str = "auto") -> float:
+    """Any timestamp a log can hold -> epoch seconds (UTC) in ``[lo, hi)``, or ``RecordError``.
+
+    Accepts ISO 8601 text (``Z`` or offset; naive means UTC), datetimes, and epoch numbers (or
+    numeric text when ``fmt='epoch'``) in ``unit`` (guessed from magnitude when None). NaN,
+    infinities, overflowing values and instants outside the bounds are ``out_of_range``.
+    """
+    if isinstance(value, bool) or value is None:
+        raise RecordError(WRONG_TYPE, field, f"expected a timestamp, got {value!r}")
+    if isinstance(value, datetime):
+        try:
+            v = _iso_seconds(value)
+        except (ValueError, OverflowError, TypeError) as exc:  # pandas NaT is a datetime too
+            raise RecordError(OUT_OF_RANGE, field, f"{str(value)[:40]!r} is not a valid instant") from exc
+    elif isinstance(value, int | float):
+        if fmt == "iso":
+            raise RecordError(WRONG_TYPE, field, f"expected ISO 8601 text, got a number {str(value)[:40]}")
+        try:
+            v = epoch_seconds(value, unit)
+        except OverflowError:
+            v = math.nan
+    elif isinstance(value, str):
+        v = _parse_text_ts(value, field, unit, fmt)
+    else:
+        raise RecordError(WRONG_TYPE, field, f"expected a timestamp, got {type(value).__name__}")
+    if not (lo <= v < hi):  # NaN and infinities fail too
+        raise RecordError(OUT_OF_RANGE, field, f"{str(value)[:40]!r} is outside the accepted time range")
+    return v
+
+
+def _parse_text_ts(value: str, field: str, unit: str | None, fmt: str) -> float:
+    if fmt == "epoch":  # epoch numbers written as text (OTLP/JSON int64 values are decimal strings)
+        try:
+            num = float(value)
+        except ValueError as exc:
+            raise RecordError(WRONG_TYPE, field, f"expected an epoch number, got {value[:40]!r}") from exc
+        if not math.isfinite(num):
+            raise RecordError(OUT_OF_RANGE, field, f"{value[:40]!r} is not a finite timestamp")
+        return epoch_seconds(num, unit)
+    try:
+        dt = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError as exc:
+        raise RecordError(WRONG_TYPE, field, f"not an ISO 8601 timestamp: {value[:40]!r}") from exc
+    return _iso_seconds(dt)
+
+
+def format_ts(ts: float) -> str:
+    """ISO text of an epoch that is already within bounds (never raises for finite input)."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return repr(ts)
 
 
 def _num(obj: dict, key: str, path: str, *, lo: float = 0.0, hi: float = math.inf,
@@ -140,15 +215,15 @@ def estimate_tokens(text: str) -> float:
 
 
 def map_request(rec: Any, *, max_tokens_limit: float = 2_000_000,
-                max_latency_ms: float = 3_600_000, allowed_statuses: frozenset[str] | None = None
-                ) -> tuple:
+                max_latency_ms: float = 3_600_000, allowed_statuses: frozenset[str] | None = None,
+                ts_min: float = TS_MIN, ts_max: float = TS_MAX) -> tuple:
     """Map one native request record onto a canonical row (``REQUEST_COLUMNS`` order)."""
     if not isinstance(rec, dict):
         raise RecordError(WRONG_TYPE, "<record>", f"expected a JSON object, got {type(rec).__name__}")
     request_id = _str(rec, "request_id", "request_id", required=True)
     if "timestamp" not in rec or rec["timestamp"] in (None, ""):
         raise RecordError(MISSING_FIELD, "timestamp", "required field is missing")
-    ts = parse_timestamp(rec["timestamp"])
+    ts = parse_timestamp(rec["timestamp"], lo=ts_min, hi=ts_max)
     status = _str(rec, "status", "status", required=True)
     if allowed_statuses is not None and status not in allowed_statuses:
         raise RecordError(OUT_OF_RANGE, "status", f"{status[:30]!r} is not one of {sorted(allowed_statuses)}")
@@ -221,4 +296,7 @@ def map_request(rec: Any, *, max_tokens_limit: float = 2_000_000,
         _num(perf, "gpu_utilization", "performance.gpu_utilization", hi=1.0),
         _num(perf, "gpu_memory_utilization", "performance.gpu_memory_utilization", hi=1.0),
         _num(perf, "kv_cache_hit_rate", "performance.kv_cache_hit_rate", hi=1.0),
+        model,
+        _NAN,
+        _NAN,
     )

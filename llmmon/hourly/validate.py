@@ -33,8 +33,11 @@ TIME_COLUMNS = ("total_time_ms", "first_token_time_ms", "generation_time_ms", "q
 
 def expectations(cfg: IngestConfig) -> list[tuple[str, str, dict[str, Any]]]:
     """(expectation class, column, kwargs) triples: the contract in data form."""
+    from llmmon.hourly.adapters import has_latency
+
     out: list[tuple[str, str, dict[str, Any]]] = []
-    for col in ("request_id", "ts", "status", "model_version", "total_time_ms"):
+    required = ("request_id", "ts", "status", "model_version") + (("total_time_ms",) if has_latency(cfg) else ())
+    for col in required:
         out.append(("ExpectColumnValuesToNotBeNull", col, {}))
     out.append(("ExpectColumnValuesToBeUnique", "request_id", {}))
     for col in TIME_COLUMNS:

@@ -3,8 +3,13 @@
 Contract keys users script against (keep them stable): ``records.read|accepted|quarantined|
 duplicates``, ``performance.latency_ms.p50|p95|p99``, ``performance.ttft_ms.p95``,
 ``performance.success_rate``, ``performance.error_rate`` (fractions 0..1) and
-``by_model.<model_version>.requests``. Timing fields live under ``run`` only, so a rerun of the
-same day yields the same document apart from ``run``.
+``by_model.<model_version>.requests`` (model families: dated releases roll up), and
+``records.skipped_objects`` (objects no reader handles, ``[{"key", "reason"}]``) with
+``records.skipped_objects_count`` for alert rules; the same count is in every hourly and daily
+aggregate document (``aggregates/.../*.json`` ``records.skipped_objects_count``) and in the
+``runs`` table's ``detail``. ``cost_reconciliation`` compares a log's own cost with ours.
+Timing fields live under ``run`` only, so a rerun of the same day yields the same document
+apart from ``run``.
 """
 
 from __future__ import annotations
@@ -58,6 +63,29 @@ def _perf_block(m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cost_reconciliation(aggs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The log's own cost (LiteLLM ``response_cost``, Langfuse ``costDetails``) against ours, per model.
+
+    Only records that carry a reported cost and that we priced are compared; ``difference_usd``
+    is reported minus ours, ``difference_pct`` is relative to ours.
+    """
+    by_model: dict[str, Any] = {}
+    tot_rep = tot_ours = 0.0
+    tot_n = 0
+    for model, a in sorted(aggs.items()):
+        n = int(a.get("reported_cost_requests", 0) or 0)
+        if not n:
+            continue
+        rep, ours = float(a.get("reported_cost_usd", 0.0)), float(a.get("cost_usd_of_reported", 0.0))
+        by_model[model] = {"requests": n, "reported_usd": rep, "ours_usd": ours, "difference_usd": rep - ours,
+                           "difference_pct": (rep - ours) / ours * 100 if ours else None}
+        tot_rep, tot_ours, tot_n = tot_rep + rep, tot_ours + ours, tot_n + n
+    return {"requests": tot_n, "reported_usd": tot_rep if tot_n else None, "ours_usd": tot_ours if tot_n else None,
+            "difference_usd": tot_rep - tot_ours if tot_n else None,
+            "difference_pct": (tot_rep - tot_ours) / tot_ours * 100 if tot_ours else None,
+            "by_model": by_model}
+
+
 def build_report(cfg: Config, ds: DayState, metrics: dict[str, dict[str, Any]], checks: list[dict[str, Any]],
                  validation: list[dict[str, Any]], series: dict[str, list[float | None]],
                  sections: dict[str, Any], duration_s: float) -> dict[str, Any]:
@@ -73,7 +101,10 @@ def build_report(cfg: Config, ds: DayState, metrics: dict[str, dict[str, Any]], 
                     "duplicates": s.by_reason.get("duplicate_request_id", 0),
                     "quarantine_by_reason": dict(sorted(s.by_reason.items())),
                     "objects": s.objects, "hours_with_data": ds.hours_present,
-                    "unreadable_objects": s.unreadable_objects},
+                    "unreadable_objects": s.unreadable_objects,
+                    "skipped_objects": s.skipped_objects, "skipped_objects_count": len(s.skipped_objects),
+                    "skipped_records": s.skipped_records},
+        "cost_reconciliation": cost_reconciliation(ds.aggs),
         "performance": _perf_block(metrics["*"]),
         "thresholds": checks,
         "by_model": {m: _perf_block(v) for m, v in metrics.items() if m != "*"},

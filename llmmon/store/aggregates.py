@@ -72,6 +72,12 @@ def aggregate_chunk(df: pd.DataFrame, sum_columns: Iterable[str] = ()) -> dict[t
         for (h, m, t), n in counts.items():
             key = (datetime.fromtimestamp(int(h), UTC), str(m))
             out[key]["errors_by_type"][str(t)] = int(n)
+    # Exact releases behind each (rolled-up) model: the version stays available.
+    if "model_release" in df.columns:
+        rel = pd.DataFrame({"hour": hour, "model": df["model_version"], "release": df["model_release"]})
+        for (h, m, r), n in rel.value_counts().sort_index().items():
+            key = (datetime.fromtimestamp(int(h), UTC), str(m))
+            out[key].setdefault("model_releases", {})[str(r)] = int(n)
     return out
 
 

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from llmmon.alerts.outbox import DeliveryFailed
-from llmmon.context import Context, run_hours
+from llmmon.context import Context
 from llmmon.daily import DayState
 from llmmon.daily.alerts import alerts_section
 from llmmon.hourly.alerts import evaluate_hour
 from llmmon.hourly.ingest import Window
+from llmmon.hourly.run import run_hours
 from llmmon.store.objects import LocalStore
 from tests.alerts.alertmanager import wait_for
 from tests.alerts.conftest import Receiver, free_port
