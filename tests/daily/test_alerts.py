@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from llmmon.context import Context
-from llmmon.daily import DayState
+from llmmon.daily.merge import DayState
 from llmmon.daily.alerts import alerts_section
 from llmmon.hourly.alerts import evaluate_hour
 from llmmon.store import warehouse
