@@ -113,6 +113,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     use_airflow=not args.no_airflow, start=args.start)
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    from llmmon.config import load_config
+    from llmmon.scoring.quality import QualityConfig
+    from llmmon.scoring.scan import scan_file
+
+    try:
+        qc = QualityConfig.from_config(load_config(args.config))
+    except ValueError as exc:  # pydantic names the bad key
+        raise UsageError(f"invalid quality config: {exc}".splitlines()[0]) from exc
+    return scan_file(args.file, qc)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llmmon", description="Batch monitoring for LLM services.")
     p.add_argument("--config", help="YAML config file (default: $LLMMON_CONFIG, else built-in defaults)")
@@ -150,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--start", type=_date, default=date(2026, 11, 1))
     m.add_argument("--no-airflow", action="store_true", help="call the pipeline directly")
     m.set_defaults(fn=cmd_demo)
+
+    sc = sub.add_parser("scan", help="run the pipeline's quality detectors on a JSONL file, one result per line")
+    sc.add_argument("file", help='lines {"text": ..., "role": "prompt"|"response"}; - reads stdin')
+    sc.set_defaults(fn=cmd_scan)
 
     for register in EXTRA_COMMANDS:
         register(sub)

@@ -73,7 +73,6 @@ _CN_PROVINCES = frozenset({11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 3
 def cn_id_ok(value: str) -> bool:
     """PRC resident ID (18 chars): a province code, a real date of birth, the check character."""
     from stdnum.cn import ric
-
     from stdnum.exceptions import ValidationError
 
     v = value.upper()
@@ -193,6 +192,9 @@ _PHONE_LIB_CAND_RE = re.compile(r"(?<![\w\-.])\(?\d[\d \-.()]{6,18}\d(?![\w\-])"
 _IPV4_RE = re.compile(r"(?<![0-9A-Za-z.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\.?\d)(?![A-Za-z])")
 
 
+_SECRET_HINT = re.compile(r"PRIVATE KEY|(?=[\w\-+/=.:]*\d)(?=[\w\-+/=.:]*[A-Za-z])[\w\-+/=.:]{10,}")
+
+
 @lru_cache(maxsize=1)
 def _secret_plugins() -> tuple[BasePlugin, ...]:
     """detect-secrets' regex plugins for provider formats (no verification, no network)."""
@@ -242,7 +244,10 @@ def _secret_value_ok(value: str) -> bool:
 def _find_api_keys(text: str) -> Iterable[Hit]:
     for m in _API_KEY_RE.finditer(text):
         yield Hit(API_KEY, m.start(), m.end(), m.group())
-    for plugin in _secret_plugins():
+    # Every plugin's token is 10+ characters of letters and digits (or a PEM header): texts
+    # without such a run skip the 18 plugin scans.
+    plugins = _secret_plugins() if _SECRET_HINT.search(text) else ()
+    for plugin in plugins:
         for secret in plugin.analyze_string(text):
             pos = text.find(secret) if secret else -1
             if pos >= 0 and len(secret) >= 8:
