@@ -94,7 +94,8 @@ _CARD_BRANDS: tuple[tuple[re.Pattern[str], frozenset[int]], ...] = (
     (re.compile(r"5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)"), frozenset({16})),        # Mastercard
     (re.compile(r"3[47]"), frozenset({15})),                                       # Amex
     (re.compile(r"6(?:011|5|4[4-9])"), frozenset({16, 17, 18, 19})),               # Discover
-    (re.compile(r"35(?:2[89]|[3-8])"), frozenset({16, 17, 18, 19})),               # JCB
+    (re.compile(r"35"), frozenset({16, 17, 18, 19})),                              # JCB
+    (re.compile(r"2131|1800"), frozenset({15})),                                   # JCB 15-digit
     (re.compile(r"62"), frozenset({16, 17, 18, 19})),                              # UnionPay
     (re.compile(r"3(?:0[0-5]|[689])"), frozenset({14, 15, 16, 17, 18, 19})),       # Diners
     (re.compile(r"50(?:18|19|20|38)|5[06-8]|6(?:304|759|76[1-3])"),
@@ -289,9 +290,15 @@ def _find_cn_ids(text: str) -> Iterable[Hit]:
             yield Hit(CN_ID, m.start(), m.end(), v)
 
 
+# 13-digit numbers (old Visa) need a card word before them: EAN-13 barcodes pass Luhn too.
+_CARD_CONTEXT_RE = re.compile(r"(?i)card|visa|信用卡|银行卡|卡号")
+
+
 def _find_cards(text: str) -> Iterable[Hit]:
     for m in _CARD_RE.finditer(text):
         d = _digits(m.group())
+        if len(d) == 13 and not _CARD_CONTEXT_RE.search(text, max(0, m.start() - 30), m.start()):
+            continue
         if _groups_ok(m.group()) and card_ok(d):
             yield Hit(CREDIT_CARD, m.start(), m.end(), d)
 
@@ -306,21 +313,42 @@ def _find_ssns(text: str) -> Iterable[Hit]:
             yield Hit(SSN, m.start(1), m.end(1), m.group(1))
 
 
+# A bare digit run (4258829090) is a phone only after one of these words: order, invoice and
+# tracking numbers are bare digit runs too.
+_PHONE_CONTEXT_RE = re.compile(r"(?i)(?:phone|call|tel\b|tel[:.]|mobile|cell|contact|reach|fax|whatsapp|sms|text me|"
+                               r"dial|电话|手机|致电|联系|拨打|号码)")
+# Regions tried for a formatted national number with a trunk 0 (020 7946 0958, 01 42 68 53 00).
+_NATIONAL_REGIONS = ("GB", "FR", "DE")
+
+
 def _phone_lib_hits(text: str) -> Iterable[Hit]:
-    """International and national (US default region) numbers libphonenumber calls valid."""
+    """International and national numbers libphonenumber calls valid (US by default; GB, FR,
+    DE for formatted numbers with a trunk 0; 00 as the international prefix)."""
     import phonenumbers
 
     for m in _PHONE_LIB_CAND_RE.finditer(text):
         raw = m.group().strip()
         start = m.start() + m.group().index(raw[0])
         plus = text[start - 1:start] == "+"
-        try:
-            num = phonenumbers.parse(("+" if plus else "") + raw, None if plus else "US")
-        except phonenumbers.NumberParseException:
+        bare = raw.isdigit()
+        if bare and not plus and not _PHONE_CONTEXT_RE.search(text, max(0, start - 40), start):
             continue
-        if phonenumbers.is_valid_number(num):
-            d = str(num.national_number)
-            yield Hit(PHONE, start - plus, start + len(raw), d[-10:])
+        if plus:
+            tries: tuple[tuple[str, str | None], ...] = (("+" + raw, None),)
+        elif raw.startswith("00"):
+            tries = (("+" + raw[2:].lstrip("-. "), None),)
+        elif raw[0] == "0" or raw.startswith("(0"):
+            tries = tuple((raw, r) for r in _NATIONAL_REGIONS)
+        else:
+            tries = ((raw, "US"),)
+        for value, region in tries:
+            try:
+                num = phonenumbers.parse(value, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(num):
+                yield Hit(PHONE, start - plus, start + len(raw), str(num.national_number)[-10:])
+                break
 
 
 def _find_phones(text: str) -> Iterable[Hit]:
@@ -343,7 +371,7 @@ def _find_ipv4(text: str) -> Iterable[Hit]:
 # (a valid resident ID is not also a card; a key containing digits is not a phone).
 _DETECTORS: tuple[tuple[str, Callable[[str], Iterable[Hit]]], ...] = (
     (API_KEY, _find_api_keys), (EMAIL, _find_emails), (IBAN, _find_ibans), (CN_ID, _find_cn_ids),
-    (CREDIT_CARD, _find_cards), (SSN, _find_ssns), (PHONE, _find_phones), (IPV4, _find_ipv4),
+    (CREDIT_CARD, _find_cards), (SSN, _find_ssns), (IPV4, _find_ipv4), (PHONE, _find_phones),
 )
 
 
