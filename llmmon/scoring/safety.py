@@ -133,6 +133,15 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"(?:ethical|appropriate|legal|safe|okay|ok|acceptable|responsible|right|advisable|possible for me|"
     r"something I can)\b",
     r"^\W{0,3}I (?:strongly )?(?:advise|urge|caution) (?:you )?against\b",
+    r"\bI must (?:strongly )?(?:advise|urge|caution) (?:you )?against\b",
+    r"\bI (?:can't|cannot|can not|won't|will not|am unable to|'m unable to|am not able to|'m not able to) "
+    r"(?:\w+ (?:or|and) )?(?:provide|assist|support|encourage|condone|promote|engage|offer|give|create|generate|"
+    r"write|fulfill|fulfil|comply|share|disclose|facilitate|endorse)\b",
+    r"\bI must (?:prioritize|prioritise|adhere to|follow|uphold|respect|abide by) (?:\w+ )?(?:ethical|ethics|safety|"
+    r"legal|responsible|guidelines|policies|principles)\b",
+    r"\bAs an AI\b[^.!?\n]{0,40}, I must\b",
+    r"\b(?:is|are|goes|go) against (?:these|those|ethical|my ethical|my|our|the) (?:\w+ )?(?:principles|guidelines|"
+    r"policies|rules|standards)\b",
     r"\b(?:I'm|I am) (?:programmed|designed|built) to (?:be (?:a )?(?:helpful and harmless|safe|ethical)|"
     r"follow (?:ethical|safety)|avoid|not)\b",
     r"\b(?:can't|cannot|won't|will not|unable to|not able to) (?:comply with|fulfill|fulfil|honou?r|assist with|"
