@@ -26,7 +26,7 @@ from llmmon.scoring.textmodel import LinearTextModel, featurise, save  # noqa: E
 
 PARAMS = {
     "jailbreak": {"ngram_range": [2, 4], "bits": 18, "max_chars": 2000},
-    "toxicity": {"ngram_range": [1, 4], "bits": 18, "max_chars": 1000},
+    "toxicity": {"ngram_range": [1, 4], "bits": 18, "max_chars": 500},
 }
 # Precision wanted on the dev split, per language.
 TARGET_PRECISION = {"jailbreak": {"en": 0.96, "zh": 0.97}, "toxicity": {"en": 0.95, "zh": 0.9}}

@@ -288,7 +288,7 @@ def profanity_flags(texts: Sequence[str], langs: np.ndarray, threshold: float = 
             warnings.simplefilter("ignore")
             from profanity_check import predict_prob
 
-            out[idx] = predict_prob([texts[i][:2000] for i in idx]) >= threshold
+            out[idx] = predict_prob([texts[i][:500] for i in idx]) >= threshold
     return out
 
 
