@@ -71,6 +71,14 @@ def train(name: str, rows: list[dc.Row], c: float) -> LinearTextModel:
         tp = int((pred & (y[m] == 1)).sum())
         print(f"{name} dev {lg}: n={int(m.sum())} pos={int(y[m].sum())} threshold={thresholds[lg]:.3f} "
               f"P={tp / max(1, int(pred.sum())):.3f} R={tp / max(1, int(y[m].sum())):.3f}")
+    # A language where the wanted precision leaves almost no recall gets no threshold: the
+    # model is then not run on it (see LinearTextModel.predict).
+    for lg in list(thresholds):
+        m = lang == lg
+        pred = d[m] > thresholds[lg]
+        if not m.any() or int((pred & (y[m] == 1)).sum()) < 0.1 * max(1, int(y[m].sum())):
+            print(f"{name}: no {lg} threshold (recall < 0.1 at the wanted precision)")
+            del thresholds[lg]
     return LinearTextModel(name, w, b, params, thresholds)
 
 

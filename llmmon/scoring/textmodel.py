@@ -98,12 +98,19 @@ class LinearTextModel:
         return np.asarray(x @ self.weights, dtype=np.float64) + self.bias
 
     def predict(self, texts: Sequence[str], langs: np.ndarray | None = None) -> np.ndarray:
-        """Bool per text: log-odds above the threshold of its language (default 'en')."""
-        d = self.decision(texts)
-        cut = np.full(len(d), self.thresholds.get("en", 0.0))
-        if langs is not None and "zh" in self.thresholds:
-            cut = np.where(np.asarray(langs) == "zh", self.thresholds["zh"], cut)
-        return d > cut
+        """Bool per text: log-odds above the threshold of its language ('zh', else 'en').
+
+        A language without a threshold is not scored at all (the toxicity model ships none for
+        English: at the precision wanted it found almost nothing there), which also saves its
+        featurising cost.
+        """
+        lang = np.where(np.asarray(langs) == "zh", "zh", "en") if langs is not None else np.full(len(texts), "en")
+        out = np.zeros(len(texts), dtype=bool)
+        for lg, cut in self.thresholds.items():
+            idx = np.flatnonzero(lang == lg)
+            if len(idx):
+                out[idx] = self.decision([texts[i] for i in idx]) > cut
+        return out
 
 
 def save(path: str, model: LinearTextModel) -> None:

@@ -37,7 +37,7 @@ def test_shipped_model_is_small_package_data(name):
     with resources.as_file(ref) as p:
         assert p.stat().st_size < 1_000_000
     m = textmodel.load(name)
-    assert m.weights.shape == (1 << int(m.params["bits"]),) and set(m.thresholds) == {"en", "zh"}
+    assert m.weights.shape == (1 << int(m.params["bits"]),) and "zh" in m.thresholds
     assert m.predict([""], np.array(["en"])).tolist() == [False]
 
 
