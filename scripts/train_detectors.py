@@ -25,7 +25,7 @@ import detector_corpora as dc  # noqa: E402
 from llmmon.scoring.textmodel import LinearTextModel, featurise, save  # noqa: E402
 
 PARAMS = {
-    "jailbreak": {"ngram_range": [2, 4], "bits": 18, "max_chars": 2000},
+    "jailbreak": {"ngram_range": [2, 4], "bits": 18, "max_chars": 2000, "min_chars": 64},
     "toxicity": {"ngram_range": [1, 4], "bits": 18, "max_chars": 500},
 }
 # Precision wanted on the dev split, per language.

@@ -87,8 +87,8 @@ class LinearTextModel:
     thresholds: dict[str, float]
 
     @property
-    def max_chars(self) -> int:
-        return int(self.params.get("max_chars", 2000))
+    def min_chars(self) -> int:
+        return int(self.params.get("min_chars", 0))
 
     def decision(self, texts: Sequence[str]) -> np.ndarray:
         """Log-odds per text (empty text: very negative)."""
@@ -105,9 +105,13 @@ class LinearTextModel:
         featurising cost.
         """
         lang = np.where(np.asarray(langs) == "zh", "zh", "en") if langs is not None else np.full(len(texts), "en")
+        # Texts shorter than ``min_chars`` are left to the patterns (jailbreak: the model adds
+        # nothing there on the dev split, and most chat prompts are short).
+        long_enough = np.fromiter((isinstance(t, str) and len(t) >= self.min_chars for t in texts), dtype=bool,
+                                  count=len(texts))
         out = np.zeros(len(texts), dtype=bool)
         for lg, cut in self.thresholds.items():
-            idx = np.flatnonzero(lang == lg)
+            idx = np.flatnonzero((lang == lg) & long_enough)
             if len(idx):
                 out[idx] = self.decision([texts[i] for i in idx]) > cut
         return out
