@@ -31,10 +31,9 @@ bench: $(STAMP)
 
 # Not part of `make test`: precision/recall of the PII, jailbreak, refusal and toxicity detectors on
 # held-out test splits of public corpora (docs/detectors.md), and texts/s per detector. Needs the
-# corpora snapshots (CORPORA=folder of git mirrors) and faker.
+# corpora snapshots (CORPORA=folder of git mirrors, see docs/detectors.md).
 CORPORA ?= /work/.mirror
 eval-detectors: $(STAMP)
-	@$(BIN)/python -c "import faker" 2>/dev/null || $(BIN)/python -m pip install --quiet faker
 	$(BIN)/python scripts/eval_detectors.py --mirror $(CORPORA)
 
 clean:

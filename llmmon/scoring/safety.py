@@ -277,18 +277,47 @@ def model_flags(name: str, texts: Sequence[str], langs: np.ndarray) -> np.ndarra
 PROFANITY_THRESHOLD = 0.9
 
 
+# Words whose weight in alt-profanity-check's linear model is above this gate the model: on
+# 17k English tweets and prompts no text scoring >= 0.9 lacked one (a gate at 1.5 lost none).
+PROFANITY_GATE_WEIGHT = 1.0
+
+
+@lru_cache(maxsize=1)
+def _profanity_model() -> tuple[object, str | None]:
+    """(predict_prob, RE2 gate pattern or None): the gate lists the library's own strongly
+    offensive vocabulary, so texts without any of those words skip its vectoriser."""
+    import warnings
+
+    with warnings.catch_warnings():  # its pickle was made by another scikit-learn release
+        warnings.simplefilter("ignore")
+        import profanity_check.profanity_check as lib
+    try:
+        coef = np.mean([c.estimator.coef_.ravel() for c in lib.model.calibrated_classifiers_], axis=0)
+        words = [w for w, i in lib.vectorizer.vocabulary_.items() if coef[i] > PROFANITY_GATE_WEIGHT]
+    except (AttributeError, IndexError, TypeError):  # another library layout: no gate, still correct
+        return lib.predict_prob, None
+    plain = [re.escape(w) for w in sorted(words) if w.isascii()]
+    other = [re.escape(w) for w in sorted(words) if not w.isascii()]
+    # RE2's \b is ASCII-only, which only widens the gate; non-ASCII words match as substrings.
+    gate = r"\b(?:" + "|".join(plain) + r")\b" + ("|" + "|".join(other) if other else "")
+    return lib.predict_prob, gate
+
+
 def profanity_flags(texts: Sequence[str], langs: np.ndarray, threshold: float = PROFANITY_THRESHOLD) -> np.ndarray:
     """Bool per non-Chinese text: alt-profanity-check's shipped model says offensive."""
     out = np.zeros(len(texts), dtype=bool)
-    idx = np.flatnonzero(_nonempty(texts) & (np.asarray(langs) != "zh"))
+    cand = _nonempty(texts) & (np.asarray(langs) != "zh")
+    if not cand.any():
+        return out
+    predict_prob, gate = _profanity_model()
+    cut = [t[:500] if isinstance(t, str) else "" for t in texts]
+    if gate is not None:
+        arr = pa.array(cut, type=pa.large_string())
+        cand &= np.asarray(pc.match_substring_regex(arr, pattern=gate, ignore_case=True)
+                           .to_numpy(zero_copy_only=False), dtype=bool)
+    idx = np.flatnonzero(cand)
     if len(idx):
-        import warnings
-
-        with warnings.catch_warnings():  # its pickle was made by another scikit-learn release
-            warnings.simplefilter("ignore")
-            from profanity_check import predict_prob
-
-            out[idx] = predict_prob([texts[i][:500] for i in idx]) >= threshold
+        out[idx] = predict_prob([cut[i] for i in idx]) >= threshold  # type: ignore[operator]
     return out
 
 
