@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 N      ?= 1000000
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench eval-detectors clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install --quiet virtualenv && $(PYTHON) -m virtualenv $(VENV); }
@@ -28,6 +28,13 @@ lint: $(STAMP)
 # Not part of `make test`: prints records/s vs a naive pandas+whylogs baseline and peak RSS.
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --records $(N)
+
+# Not part of `make test`: precision/recall of the PII, jailbreak, refusal and toxicity detectors on
+# held-out test splits of public corpora (docs/detectors.md), and texts/s per detector. Needs the
+# corpora snapshots (CORPORA=folder of git mirrors, see docs/detectors.md).
+CORPORA ?= /work/.mirror
+eval-detectors: $(STAMP)
+	$(BIN)/python scripts/eval_detectors.py --mirror $(CORPORA)
 
 clean:
 	rm -rf .demo .bench .pytest_cache

@@ -261,6 +261,16 @@ def cmd_forget_user(args: argparse.Namespace) -> int:
 
 
 
+# ---- quality detectors ----------------------------------------------------------------------
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Run the pipeline's quality detectors on a JSONL file of texts, one JSON result per line."""
+    from llmmon.scoring.quality import QualityConfig
+    from llmmon.scoring.scan import scan_file
+
+    return scan_file(args.file, QualityConfig.from_config(load(args.config)))
+
+
 # ---- batch inference jobs (seed 5.3 case 2) --------------------------------------------------
 
 def _as_of(raw: str) -> datetime:
@@ -379,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--as-of", type=_date, help="date legal holds are evaluated on (default: today)")
     f.add_argument("--run-id", help="audit run id")
     f.set_defaults(fn=cmd_forget_user)
+    sc = sub.add_parser("scan", help="run the pipeline's quality detectors on a JSONL file, one result per line")
+    sc.add_argument("file", help='lines {"text": ..., "role": "prompt"|"response"}; - reads stdin')
+    sc.set_defaults(fn=cmd_scan)
+
     bj = sub.add_parser("batch-jobs", help="assess batch jobs under raw/batch_jobs/ and write their report")
     bj.add_argument("--as-of", type=_as_of, default=None,
                     help="ISO time of this observation, e.g. 2026-11-28T10:20:00Z (default: now)")

@@ -1,24 +1,33 @@
 """PII detection and redaction for English and Chinese text.
 
 Detectors (type names are stable: they appear in scores, reports and the warehouse):
-``EMAIL``, ``PHONE`` (international ``+..``, North American, mainland-China mobile ``1[3-9]`` and
-landline), ``CN_ID`` (PRC resident ID: province code, real date, ISO 7064 checksum),
-``CREDIT_CARD`` (issuer prefix and length, Luhn), ``SSN`` (US, dashed/spaced, invalid blocks
-excluded), ``IBAN`` (country length, mod-97), ``IPV4`` (octets <= 255, not a version string),
-``API_KEY`` (OpenAI/Anthropic ``sk-``, AWS ``AKIA``, ``Bearer``, GitHub, Slack, Google, Stripe,
-private-key blocks, ``api_key=...``).
+``EMAIL`` (also ``name [at] host [dot] com`` obfuscations), ``PHONE`` (international ``+..``,
+national formats through libphonenumber, mainland-China mobile ``1[3-9]`` and landline),
+``CN_ID`` (PRC resident ID, python-stdnum: real date and ISO 7064 checksum, plus a province
+code), ``CREDIT_CARD`` (issuer prefix and length incl. Maestro/Dankort, Luhn), ``SSN`` (US,
+python-stdnum rules; undashed only next to an SSN keyword), ``IBAN`` (python-stdnum: every
+registry country, BBAN structure, mod-97), ``IPV4`` (octets <= 255, not a version string),
+``API_KEY`` (provider key formats, plus detect-secrets' plugins: AWS, JWT, private keys, URL
+credentials, high-entropy values after key-like names).
 
-A hit is reported as a type and a count, never as the raw value. Checksums run only on regex
-candidates, and ``PREFILTER`` lets a vectorised caller skip texts that cannot hold any hit.
+Digit groups separated by spaces (one or two), dashes or dots are normalised before a
+checksum runs. A hit is reported as a type and a count, never as the raw value. Checksums run
+only on regex candidates, and ``PREFILTER`` lets a vectorised caller skip texts that cannot
+hold any hit.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from detect_secrets.plugins.base import BasePlugin
 
 EMAIL, PHONE, CN_ID, CREDIT_CARD, SSN, IBAN, IPV4, API_KEY = (
     "EMAIL", "PHONE", "CN_ID", "CREDIT_CARD", "SSN", "IBAN", "IPV4", "API_KEY")
@@ -27,11 +36,14 @@ PII_TYPES = (API_KEY, EMAIL, IBAN, CN_ID, CREDIT_CARD, SSN, PHONE, IPV4)
 # A text matching none of this cannot hold a hit of any detector below. It must stay a
 # superset of the detectors and use only syntax RE2 (pyarrow) and Python's re both accept.
 PREFILTER = (r"@|\d[\d \-.()]{6,}\d|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[A-Z]{2}\d{2}[A-Z]{4}|\bsk-|\b[sr]k_|AKIA|ASIA|AIza|[Bb]earer\s"
-             r"|gh[pousr]_|github_pat_|xox[abprs]-|PRIVATE KEY"
-             r"|(?i:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token)")
+             r"|gh[pousr]_|github_pat_|glpat-|xox[abprs]-|PRIVATE KEY|eyJ|npm_|pypi-|SG\.|SK[0-9a-fA-F]{32}"
+             r"|(?i:[\[\({<]\s*(?:at|dot)\s*[\]\)}>])"
+             r"|(?i:api[_-]?key|secret|client[_-]?secret|access[_-]?token|auth[_-]?token|passw|passwd|pwd|_key\b)")
 
 _NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
 _NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
+# One separator between digit groups: a dash, a dot, or one or two spaces.
+_SEP = r"(?:[\-.]| {1,2})"
 
 
 @dataclass(frozen=True)
@@ -45,89 +57,74 @@ class Hit:
     norm: str
 
 
-# --- validators -------------------------------------------------------------------------------
+# --- validators (python-stdnum where it has the rule) ------------------------------------------
 
 def luhn_ok(digits: str) -> bool:
     """Luhn checksum of a string of digits."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    from stdnum import luhn
+
+    return luhn.is_valid(digits)
 
 
-_CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CN_CHECK = "10X98765432"
 _CN_PROVINCES = frozenset({11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44,
                            45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83, 91})
 
 
 def cn_id_ok(value: str) -> bool:
-    """PRC resident ID (18 chars): province code, a real date of birth, and the check character."""
+    """PRC resident ID (18 chars): a province code, a real date of birth, the check character."""
+    from stdnum.cn import ric
+    from stdnum.exceptions import ValidationError
+
     v = value.upper()
     if len(v) != 18 or not v[:17].isdigit() or int(v[:2]) not in _CN_PROVINCES:
         return False
+    # Not ric.is_valid: its county table lacks districts created since it was compiled
+    # (440305 Nanshan, 510107 Wuhou...), so real IDs would be missed.
     try:
-        born = date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
-    except ValueError:
+        born = ric.get_birth_date(v)
+    except ValidationError:
         return False
-    if not date(1900, 1, 1) <= born <= date(2100, 1, 1):
-        return False
-    check = _CN_CHECK[sum(int(c) * w for c, w in zip(v[:17], _CN_WEIGHTS, strict=True)) % 11]
-    return v[17] == check
+    return 1900 <= born.year <= 2100 and ric.calc_check_digit(v) == v[17]
 
 
 # Issuer prefixes and lengths: a random Luhn-passing order number (1 in 10) is rejected
-# unless it also looks like a card a network would issue.
+# unless it also looks like a card a network would issue. stdnum has Luhn but no IIN table.
 _CARD_BRANDS: tuple[tuple[re.Pattern[str], frozenset[int]], ...] = (
-    (re.compile(r"4"), frozenset({13, 16, 19})),                                   # Visa
+    (re.compile(r"4"), frozenset({13, 16, 19})),                                   # Visa, Visa/Dankort
     (re.compile(r"5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)"), frozenset({16})),        # Mastercard
     (re.compile(r"3[47]"), frozenset({15})),                                       # Amex
     (re.compile(r"6(?:011|5|4[4-9])"), frozenset({16, 17, 18, 19})),               # Discover
-    (re.compile(r"35(?:2[89]|[3-8])"), frozenset({16, 17, 18, 19})),               # JCB
+    (re.compile(r"35"), frozenset({16, 17, 18, 19})),                              # JCB
+    (re.compile(r"2131|1800"), frozenset({15})),                                   # JCB 15-digit
     (re.compile(r"62"), frozenset({16, 17, 18, 19})),                              # UnionPay
     (re.compile(r"3(?:0[0-5]|[689])"), frozenset({14, 15, 16, 17, 18, 19})),       # Diners
+    (re.compile(r"50(?:18|19|20|38)|5[06-8]|6(?:304|759|76[1-3])"),
+     frozenset(range(12, 20))),                                                    # Maestro, Dankort 5019
+    (re.compile(r"1"), frozenset({15})),                                           # UATP
 )
 
 
 def card_ok(digits: str) -> bool:
     """Credit card number: a known issuer prefix with a valid length, and the Luhn checksum."""
     n = len(digits)
-    return (13 <= n <= 19 and any(p.match(digits) and n in lens for p, lens in _CARD_BRANDS)
+    return (12 <= n <= 19 and any(p.match(digits) and n in lens for p, lens in _CARD_BRANDS)
             and luhn_ok(digits))
 
 
-IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20,
-    "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18,
-    "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30,
-    "KW": 30, "KZ": 20, "LB": 28, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24,
-    "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28,
-    "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
-    "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
-}
-
-
 def iban_ok(compact: str) -> bool:
-    """IBAN without spaces: the country's length and ISO 13616 mod-97 == 1."""
-    if IBAN_LENGTHS.get(compact[:2]) != len(compact):
-        return False
-    rearranged = compact[4:] + compact[:4]
-    try:
-        return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
-    except ValueError:
-        return False
+    """IBAN without separators: python-stdnum (registry length and BBAN structure, mod-97)."""
+    from stdnum import iban
+
+    # check_country=False: the per-country modules also look banks up in tables that go stale.
+    return len(compact) >= 15 and iban.is_valid(compact, check_country=False)
 
 
 def ssn_ok(digits: str) -> bool:
-    """US SSN: area not 000/666/9xx, group not 00, serial not 0000."""
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+    """US SSN (python-stdnum): area not 000/666/9xx, group not 00, serial not 0000, not a
+    published example number."""
+    from stdnum.us import ssn
+
+    return len(digits) == 9 and ssn.is_valid(digits)
 
 
 def ipv4_ok(value: str) -> bool:
@@ -137,83 +134,172 @@ def ipv4_ok(value: str) -> bool:
                                    for p in parts)
 
 
-# --- detectors --------------------------------------------------------------------------------
-
 def _digits(s: str) -> str:
     return re.sub(r"\D", "", s)
 
 
+def _groups_ok(raw: str) -> bool:
+    """A dotted run must have at least two dots: ``3.1415926535897932`` is a decimal, not a card."""
+    return "." not in raw or raw.count(".") >= 2
+
+
+# --- detectors --------------------------------------------------------------------------------
+
 _API_KEY_RE = re.compile(
     r"(?<![A-Za-z0-9_-])(?:sk-(?:proj-|ant-(?:api\d\d-)?|svcacct-)?[A-Za-z0-9_\-]{20,}"
     r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
-    r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|glpat-[A-Za-z0-9_\-]{20}"
     r"|xox[abprs]-[A-Za-z0-9-]{10,}"
     r"|AIza[0-9A-Za-z_\-]{35}"
     r"|[sr]k_(?:live|test)_[0-9A-Za-z]{16,})"
     r"|[Bb]earer\s+[A-Za-z0-9\-._~+/]{16,}=*"
-    r"|-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----"
+    r"|-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
     r"|(?i:\b(?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token)"
     r"[\"']?\s*[:=]\s*[\"']?)(?=[A-Za-z0-9/+_\-]*\d)[A-Za-z0-9/+_\-]{16,}")
-_EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@"
+# Key-like names followed by a value, quoted or not (prompts are prose and config, not code).
+_KEYWORD_VALUE_RE = re.compile(
+    r"(?i)\b[\w.\-]*(?:api_?key|auth_?key|access_?key|secret|passw(?:or)?d|pwd|token|priv_?key|"
+    r"private_?key|client_?key)[\w.\-]*[\"'\]]{0,2}\s*(?:=|:=|:|=>)\s*[\"'`]?([^\s\"'`,;]{8,})")
+_URL_CRED_RE = re.compile(r"://[^\s:/?#\[\]@]+:([^\s:/?#\[\]@]+)@")
+_EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+:/-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@"
                        r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
                        + _NOT_ALNUM_AFTER)
-_IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
-_CN_ID_RE = re.compile(r"(?<![0-9A-Za-z])[1-9]\d{16}[\dXx](?![0-9A-Za-z])")
-_CARD_RE = re.compile(r"(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d\-])")
-_SSN_RE = re.compile(r"(?<![\d\-])\d{3}([- ])\d{2}\1\d{4}(?![\d\-])")
+# name [at] host [dot] com, name(at)host(dot)co(dot)uk, name@host[dot]com.
+_OB_AT = r"\s*(?:[\[\({<]\s*(?:at|@)\s*[\]\)}>]|@)\s*"
+_OB_DOT = r"\s*(?:[\[\({<]\s*(?:dot|\.)\s*[\]\)}>]|\.)\s*"
+_EMAIL_OBFUSCATED_RE = re.compile(
+    r"(?i)(?<![A-Za-z0-9._%+-])([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})" + _OB_AT
+    + r"([A-Za-z0-9][A-Za-z0-9-]{0,62}(?:" + _OB_DOT + r"[A-Za-z0-9][A-Za-z0-9-]{0,62})*)"
+    + _OB_DOT + r"([A-Za-z]{2,24})" + _NOT_ALNUM_AFTER)
+_IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}")
+_CN_ID_RE = re.compile(r"(?<![0-9A-Za-z\-.])[1-9](?:" + _SEP + r"?\d){16}" + _SEP + r"?[\dXx](?![0-9A-Za-z])")
+_CARD_RE = re.compile(r"(?<![\d\-.])\d(?:" + _SEP + r"?\d){11,18}(?![\d\-]|\.\d)")
+_SSN_RE = re.compile(r"(?<![\d\-.])\d{3}([\-. ]| {2})\d{2}\1\d{4}(?![\d\-]|\.\d)")
+_SSN_BARE_RE = re.compile(r"(?i)(?:ssn|social security(?: number| no\.?| #)?|社会安全号|社保号)\D{0,20}"
+                          r"(?<!\d)(\d{9})(?!\d)")
 _PHONE_RES = (
     # International with a + prefix: 8-15 digits in total (E.164).
     re.compile(r"(?<![\w+])\+\d{1,3}[ \-.]?(?:\(\d{1,4}\)[ \-.]?)?\d{1,4}(?:[ \-.]?\d{1,5}){1,5}"
                r"(?![\d\-])"),
     # Mainland China mobile, optionally 86/0086, optionally grouped 3-4-4.
     re.compile(r"(?<![\d\-])(?:(?:0086|86)[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2}(?![\d\-])"),
-    # Mainland China landline with area code: 010-12345678, 0755 1234 5678.
-    re.compile(r"(?<![\d\-])0\d{2,3}[ \-]\d{3,4}[ \-]?\d{4}(?![\d\-])"),
+    # Mainland China landline with area code: 010-12345678, 0755 1234 5678, (010)62345678.
+    re.compile(r"(?<![\d\-])(?:0\d{2,3}[ \-]|\(0\d{2,3}\) ?)\d{3,4}[ \-]?\d{4}(?![\d\-])"),
     # North American: (415) 555-2671, 415-555-2671, 415.555.2671, 1-800-555-0199.
-    re.compile(r"(?<![\d\-.])(?:1[ \-.])?(?:\(\d{3}\) ?|\d{3}[\-.])\d{3}[\-.]\d{4}(?![\d\-])"),
+    re.compile(r"(?<![\d\-.])(?:1[ \-.])?(?:\(\d{3}\) ?|\d{3}[\-. ])\d{3}[\-. ]\d{4}(?![\d\-])"),
 )
+# Candidates for libphonenumber: runs of 7+ digits with phone punctuation, not inside a word.
+_PHONE_LIB_CAND_RE = re.compile(r"(?<![\w\-.])\(?\d[\d \-.()]{6,18}\d(?![\w\-])")
 _IPV4_RE = re.compile(r"(?<![0-9A-Za-z.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\.?\d)(?![A-Za-z])")
+
+
+_SECRET_HINT = re.compile(r"PRIVATE KEY|(?=[\w\-+/=.:]*\d)(?=[\w\-+/=.:]*[A-Za-z])[\w\-+/=.:]{10,}")
+
+
+@lru_cache(maxsize=1)
+def _secret_plugins() -> tuple[BasePlugin, ...]:
+    """detect-secrets' regex plugins for provider formats (no verification, no network)."""
+    from detect_secrets.plugins.artifactory import ArtifactoryDetector
+    from detect_secrets.plugins.aws import AWSKeyDetector
+    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+    from detect_secrets.plugins.discord import DiscordBotTokenDetector
+    from detect_secrets.plugins.github_token import GitHubTokenDetector
+    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+    from detect_secrets.plugins.mailchimp import MailchimpDetector
+    from detect_secrets.plugins.npm import NpmDetector
+    from detect_secrets.plugins.openai import OpenAIDetector
+    from detect_secrets.plugins.private_key import PrivateKeyDetector
+    from detect_secrets.plugins.pypi_token import PypiTokenDetector
+    from detect_secrets.plugins.sendgrid import SendGridDetector
+    from detect_secrets.plugins.slack import SlackDetector
+    from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+    from detect_secrets.plugins.stripe import StripeDetector
+    from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+    from detect_secrets.plugins.twilio import TwilioKeyDetector
+
+    return (AWSKeyDetector(), JwtTokenDetector(), PrivateKeyDetector(), GitHubTokenDetector(),
+            GitLabTokenDetector(), SlackDetector(), StripeDetector(), OpenAIDetector(), NpmDetector(),
+            PypiTokenDetector(), SendGridDetector(), TwilioKeyDetector(), MailchimpDetector(),
+            AzureStorageKeyDetector(), ArtifactoryDetector(), DiscordBotTokenDetector(),
+            TelegramBotTokenDetector(), SquareOAuthDetector())
+
+
+def shannon_entropy(s: str) -> float:
+    """Bits per character of ``s``."""
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
+
+
+def _secret_value_ok(value: str) -> bool:
+    """A value after a key-like name: long and random enough to be a credential, not a word
+    (``password: see the vault`` is not a leak, ``api_key=f3Jk9...`` is)."""
+    v = value.strip("\"'`")
+    if len(v) < 8 or v.lower() in {"password", "changeme", "required", "optional"} or v.startswith("<"):
+        return False
+    classes = sum((any(c.islower() for c in v), any(c.isupper() for c in v), any(c.isdigit() for c in v),
+                   any(not c.isalnum() for c in v)))
+    return classes >= 2 and shannon_entropy(v) >= 2.5
 
 
 def _find_api_keys(text: str) -> Iterable[Hit]:
     for m in _API_KEY_RE.finditer(text):
         yield Hit(API_KEY, m.start(), m.end(), m.group())
+    # Every plugin's token is 10+ characters of letters and digits (or a PEM header): texts
+    # without such a run skip the 18 plugin scans.
+    plugins = _secret_plugins() if _SECRET_HINT.search(text) else ()
+    for plugin in plugins:
+        for secret in plugin.analyze_string(text):
+            pos = text.find(secret) if secret else -1
+            if pos >= 0 and len(secret) >= 8:
+                yield Hit(API_KEY, pos, pos + len(secret), secret)
+    for rx in (_URL_CRED_RE, _KEYWORD_VALUE_RE):
+        for m in rx.finditer(text):
+            if rx is _URL_CRED_RE or _secret_value_ok(m.group(1)):
+                yield Hit(API_KEY, m.start(1), m.end(1), m.group(1))
 
 
 def _find_emails(text: str) -> Iterable[Hit]:
     for m in _EMAIL_RE.finditer(text):
         yield Hit(EMAIL, m.start(), m.end(), m.group().lower())
+    for m in _EMAIL_OBFUSCATED_RE.finditer(text):
+        raw = m.group()
+        if "@" in raw and "." in raw[raw.index("@"):] and not re.search(r"(?i)[\[\({<]", raw):
+            continue  # a plain address, found above
+        host = re.sub(r"(?i)" + _OB_DOT, ".", m.group(2))
+        yield Hit(EMAIL, m.start(), m.end(), f"{m.group(1)}@{host}.{m.group(3)}".lower())
 
 
 def _find_ibans(text: str) -> Iterable[Hit]:
     for m in _IBAN_RE.finditer(text):
         raw = m.group()
-        want = IBAN_LENGTHS.get(raw[:2])
-        if want is None:
-            continue
-        # The regex may run into a following word ("... 00 BANK"): cut at the country length.
-        taken, end = 0, m.start()
-        for i, ch in enumerate(raw):
-            if ch != " ":
-                taken += 1
-                if taken == want:
-                    end = m.start() + i + 1
-                    break
-        compact = text[m.start():end].replace(" ", "")
-        if taken == want and iban_ok(compact) and not text[end:end + 1].isdigit():
-            yield Hit(IBAN, m.start(), end, compact)
+        # The regex may run into a following word ("... 00 BANK"): try the longest valid prefix.
+        pos = [i for i, ch in enumerate(raw) if ch not in " -"]
+        for n in range(min(34, len(pos)), 14, -1):
+            end = m.start() + pos[n - 1] + 1
+            compact = "".join(raw[i] for i in pos[:n])
+            if not text[end:end + 1].isdigit() and iban_ok(compact):
+                yield Hit(IBAN, m.start(), end, compact)
+                break
 
 
 def _find_cn_ids(text: str) -> Iterable[Hit]:
     for m in _CN_ID_RE.finditer(text):
-        if cn_id_ok(m.group()):
-            yield Hit(CN_ID, m.start(), m.end(), m.group().upper())
+        v = re.sub(r"[^0-9Xx]", "", m.group()).upper()
+        if _groups_ok(m.group()) and cn_id_ok(v):
+            yield Hit(CN_ID, m.start(), m.end(), v)
+
+
+# 13-digit numbers (old Visa) need a card word before them: EAN-13 barcodes pass Luhn too.
+_CARD_CONTEXT_RE = re.compile(r"(?i)card|visa|信用卡|银行卡|卡号")
 
 
 def _find_cards(text: str) -> Iterable[Hit]:
     for m in _CARD_RE.finditer(text):
         d = _digits(m.group())
-        if card_ok(d):
+        if len(d) == 13 and not _CARD_CONTEXT_RE.search(text, max(0, m.start() - 30), m.start()):
+            continue
+        if _groups_ok(m.group()) and card_ok(d):
             yield Hit(CREDIT_CARD, m.start(), m.end(), d)
 
 
@@ -222,6 +308,47 @@ def _find_ssns(text: str) -> Iterable[Hit]:
         d = _digits(m.group())
         if ssn_ok(d):
             yield Hit(SSN, m.start(), m.end(), d)
+    for m in _SSN_BARE_RE.finditer(text):
+        if ssn_ok(m.group(1)):
+            yield Hit(SSN, m.start(1), m.end(1), m.group(1))
+
+
+# A bare digit run (4258829090) is a phone only after one of these words: order, invoice and
+# tracking numbers are bare digit runs too.
+_PHONE_CONTEXT_RE = re.compile(r"(?i)(?:phone|call|tel\b|tel[:.]|mobile|cell|contact|reach|fax|whatsapp|sms|text me|"
+                               r"dial|电话|手机|致电|联系|拨打|号码)")
+# Regions tried for a formatted national number with a trunk 0 (020 7946 0958, 01 42 68 53 00).
+_NATIONAL_REGIONS = ("GB", "FR", "DE")
+
+
+def _phone_lib_hits(text: str) -> Iterable[Hit]:
+    """International and national numbers libphonenumber calls valid (US by default; GB, FR,
+    DE for formatted numbers with a trunk 0; 00 as the international prefix)."""
+    import phonenumbers
+
+    for m in _PHONE_LIB_CAND_RE.finditer(text):
+        raw = m.group().strip()
+        start = m.start() + m.group().index(raw[0])
+        plus = text[start - 1:start] == "+"
+        bare = raw.isdigit()
+        if bare and not plus and not _PHONE_CONTEXT_RE.search(text, max(0, start - 40), start):
+            continue
+        if plus:
+            tries: tuple[tuple[str, str | None], ...] = (("+" + raw, None),)
+        elif raw.startswith("00"):
+            tries = (("+" + raw[2:].lstrip("-. "), None),)
+        elif raw[0] == "0" or raw.startswith("(0"):
+            tries = tuple((raw, r) for r in _NATIONAL_REGIONS)
+        else:
+            tries = ((raw, "US"),)
+        for value, region in tries:
+            try:
+                num = phonenumbers.parse(value, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(num):
+                yield Hit(PHONE, start - plus, start + len(raw), str(num.national_number)[-10:])
+                break
 
 
 def _find_phones(text: str) -> Iterable[Hit]:
@@ -231,6 +358,7 @@ def _find_phones(text: str) -> Iterable[Hit]:
             if 8 <= len(d) <= 15 and not (m.group().startswith("+") and len(d) < 9):
                 # The last 10 digits identify a number written with or without its country code.
                 yield Hit(PHONE, m.start(), m.end(), d[-10:])
+    yield from _phone_lib_hits(text)
 
 
 def _find_ipv4(text: str) -> Iterable[Hit]:
@@ -243,7 +371,7 @@ def _find_ipv4(text: str) -> Iterable[Hit]:
 # (a valid resident ID is not also a card; a key containing digits is not a phone).
 _DETECTORS: tuple[tuple[str, Callable[[str], Iterable[Hit]]], ...] = (
     (API_KEY, _find_api_keys), (EMAIL, _find_emails), (IBAN, _find_ibans), (CN_ID, _find_cn_ids),
-    (CREDIT_CARD, _find_cards), (SSN, _find_ssns), (PHONE, _find_phones), (IPV4, _find_ipv4),
+    (CREDIT_CARD, _find_cards), (SSN, _find_ssns), (IPV4, _find_ipv4), (PHONE, _find_phones),
 )
 
 

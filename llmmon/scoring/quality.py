@@ -14,6 +14,7 @@ Config (``quality:`` in the llmmon YAML; every key optional, defaults below)::
         refusal:   {patterns: null, extra: []}
         toxicity:  {patterns: null, extra: []}
         refusal_window_chars: 400                # refusals open an answer; look only there
+        models: true                             # shipped jailbreak/toxicity models on top of patterns
         weights: {jailbreak: 0.5, jailbreak_refused: 0.1, toxic_prompt: 0.2,
                   toxic_response: 0.6, pii_leak: 0.4}
       relevance:
@@ -88,6 +89,9 @@ class SafetyConfig(_Model):
     refusal: PatternList = Field(default_factory=PatternList)
     toxicity: PatternList = Field(default_factory=PatternList)
     refusal_window_chars: int = Field(400, ge=1)
+    # Shipped models (jailbreak and toxicity n-gram models, alt-profanity-check) on top of the
+    # patterns; false keeps the patterns only (faster, less recall).
+    models: bool = True
     weights: SafetyWeights = Field(default_factory=SafetyWeights)
 
 
@@ -212,10 +216,15 @@ def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
 
     out: dict[str, Any] = _pii_columns(prompts, responses, p_arr, r_arr, cfg.pii.types)
 
+    p_lang, r_lang = _languages(prompts, cfg.language), _languages(responses, cfg.language)
     jailbreak = safety.match_any(p_arr, cfg.jailbreak_patterns())
     refusal = safety.match_any(r_arr, cfg.refusal_patterns(), max_chars=cfg.safety.refusal_window_chars)
     tox = cfg.toxicity_patterns()
     toxic_prompt, toxic_response = safety.match_any(p_arr, tox), safety.match_any(r_arr, tox)
+    if cfg.safety.models:
+        jailbreak |= safety.model_flags("jailbreak", prompts, p_lang)
+        toxic_prompt |= safety.toxic_model_flags(prompts, p_lang)
+        toxic_response |= safety.toxic_model_flags(responses, r_lang)
     w = cfg.safety.weights
     out["jailbreak"] = jailbreak.astype(np.int8)
     out["refusal"] = refusal.astype(np.int8)
@@ -238,8 +247,8 @@ def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
         out["relevance"] = ngram_cosine(prompts, responses, table_bits=rc.table_bits,
                                         ngram_min=rc.ngram_min, ngram_max=rc.ngram_max,
                                         max_chars=rc.max_chars)
-    out["prompt_lang"] = _languages(prompts, cfg.language)
-    out["response_lang"] = _languages(responses, cfg.language)
+    out["prompt_lang"] = p_lang
+    out["response_lang"] = r_lang
     out["prompt_hash"] = prompt_hash(p_arr)
     return pd.DataFrame(out, index=df.index, columns=list(SCORE_COLUMNS))
 

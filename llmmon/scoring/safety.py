@@ -45,8 +45,23 @@ JAILBREAK_PATTERNS: tuple[str, ...] = (
     r"amoral|unethical|unbound)\b",
     r"\b(?:no|without any|without) (?:ethical|moral|content) (?:guidelines|restrictions|constraints|"
     r"limits|filters|boundaries)",
-    r"\b(?:stay|remain) in character\b.{0,60}\b(?:no matter|even if|whatever)",
+    # In-the-wild role-play jailbreaks ("simulate a chatbot named OPPO who... doesn't follow ANY
+    # principles"): the persona is defined by the rules it drops.
+    r"\b(?:never|not|won't|doesn't|does not|will not|cannot|can't|wouldn't|would never) (?:deny|refuse|reject|decline)\b"
+    r".{0,30}\b(?:any|a|the|my|anything|every)\b.{0,12}\b(?:request|question|prompt|order|command|instruction)s?",
+    r"\b(?:doesn't|does not|don't|do not|never|won't|will not|not) (?:have to )?(?:follow|obey|adhere to|care about|"
+    r"abide by|respect)s? (?:any|ANY|OpenAI's|OpenAI’s) (?:of )?(?:the |its |their )?(?:rules|principles|guidelines|policies|"
+    r"ethics|morals|laws|restrictions|content polic(?:y|ies))\b",
+    r"\b(?:OpenAI|ChatGPT|Anthropic)(?:'s|’s)? (?:content |usage )?(?:policy|policies|guidelines|rules|restrictions|filters?)\b",
+    r"\bsimulate\b.{0,60}\b(?:chatbot|AI|model|assistant|bot)\b.{0,10}\b(?:named|called)\b",
+    r"\b(?:an?|the) (?:completely |totally |fully )?(?:unfiltered|uncensored|amoral|unrestricted|unhinged|unethical)\b.{0,30}"
+    r"\b(?:AI|chatbot|model|assistant|bot|character|persona|version|entity|being)\b",
+    r"\b(?:opposite|contrary) (?:of|from|to) (?:OpenAI|ChatGPT|your (?:programming|guidelines|rules))",
+    r"\b(?:moral|ethical) (?:disclaimer|lecture|lecturing|policing)s?\b",
+    r"\b(?:stay|remain|be) in character\b",
     # Prompt extraction.
+    r"\b(?:repeat|print|output|show|reveal|write)\b.{0,40}\b(?:words|text|everything|instructions|prompt) above\b",
+    r"\binitiali[sz]ation above\b",
     r"\b(?:reveal|show|print|output|repeat|display|tell me|give me|leak|dump|what (?:is|are|was|were))"
     r"\b.{0,25}\b(?:system prompt|system message|initial (?:instructions|prompt)|hidden (?:instructions|"
     r"prompt)|original (?:instructions|prompt)|instructions you were given|pre-?prompt)",
@@ -92,6 +107,45 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"\b(?:unfortunately|regrettably),? I (?:can't|cannot|am unable|'m unable|am not able|won't)\b",
     r"\bI(?: would|'d) (?:rather not|prefer not to) (?:help|assist|provide|answer|discuss|engage)\b",
     r"\bI (?:can't|cannot|won't) (?:assist|help) with (?:requests|anything) (?:like|that|involving)\b",
+    # Openings other model families use (Llama-2, Mistral, Vicuna, Qwen...): an apology that turns,
+    # "It is not ethical...", "I'm just an AI...", "I won't be able to...". Anchored ones are
+    # phrases that mid-answer would be advice, not a refusal.
+    r"^\W{0,3}(?:I apologi[sz]e|My apologies|I'm (?:really |very |so )?sorry|I am (?:really |very |so )?sorry|"
+    r"Sorry)\b[^.!?\n]{0,30}\bbut\b[^.!?\n]{0,60}\b(?:can't|cannot|can not|won't|will not|unable|not able|"
+    r"not (?:appropriate|possible|ethical)|must (?:decline|refuse)|don't|do not)\b",
+    r"\bI (?:can't|cannot|won't|will not) and (?:will|won't|shall|should) not\b",
+    r"\bI (?:won't|will not) be able to (?:help|assist|provide|fulfill|fulfil|comply|do|answer|create|write|"
+    r"generate|give|share|support)\b",
+    r"\bI(?:'m| am) (?:not going to|not gonna) (?:help|assist|provide|write|create|generate|do|share|give|"
+    r"engage|participate)\b",
+    r"\bI (?:do not|don't) feel comfortable\b",
+    r"\bI (?:can't|cannot|can not) (?:in good conscience|ethically|responsibly|condone|encourage|endorse|"
+    r"promote)\b",
+    r"\bI (?:do not|don't) (?:condone|endorse|support|promote|encourage) (?:or (?:support|encourage|promote|condone) )?"
+    r"(?:any |such |this |that |the |illegal|harmful|unethical|violence|hate|discrimination)",
+    r"\bI(?:'m| am) (?:just |only )?(?:an? )?(?:AI|artificial intelligence|language model|AI language model|"
+    r"AI assistant|chatbot|assistant)\b[^.!?\n]{0,60}\b(?:can't|cannot|don't|do not|not able|unable|"
+    r"not (?:capable|programmed|designed|allowed|permitted))\b",
+    r"\b(?:it|this|that) (?:would be|is|would|will) (?:be )?(?:highly |very |extremely )?(?:inappropriate|unethical|"
+    r"irresponsible|illegal|wrong|against my (?:programming|principles|guidelines)) (?:for me )?to (?:provide|help|"
+    r"assist|write|create|generate|share|give|offer|encourage|promote|engage|fulfill|comply)\b",
+    r"^\W{0,3}(?:It is|It's|That is|That's|This is|Doing (?:so|this|that) (?:is|would be)) (?:not|never) "
+    r"(?:ethical|appropriate|legal|safe|okay|ok|acceptable|responsible|right|advisable|possible for me|"
+    r"something I can)\b",
+    r"^\W{0,3}I (?:strongly )?(?:advise|urge|caution) (?:you )?against\b",
+    r"\bI must (?:strongly )?(?:advise|urge|caution) (?:you )?against\b",
+    r"\bI (?:can't|cannot|can not|won't|will not|am unable to|'m unable to|am not able to|'m not able to) "
+    r"(?:\w+ (?:or|and) )?(?:provide|assist|support|encourage|condone|promote|engage|offer|give|create|generate|"
+    r"write|fulfill|fulfil|comply|share|disclose|facilitate|endorse)\b",
+    r"\bI must (?:prioritize|prioritise|adhere to|follow|uphold|respect|abide by) (?:\w+ )?(?:ethical|ethics|safety|"
+    r"legal|responsible|guidelines|policies|principles)\b",
+    r"\bAs an AI\b[^.!?\n]{0,40}, I must\b",
+    r"\b(?:is|are|goes|go) against (?:these|those|ethical|my ethical|my|our|the) (?:\w+ )?(?:principles|guidelines|"
+    r"policies|rules|standards)\b",
+    r"\b(?:I'm|I am) (?:programmed|designed|built) to (?:be (?:a )?(?:helpful and harmless|safe|ethical)|"
+    r"follow (?:ethical|safety)|avoid|not)\b",
+    r"\b(?:can't|cannot|won't|will not|unable to|not able to) (?:comply with|fulfill|fulfil|honou?r|assist with|"
+    r"help with|provide) (?:your|this|that|the|such)? ?(?:request|requests|query|instruction|question)\b",
     # Chinese.
     r"(?:抱歉|对不起|很遗憾|不好意思|非常抱歉|很抱歉)[，,。！!\s]*.{0,15}(?:无法|不能|不可以|没办法|不便|"
     r"不会|拒绝)",
@@ -103,6 +157,10 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"(?:违反|违背|不符合|有悖于?)(?:了)?.{0,8}(?:政策|准则|规定|法律|法规|原则|道德|使用条款|规范)",
     r"我(?:必须|只能|不得不)(?:拒绝|婉拒)|恕我(?:无法|不能|直言无法)|我拒绝(?:回答|提供|帮助|这个|此)",
     r"(?:这个|此类|这类|该|你的|您的)(?:请求|问题|要求).{0,10}(?:不适当|不合适|不恰当|无法满足|违反|超出)",
+    r"^\W{0,3}(?:这|这种|此类|该|这样做|这种行为)(?:是|行为是|做法是|可能是)?(?:非常|极其)?(?:不道德|违法|非法|不合法|不合适|"
+    r"不恰当|不安全|错误)的",
+    r"我(?:不会|不能|无法|不可以)(?:也不应该|也不会)?(?:参与|鼓励|支持|纵容|宣扬|协助)",
+    r"(?:无法|不能|不会)(?:满足|完成|执行|响应|回应)(?:你|您)?的?(?:这个|这一|此)?(?:请求|要求|指令)",
 )
 
 TOXICITY_PATTERNS: tuple[str, ...] = (
@@ -194,3 +252,76 @@ def safety_score(jailbreak: np.ndarray, refusal: np.ndarray, toxic_prompt: np.nd
     score *= np.where(np.asarray(toxic_response, dtype=bool), 1.0 - w_toxic_response, 1.0)
     score *= np.where(np.asarray(pii_leak, dtype=bool), 1.0 - w_pii_leak, 1.0)
     return score
+
+
+# ---- shipped models (scripts/train_detectors.py; docs/detectors.md) ---------------------------
+
+def _nonempty(texts: Sequence[str]) -> np.ndarray:
+    return np.fromiter((isinstance(t, str) and bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
+
+
+def model_flags(name: str, texts: Sequence[str], langs: np.ndarray) -> np.ndarray:
+    """Bool per text from the shipped linear model ``name`` (per-language thresholds); empty
+    texts are never flagged and are not vectorised."""
+    from llmmon.scoring import textmodel
+
+    out = np.zeros(len(texts), dtype=bool)
+    idx = np.flatnonzero(_nonempty(texts))
+    if len(idx):
+        out[idx] = textmodel.load(name).predict([texts[i] for i in idx], np.asarray(langs)[idx])
+    return out
+
+
+# alt-profanity-check's probability above which an English text counts as offensive (chosen on
+# our dev split for precision, see docs/detectors.md).
+PROFANITY_THRESHOLD = 0.9
+
+
+# Words whose weight in alt-profanity-check's linear model is above this gate the model: on
+# 17k English tweets and prompts no text scoring >= 0.9 lacked one (a gate at 1.5 lost none).
+PROFANITY_GATE_WEIGHT = 1.0
+
+
+@lru_cache(maxsize=1)
+def _profanity_model() -> tuple[object, str | None]:
+    """(predict_prob, RE2 gate pattern or None): the gate lists the library's own strongly
+    offensive vocabulary, so texts without any of those words skip its vectoriser."""
+    import warnings
+
+    with warnings.catch_warnings():  # its pickle was made by another scikit-learn release
+        warnings.simplefilter("ignore")
+        import profanity_check.profanity_check as lib
+    try:
+        coef = np.mean([c.estimator.coef_.ravel() for c in lib.model.calibrated_classifiers_], axis=0)
+        words = [w for w, i in lib.vectorizer.vocabulary_.items() if coef[i] > PROFANITY_GATE_WEIGHT]
+    except (AttributeError, IndexError, TypeError):  # another library layout: no gate, still correct
+        return lib.predict_prob, None
+    plain = [re.escape(w) for w in sorted(words) if w.isascii()]
+    other = [re.escape(w) for w in sorted(words) if not w.isascii()]
+    # RE2's \b is ASCII-only, which only widens the gate; non-ASCII words match as substrings.
+    gate = r"\b(?:" + "|".join(plain) + r")\b" + ("|" + "|".join(other) if other else "")
+    return lib.predict_prob, gate
+
+
+def profanity_flags(texts: Sequence[str], langs: np.ndarray, threshold: float = PROFANITY_THRESHOLD) -> np.ndarray:
+    """Bool per non-Chinese text: alt-profanity-check's shipped model says offensive."""
+    out = np.zeros(len(texts), dtype=bool)
+    cand = _nonempty(texts) & (np.asarray(langs) != "zh")
+    if not cand.any():
+        return out
+    predict_prob, gate = _profanity_model()
+    cut = [t[:500] if isinstance(t, str) else "" for t in texts]
+    if gate is not None:
+        arr = pa.array(cut, type=pa.large_string())
+        cand &= np.asarray(pc.match_substring_regex(arr, pattern=gate, ignore_case=True)
+                           .to_numpy(zero_copy_only=False), dtype=bool)
+    idx = np.flatnonzero(cand)
+    if len(idx):
+        out[idx] = predict_prob([cut[i] for i in idx]) >= threshold  # type: ignore[operator]
+    return out
+
+
+def toxic_model_flags(texts: Sequence[str], langs: np.ndarray) -> np.ndarray:
+    """Toxicity from the shipped models: our n-gram model (English and Chinese) or, for
+    English, alt-profanity-check."""
+    return model_flags("toxicity", texts, langs) | profanity_flags(texts, langs)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from llmmon.context import Context
-from llmmon.daily.merge import DayState
 from llmmon.daily.alerts import alerts_section
+from llmmon.daily.merge import DayState
 from llmmon.hourly.alerts import evaluate_hour
 from llmmon.store import warehouse
 from llmmon.store.objects import LocalStore

@@ -16,8 +16,8 @@ import pytest
 
 from llmmon.alerts.outbox import DeliveryFailed
 from llmmon.context import Context
-from llmmon.daily.merge import DayState
 from llmmon.daily.alerts import alerts_section
+from llmmon.daily.merge import DayState
 from llmmon.hourly.alerts import evaluate_hour
 from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import run_hours

@@ -57,3 +57,14 @@ def test_safety_score_combines_risks():
     s = safety.safety_score(np.array([0, 1, 1, 0, 0]), np.array([0, 0, 1, 1, 0]), np.zeros(5),
                             np.array([0, 0, 0, 0, 1]), np.zeros(5))
     assert s.tolist() == pytest.approx([1.0, 0.5, 0.9, 1.0, 0.4])
+
+
+def test_profanity_gate_never_changes_the_answer():
+    from profanity_check import predict_prob
+
+    texts = ["you are a fucking idiot", "have a nice day", "what a stupid bitch", "I love this song",
+             "shut up you moron", "The quarterly report is attached.", "go to hell asshole", ""]
+    langs = np.array(["en"] * len(texts))
+    want = [bool(t) and bool(p >= safety.PROFANITY_THRESHOLD) for t, p in zip(texts, predict_prob(texts), strict=True)]
+    assert safety.profanity_flags(texts, langs).tolist() == want
+    assert safety.profanity_flags(texts, np.array(["zh"] * len(texts))).tolist() == [False] * len(texts)
