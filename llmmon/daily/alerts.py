@@ -357,6 +357,19 @@ def alerts_section(ctx: Any, ds: Any) -> list[dict[str, Any]]:
     return alerts
 
 
+def delivery_delay(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
+    """Minutes from window close to the receiver taking the notification (firing, first tries).
+
+    Replays and backfills of old windows are left out (over a day late by construction).
+    """
+    mins = sorted((_utc(d["sent_at"]) - _utc(d["window_end"])).total_seconds() / 60 for d in rows
+                  if d["status"] == "sent" and d["kind"] == "firing" and d.get("sent_at") is not None)
+    mins = [m for m in mins if m < 24 * 60]
+    if not mins:
+        return {"n": 0, "p50_min": None, "max_min": None}
+    return {"n": len(mins), "p50_min": round(mins[(len(mins) - 1) // 2], 1), "max_min": round(mins[-1], 1)}
+
+
 def delivery_section(ctx: Any, ds: Any) -> dict[str, Any]:
     """Day section ``alerts_delivery``: the day's delivery state from the warehouse, failures first."""
     start, end = ds.start, ds.start + timedelta(days=1)
@@ -381,6 +394,7 @@ def delivery_section(ctx: Any, ds: Any) -> dict[str, Any]:
     notes = _RUN_NOTES.pop(start, {})
     return {"deliveries_by_status": dict(sorted(by_status.items())),
             "outbox": outbox_status(state),
+            "minutes_from_window_close": delivery_delay(rows),
             "failed": sorted(failed, key=lambda f: (f["window_start"], f["channel"], f["fingerprint"])),
             "firing_by_severity": dict(sorted(firing.items())),
             "notified": [{"rule": e["rule"], "severity": e["severity"], "scope": e["scope"],

@@ -115,3 +115,16 @@ def test_daily_digest_once_a_day(week) -> None:
     assert [d["alert"]["window_start"] for d in digests] == ["2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"]
     assert digests[1]["title"].startswith("llmmon daily digest 2026-11-03 (")
     assert "resolved" in digests[1]["alert"]["summary"]
+
+
+def test_minutes_from_window_close_to_delivery() -> None:
+    from llmmon.daily.alerts import delivery_delay
+
+    we = datetime(2026, 11, 3, 15, tzinfo=UTC)
+    rows = [{"status": "sent", "kind": "firing", "window_end": we, "sent_at": we + timedelta(minutes=m)}
+            for m in (6, 7, 9)]
+    rows += [{"status": "sent", "kind": "firing", "window_end": we, "sent_at": we + timedelta(days=3)},  # a replay
+             {"status": "pending", "kind": "firing", "window_end": we, "sent_at": None},
+             {"status": "sent", "kind": "resolved", "window_end": we, "sent_at": we + timedelta(minutes=1)}]
+    assert delivery_delay(rows) == {"n": 3, "p50_min": 7.0, "max_min": 9.0}
+    assert delivery_delay([]) == {"n": 0, "p50_min": None, "max_min": None}
