@@ -10,10 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmmon.alerts.model import Alert, utc
 from llmmon.alerts.notify import NotifyResult, notify
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from llmmon.config import Config
+    from llmmon.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +57,8 @@ def task_failure_alert(context: Mapping[str, Any], now: datetime) -> Alert:
                 "exception": f"{type(exc).__name__}: {str(exc)[:500]}" if exc else None})
 
 
-def send_task_failure(context: Mapping[str, Any], cfg: Any = None, now: datetime | None = None,
-                      engine: Any = None, store: Any = None,
+def send_task_failure(context: Mapping[str, Any], cfg: Config | None = None, now: datetime | None = None,
+                      engine: Engine | None = None, store: ObjectStore | None = None,
                       environ: Mapping[str, str] | None = None) -> NotifyResult | None:
     """Build the task-failure alert and notify it. Never raises (a callback must not crash)."""
     try:
@@ -80,7 +86,8 @@ def _notifier_class() -> type:
     class LlmmonNotifier(BaseNotifier):
         """Airflow 3 notifier sending a P1 llmmon alert through the configured channels."""
 
-        def __init__(self, cfg: Any = None, engine: Any = None, store: Any = None):
+        def __init__(self, cfg: Config | None = None, engine: Engine | None = None,
+                     store: ObjectStore | None = None):
             super().__init__()
             self.cfg, self.engine, self.store = cfg, engine, store
 
