@@ -36,31 +36,39 @@ def llmmon_daily():
         """List the day's objects and split them into batches."""
         from llmmon import jobs
         from llmmon.airflow_support import day_window
+        from llmmon.errors import fail_task_on_user_error
 
-        ctx = get_current_context()
-        return jobs.plan_batches(jobs.context(), day_window(ctx["params"], ctx))
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            ctx = get_current_context()
+            return jobs.plan_batches(jobs.context(), day_window(ctx["params"], ctx))
 
     @task
     def process(batch: dict) -> str:
         """Ingest, validate and profile one batch of objects; return its partial-state key."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.process_batch(jobs.context(), batch)
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.process_batch(jobs.context(), batch)
 
     @task
     def reduce(batches: list[dict], keys: list[str]) -> dict:
         """Merge the batches and write the 24 hourly outputs."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "daily")
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "daily")
 
     @task
     def report(batches: list[dict], totals: dict) -> dict:
         """Merge the hours into the day and write reports/daily/<date>/."""
         from llmmon import jobs
         from llmmon.airflow_support import window_from_xcom
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.daily_report(jobs.context(), window_from_xcom(batches[0]["window"]).start.date())
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.daily_report(jobs.context(), window_from_xcom(batches[0]["window"]).start.date())
 
     batches = plan()
     totals = reduce(batches, process.expand(batch=batches))

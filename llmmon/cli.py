@@ -14,10 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from llmmon.errors import UserError, user_error
+
 log = logging.getLogger("llmmon")
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     pass
 
 
@@ -101,7 +103,7 @@ def cmd_run_day(args: argparse.Namespace) -> int:
 def cmd_daily(args: argparse.Namespace) -> int:
     from llmmon.daily import run_daily
 
-    out = run_daily(_ctx(args), args.date, from_rollups=args.from_rollups)
+    out = run_daily(_ctx(args), args.date, from_rollups=args.from_rollups, force=args.force)
     _print(out["paths"])
     return 0
 
@@ -141,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("date", type=_date)
     dd.add_argument("--from-rollups", action="store_true",
                     help="recompute from daily rollups (after retention removed hourly data)")
+    dd.add_argument("--force", action="store_true",
+                    help="when the recomputation has less data than the report in place, write it "
+                         "beside (reports/daily/<date>/rebuilds/), marked degraded, instead of refusing")
     dd.set_defaults(fn=cmd_daily)
 
     m = sub.add_parser("demo", help="generate a week of logs and run the DAGs through Airflow")
@@ -167,13 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from llmmon.config import ConfigError
-    from llmmon.storage import StorageError
-
     try:
         return int(args.fn(args) or 0)
-    except (ConfigError, StorageError, UsageError, FileNotFoundError) as exc:
-        print(f"llmmon: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        ue = user_error(exc)  # llmmon.errors: boto/SQLAlchemy/pydantic/config/store errors -> one line
+        if ue is None:
+            raise  # a bug: keep the traceback
+        print(f"llmmon: error: {ue}", file=sys.stderr)
         return 2
 
 

@@ -142,12 +142,46 @@ def day_validation(ctx: Context, day: date) -> list[dict[str, Any]]:
              "success": int(u == 0)} for (e, c), (n, u) in sorted(sums.items())]
 
 
-def run_daily(ctx: Context, day: date, from_rollups: bool = False) -> dict[str, Any]:
-    """Merge the day, store day metrics and rollups, and write the daily report."""
+def _guard_day(ctx: Context, ds: DayState, from_rollups: bool, force: bool
+               ) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    from llmmon import overwrite_guard as guard
+
+    st = ctx.cfg.storage
+    inputs = guard.day_inputs(ctx.store, ds.day, ds.stats.read, ds.stats.accepted, ds.hours_present,
+                              {"feedback": st.feedback_prefix, "events": st.events_prefix})
+    return inputs, guard.check_day(ctx.store, ds.day, inputs, force, from_rollups)
+
+
+def _beside(ctx: Context, day: date) -> Context:
+    """A context whose writes land beside the report (store) or nowhere that lasts (warehouse)."""
+    import dataclasses
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    from llmmon import overwrite_guard as guard
+    from llmmon.pipeline import extra_metadata
+
+    scratch = create_engine("sqlite://", poolclass=StaticPool)
+    warehouse.create_all(scratch, extra_metadata())
+    store = guard.BesideStore(ctx.store, guard.rebuild_prefix(day))
+    log.warning("daily %s: forced rebuild with less data; writing beside the report under %s", day,
+                ctx.store.uri(store.prefix))
+    return dataclasses.replace(ctx, store=store, engine=scratch)
+
+
+def run_daily(ctx: Context, day: date, from_rollups: bool = False, force: bool = False) -> dict[str, Any]:
+    """Merge the day, store day metrics and rollups, and write the daily report. A recomputation
+    with less data than the report in place refuses; ``force`` writes it beside, marked degraded
+    (llmmon.overwrite_guard)."""
+    from llmmon import overwrite_guard as guard
     from llmmon.reports.daily import build_report, write_report
 
     t0 = time.monotonic()
     ds = load_day_from_rollups(ctx, day) if from_rollups else load_day(ctx, day)
+    inputs, short = _guard_day(ctx, ds, from_rollups, force)
+    if short:
+        ctx = _beside(ctx, day)
     if not from_rollups:
         write_day_rollups(ctx, ds)
     metrics = day_metrics(ds)
@@ -186,7 +220,12 @@ def run_daily(ctx: Context, day: date, from_rollups: bool = False) -> dict[str, 
                                       "error_rate"])
     report = build_report(ctx.cfg, ds, metrics, checks, validation, series, sections,
                           duration_s=time.monotonic() - t0)
+    if short:
+        report = {**guard.marker(short, "forced rebuild with less data than the report in place; "
+                                        "the store and warehouse were left as they are"), **report}
     paths = write_report(ctx.store, day, report, metrics, ctx.cfg)
+    ctx.store.put(f"reports/daily/{day:%Y-%m-%d}/{guard.INPUTS_NAME}",
+                  orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS), "application/json")
     log.info("daily %s: read=%d accepted=%d quarantined=%d; report at %s", day, s.read, s.accepted,
              s.quarantined, paths["report.html"])
     return {"report": report, "paths": paths}

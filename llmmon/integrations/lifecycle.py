@@ -84,7 +84,9 @@ def resolve_as_of(params: dict[str, Any], context: dict[str, Any]) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError as exc:
-        raise ValueError(f"Param 'as_of' must look like 2026-11-01, got {raw!r}") from exc
+        from llmmon.errors import BadDateError
+
+        raise BadDateError(f"Param 'as_of' must look like 2026-11-01, got {raw!r}") from exc
 
 
 def resolve_periods(params: dict[str, Any], context: dict[str, Any]) -> list[str]:
@@ -239,12 +241,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from llmmon.reports.compliance import download_pack
+    from llmmon.reports.compliance import download_pack_checked
 
     check_period(args.period)
-    dest = download_pack(_store(args), args.period, args.dest)
+    dest, refused = download_pack_checked(_store(args), args.period, args.dest)
     n = sum(1 for p in dest.rglob("*") if p.is_file())
     print(f"downloaded {n} files of compliance pack {args.period} to {dest}")
+    if refused:  # hostile or broken keys: never written outside --dest, always reported
+        print(f"llmmon: refused {len(refused)} object(s) whose key would land outside {dest}: "
+              + ", ".join(repr(k) for k in refused[:5]) + (" ..." if len(refused) > 5 else ""),
+              file=sys.stderr)
+        return 1
     print(f"verify offline: LLMMON_MANIFEST_KEY=... llmmon verify {dest}")
     return 0
 
@@ -260,7 +267,7 @@ def cmd_export_user(args: argparse.Namespace) -> int:
         doc = R.export_user(ctx.store, args.user_id, rcfg)
         sys.stdout.write(json.dumps(doc, indent=2, default=str, ensure_ascii=False) + "\n")
     _audit_export(ctx, args.user_id, doc, args.out)
-    return 0
+    return _note_unreadable(doc.get("unreadable") or [], "export")
 
 
 def _audit_export(ctx: Any, user_id: str, doc: dict[str, Any], out: str | None) -> None:
@@ -270,7 +277,8 @@ def _audit_export(ctx: Any, user_id: str, doc: dict[str, Any], out: str | None) 
                      _retention_cfg(ctx.cfg))
     audit.record("export_user", key=f"user:{user_id}", kind="dsr", tier="dsr", policy="data-subject-access",
                  detail=json.dumps({"user_id": str(user_id), "counts": doc["counts"],
-                                    "objects": len(doc["objects"]), "out": out}))
+                                    "objects": len(doc["objects"]), "out": out,
+                                    "unreadable": [b["key"] for b in doc.get("unreadable") or []]}))
     audit.close()
 
 
@@ -283,7 +291,17 @@ def cmd_forget_user(args: argparse.Namespace) -> int:
     if out["held"] or out["locked"]:
         print(f"note: {len(out['held'])} objects under legal hold and {len(out['locked'])} locked objects "
               "still hold this user's records (audited)", file=sys.stderr)
-    return 0
+    return _note_unreadable(out["unreadable"] + out["failed"], "erasure")
+
+
+def _note_unreadable(bad: list[dict[str, Any]], what: str) -> int:
+    """One stderr line and exit 1 when some objects could not be read or rewritten (they may still
+    hold the user's data; they are listed in the output and the audit)."""
+    if not bad:
+        return 0
+    print(f"llmmon: {len(bad)} object(s) could not be read or rewritten, so the {what} is incomplete: "
+          + ", ".join(b["key"] for b in bad[:3]) + (" ..." if len(bad) > 3 else ""), file=sys.stderr)
+    return 1
 
 
 def register(sub: Any) -> None:
@@ -313,7 +331,8 @@ def register(sub: Any) -> None:
     e.add_argument("--out", help="write JSON lines here instead of printing the records")
     e.set_defaults(fn=cmd_export_user)
 
-    f = sub.add_parser("forget-user", help="erase a user's records from raw and quarantine (audited)")
+    f = sub.add_parser("forget-user", help="erase a user's records from raw, quarantine, derived state and "
+                                           "review samples (audited; safe to rerun)")
     f.add_argument("user_id")
     f.add_argument("--as-of", type=cli._date, help="date legal holds are evaluated on (default: today)")
     f.add_argument("--run-id", help="audit run id")

@@ -232,6 +232,7 @@ def _quantiles(view: Any, column: str) -> dict[str, float | None]:
 def _review(ctx: Any, ds: Any, qc: Any) -> dict[str, Any]:
     """Write ``review/<date>/sample.csv``; agreement with ``labels.csv`` when one was dropped back."""
     from llmmon import quality_io
+    from llmmon.reports.csv_safe import safe_frame
     from llmmon.scoring.review import agreement, stratified_sample
 
     cand = _day_cache(ctx, ds)["review"]
@@ -245,7 +246,7 @@ def _review(ctx: Any, ds: Any, qc: Any) -> dict[str, Any]:
         sample = sample.sort_values(["model_version", "request_id"], kind="stable")
         for col in ("human_relevant", "human_safe", "human_refusal", "reviewer_note"):
             sample[col] = ""
-        ctx.store.put(key, sample.to_csv(index=False).encode(), "text/csv")
+        ctx.store.put(key, safe_frame(sample).to_csv(index=False).encode(), "text/csv")  # no formulas
         out["sample_rows"] = int(len(sample))
     labels = quality_io.read_labels(ctx.store, ds.day)
     if labels is not None:

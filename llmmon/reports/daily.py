@@ -20,6 +20,7 @@ import orjson
 from llmmon.aggregates import to_jsonable
 from llmmon.config import Config
 from llmmon.reports.charts import bar_chart, line_chart
+from llmmon.reports.csv_safe import safe_row
 from llmmon.storage import ObjectStore
 
 REPORT_FILES = ("report.json", "report.html", "metrics.csv")
@@ -84,13 +85,13 @@ def metrics_csv(day: date, metrics: dict[str, dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["date", "model", "metric", "value"])
-    for model, m in sorted(metrics.items()):
+    for model, m in sorted(metrics.items()):  # model names come from the logs: escape them
         for name, v in sorted(m.items()):
             if isinstance(v, dict):
                 for sub, sv in sorted(v.items()):
-                    w.writerow([day.isoformat(), model, f"{name}:{sub}", sv])
+                    w.writerow(safe_row([day.isoformat(), model, f"{name}:{sub}", sv]))
             else:
-                w.writerow([day.isoformat(), model, name, "" if v is None else v])
+                w.writerow(safe_row([day.isoformat(), model, name, "" if v is None else v]))
     return buf.getvalue().encode()
 
 
