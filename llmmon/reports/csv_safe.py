@@ -18,10 +18,15 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: Any) -> Any:
-    """``value`` with a leading ``'`` when it is text a spreadsheet would evaluate."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
+    """``value`` with a leading ``'`` when it is text a spreadsheet would evaluate. A carriage
+    return inside text becomes a line feed: pandas does not quote a field holding a lone CR, and a
+    reader would start a new row (and a new, unescaped first cell) there."""
+    if not isinstance(value, str):
+        return value
+    risky = value.startswith(FORMULA_START)
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return "'" + value if risky else value
 
 
 def safe_row(row: Iterable[Any]) -> list[Any]:
