@@ -153,7 +153,10 @@ def fail_task_on_user_error() -> Iterator[None]:
 def _fail(line: str) -> NoReturn:
     import logging
 
-    from airflow.exceptions import AirflowFailException
+    try:
+        from airflow.sdk.exceptions import AirflowFailException
+    except ImportError:  # pragma: no cover - Airflow 2
+        from airflow.exceptions import AirflowFailException
 
     logging.getLogger("llmmon").error("llmmon: error: %s", line)
     raise AirflowFailException(f"llmmon: error: {line}") from None
