@@ -94,7 +94,7 @@ def store_snapshot(store: Any, skip: tuple[str, ...] = ("audit/", "retention/", 
     for o in store.list(""):
         if o.key.startswith(skip) or o.key.endswith((".retention", ".html", ".pdf")):
             continue
-        data = store.get(o.key)
+        data = store.get(o.key).replace(store.url.encode(), b"<store>")  # links name the store
         if o.key.endswith(".json"):
             data = json.dumps(_scrub(json.loads(data)), sort_keys=True).encode()
         elif o.key.endswith(".json.gz"):
