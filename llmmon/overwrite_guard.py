@@ -38,15 +38,21 @@ def less(new: dict[str, int], old: dict[str, int]) -> dict[str, tuple[int, int]]
             if isinstance(v, int) and int(new.get(k, 0)) < v}
 
 
-def _fmt(d: dict[str, tuple[int, int]]) -> str:
-    return ", ".join(f"{k} {n} < {o}" for k, (n, o) in d.items())
+def _fmt(d: dict[str, tuple[int, int]], most: int = 3) -> str:
+    parts = [f"{k} {n} < {o}" for k, (n, o) in d.items()]
+    return ", ".join(parts[:most]) + (f" and {len(parts) - most} more" if len(parts) > most else "")
 
 
 # ---- hours ----------------------------------------------------------------------------------
 
-def check_hour(store: ObjectStore, agg_key: str, new_read: int, label: str) -> None:
-    """Refuse to replace an hour's aggregate with one from fewer lines read."""
+def check_hour(store: ObjectStore, agg_key: str, new_read: int, hour: datetime) -> None:
+    """Refuse to replace an hour's aggregate with one from fewer lines read, and to recompute an
+    hour retention already rolled up into its day (its hourly outputs are gone on purpose)."""
+    label = hour.strftime("%Y-%m-%dT%H")
     if store.head(agg_key) is None:
+        if new_read == 0 and store.head(f"retention/markers/daily/dt={hour:%Y-%m-%d}.json") is not None:
+            raise LessDataError(f"hour {label}: retention rolled this day up into its daily rollup and "
+                                f"removed the hourly data; the hour is not recomputed from nothing")
         return
     try:
         old = json.loads(store.get(agg_key)).get("records") or {}

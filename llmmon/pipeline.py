@@ -252,7 +252,7 @@ def write_hours(ctx: Context, hours: dict[datetime, HourState], job: str = "hour
     from llmmon.overwrite_guard import check_hour
 
     for hour, st in sorted(hours.items()):  # all hours checked before any is written
-        check_hour(ctx.store, aggregate_key(hour), st.stats.read, hour.strftime("%Y-%m-%dT%H"))
+        check_hour(ctx.store, aggregate_key(hour), st.stats.read, hour)
     summaries = []
     for hour, st in sorted(hours.items()):
         _write_hour_objects(ctx, hour, st)

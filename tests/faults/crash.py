@@ -12,10 +12,10 @@ from contextlib import contextmanager
 
 from llmmon.storage import LocalStore
 
-#: ``LLMMON_FAULTS=all``: kill before every single write; ``steps``: before the first write of every
+#: ``FAULT_POINTS=all``: kill before every single write; ``steps``: before the first write of every
 #: distinct step; default: at most ``DEFAULT_POINTS`` of those steps, spread over the run (first and
 #: last included), which keeps the suite quick on a busy machine.
-MODE = os.environ.get("LLMMON_FAULTS", "")
+MODE = os.environ.get("FAULT_POINTS", "")  # not LLMMON_*: tests/conftest.py clears those
 DEFAULT_POINTS = 4
 
 

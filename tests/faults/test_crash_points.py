@@ -4,24 +4,20 @@ complete audit: every deletion has its write-ahead intent and its outcome).
 
 A write step is the first write of each distinct kind of object (profiles, aggregate, derived
 state, quarantine, report files, markers, intents, deletes per data kind, audit...). By default a
-few steps spread over each run are killed (quick); ``LLMMON_FAULTS=steps`` kills every step and
-``LLMMON_FAULTS=all`` every single write (the campaign figures in the closing note).
+few steps spread over each run are killed (quick); ``FAULT_POINTS=steps`` kills every step and
+``FAULT_POINTS=all`` every single write (the campaign figures in the closing note).
 """
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from llmmon import retention as R
-from llmmon import warehouse
 from llmmon.ingest import Window
-from llmmon.pipeline import Context, run_hours
-from llmmon.storage import LocalStore
+from llmmon.pipeline import run_hours
 from tests.faults import world as W
 from tests.faults.crash import crash_points, record_writes, run_killed_at
 
@@ -29,25 +25,7 @@ TIERS = {"realtime_days": 1, "recent_days": 2, "historical_days": 400, "quaranti
 AS_OF = W.DAY + timedelta(days=3)
 
 
-class Site:
-    """A store folder and a SQLite warehouse that can be copied as a unit."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.store = LocalStore(root / "store")
-        self.wh = f"sqlite:///{root / 'wh.db'}"
-
-    def ctx(self) -> Context:
-        return Context.from_config(W.config(self.store.url, self.wh))
-
-    def copy(self, to: Path) -> Site:
-        shutil.copytree(self.root, to)
-        return Site(to)
-
-    def close(self) -> None:
-        eng = warehouse._ENGINES.pop(self.wh, None)
-        if eng is not None:
-            eng.dispose()
+Site = W.Site
 
 
 def hourly(site: Site) -> None:
@@ -74,17 +52,9 @@ def state(site: Site) -> tuple[dict, dict]:
 
 
 @pytest.fixture(scope="module")
-def starts(tmp_path_factory) -> dict[str, Site]:
+def starts(sites) -> dict[str, Site]:
     """The state each job starts from: seeded (hourly), hours done (daily), day done (retention)."""
-    base = tmp_path_factory.mktemp("crash")
-    seeded = Site(base / "seeded")
-    W.seed(seeded.store)
-    seeded.ctx()  # creates the warehouse tables
-    hours_done = seeded.copy(base / "hours")
-    run_hours(hours_done.ctx(), Window.day(W.DAY), job="daily")
-    day_done = hours_done.copy(base / "day")
-    daily(day_done)
-    return {"hourly": seeded, "daily": hours_done, "retention": day_done}
+    return {"hourly": sites["seeded"], "daily": sites["hours"], "retention": sites["day"]}
 
 
 JOBS = {"hourly": hourly, "daily": daily, "retention": retention}

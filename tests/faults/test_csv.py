@@ -46,18 +46,11 @@ def test_frame_and_every_csv_writer():
     assert not any(c.startswith(FORMULA_START) for c in _cells(data))
 
 
-def test_review_sample_csv_from_a_real_day(tmp_path):
+def test_review_sample_csv_from_a_real_day(sites):
     """The review sample written by the daily job (a prompt starting with =HYPERLINK()."""
-    from llmmon.pipeline import Context
-    from llmmon.storage import LocalStore
     from tests.faults import world as W
 
-    store = LocalStore(tmp_path / "store")
-    W.seed(store)
-    cfg = W.config(store.url, f"sqlite:///{tmp_path / 'wh.db'}")
-    cfg.quality = {"review": {"sample_per_model": 50}}  # every candidate, so the payload is in it
-    W.run_day(Context.from_config(cfg))
-    text = store.get(f"review/{W.DAY}/sample.csv").decode()
+    text = sites["day"].store.get(f"review/{W.DAY}/sample.csv").decode()
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert any(r["prompt_text"] == "'" + W.FORMULA for r in rows)
     assert not any(v.startswith(FORMULA_START) for r in rows for v in r.values() if v and v != "-1.0")

@@ -56,17 +56,11 @@ def holders(store: LocalStore, needle: bytes, skip: tuple[str, ...] = ("audit/",
 
 
 @pytest.fixture
-def day(tmp_path, monkeypatch):
-    store = LocalStore(tmp_path / "store")
-    W.seed(store)
-    wh = f"sqlite:///{tmp_path / 'wh.db'}"
-    cfg = W.config(store.url, wh)
-    cfg.quality = {"review": {"sample_per_model": 50}}  # every candidate: the victim is in the sample
-    ctx = Context.from_config(cfg)
-    W.run_day(ctx)
-    monkeypatch.setenv("LLMMON_STORAGE_URL", store.url)
-    monkeypatch.setenv("LLMMON_WAREHOUSE_URL", wh)
-    return ctx
+def day(sites, tmp_path, monkeypatch):
+    site = sites["day"].copy(tmp_path / "site")
+    site.env(monkeypatch)
+    yield site.ctx()
+    site.close()
 
 
 def _damage(store: LocalStore) -> list[str]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import shutil
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,8 +61,40 @@ def seed(store: Any) -> None:
 
 def config(store_url: str, wh_url: str, endpoint: str | None = None):
     cfg = make_config(store_url, wh_url, endpoint)
-    cfg.quality = {"review": {"sample_per_model": 6}}
+    cfg.quality = {"review": {"sample_per_model": 50}}  # every candidate: the hostile rows are in it
     return cfg
+
+
+class Site:
+    """A store folder and a SQLite warehouse that can be copied as a unit."""
+
+    def __init__(self, root: Path):
+        from llmmon.storage import LocalStore
+
+        self.root = root
+        self.store = LocalStore(root / "store")
+        self.wh = f"sqlite:///{root / 'wh.db'}"
+
+    def ctx(self) -> Any:
+        from llmmon.pipeline import Context
+
+        return Context.from_config(config(self.store.url, self.wh))
+
+    def copy(self, to: Path) -> Site:
+        shutil.copytree(self.root, to)
+        return Site(to)
+
+    def env(self, monkeypatch: Any) -> None:
+        """Point the ``llmmon`` CLI at this site."""
+        monkeypatch.setenv("LLMMON_STORAGE_URL", self.store.url)
+        monkeypatch.setenv("LLMMON_WAREHOUSE_URL", self.wh)
+
+    def close(self) -> None:
+        from llmmon import warehouse
+
+        eng = warehouse._ENGINES.pop(self.wh, None)
+        if eng is not None:
+            eng.dispose()
 
 
 def run_day(ctx: Any) -> None:
