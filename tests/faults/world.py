@@ -109,12 +109,19 @@ def run_day(ctx: Any) -> None:
 
 # ---- snapshots ------------------------------------------------------------------------------
 
-VOLATILE = {"generated_at", "duration_s", "recorded_at", "started_at", "finished_at", "run_id"}
+VOLATILE = {"generated_at", "duration_s", "recorded_at", "started_at", "finished_at", "run_id",
+            "report_url",  # a presigned link on S3
+            "arrived", "lateness_minutes"}  # when this copy of the data was written
+
+
+# How late a partition arrived depends on when this copy of the data was written, not on the run.
+ARRIVAL = {"arrived", "lateness_minutes", "observed", "score", "summary", "value", "top_segments"}
 
 
 def _scrub(x: Any) -> Any:
     if isinstance(x, dict):
-        return {k: _scrub(v) for k, v in x.items() if k not in VOLATILE}
+        late = "late_partition" in (x.get("kind"), x.get("rule"))
+        return {k: _scrub(v) for k, v in x.items() if k not in VOLATILE and not (late and k in ARRIVAL)}
     if isinstance(x, list):
         return [_scrub(v) for v in x]
     return x
@@ -131,6 +138,9 @@ def store_snapshot(store: Any, skip: tuple[str, ...] = ("audit/", "retention/", 
         data = store.get(o.key).replace(store.url.encode(), b"<store>")  # links name the store
         if o.key.endswith(".json"):
             data = json.dumps(_scrub(json.loads(data)), sort_keys=True).encode()
+        elif o.key.endswith(".jsonl"):
+            data = b"\n".join(json.dumps(_scrub(json.loads(x)), sort_keys=True).encode()
+                              for x in data.splitlines() if x.strip())
         elif o.key.endswith(".json.gz"):
             data = json.dumps(_scrub(json.loads(gzip.decompress(data))), sort_keys=True).encode()
         elif o.key.endswith(".bin"):
