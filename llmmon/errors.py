@@ -132,8 +132,8 @@ def _one(exc: BaseException) -> str | None:
         return _botocore(exc)
     if mod.startswith("sqlalchemy"):
         return _sqlalchemy(exc)
-    if name == "FileNotFoundError":
-        return one_line(exc)
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):
+        return one_line(exc)  # a path the user gave (--out, --dest, --config)
     return None
 
 
