@@ -16,7 +16,7 @@ from llmmon.storage import LocalStore
 #: distinct step; default: at most ``DEFAULT_POINTS`` of those steps, spread over the run (first and
 #: last included), which keeps the suite quick on a busy machine.
 MODE = os.environ.get("FAULT_POINTS", "")  # not LLMMON_*: tests/conftest.py clears those
-DEFAULT_POINTS = 4
+DEFAULT_POINTS = 3
 
 
 @contextmanager

@@ -1,6 +1,6 @@
-"""S3 outage: the moto server is stopped in the middle of a real ``llmmon run-day`` and started
-again. The run fails with one clear line (exit 2); the rerun is correct (the same store and
-warehouse as a clean run)."""
+"""S3 outage: the moto server is stopped in the middle of a real ``llmmon run-hour`` (while it
+reads the raw objects, or while it writes the hour's outputs) and started again. The run fails with
+one clear line (exit 2); the rerun is correct (the same store and warehouse as a clean run)."""
 
 from __future__ import annotations
 
@@ -60,23 +60,30 @@ def test_outage_mid_run_one_line_then_rerun_correct(at, server, sites, tmp_path,
         return real(self, *a, **k)
 
     monkeypatch.setattr(S3Store, name, flaky)
-    rc = cli.main(["run-day", str(W.DAY)])
+    argv = ["run-hour", f"{W.DAY}T10"]
+    rc = cli.main(argv)
     err = capsys.readouterr().err
     assert rc == 2, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("llmmon: error: object store"), err
     assert len([x for x in err.splitlines() if x.startswith("llmmon: error")]) == 1
     monkeypatch.setattr(S3Store, name, real)
     server["start"]()
-    rc = cli.main(["run-day", str(W.DAY)])
+    rc = cli.main(argv)
     capsys.readouterr()
     assert rc == 0
-    want = W.store_snapshot(sites["day"].store)
+    # The clean result: the same command on an untouched local copy of the same data.
+    ref = sites["seeded"].copy(tmp_path / "ref")
+    ref.env(monkeypatch)
+    monkeypatch.delenv("LLMMON_STORAGE_ENDPOINT_URL")
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    want = W.store_snapshot(ref.store)
     got = W.store_snapshot(store)
     if got != want:  # name the fields that differ
         import json
         k = next(k for k in want if got.get(k) != want[k])
         a = W._scrub(json.loads(store.get(k).replace(store.url.encode(), b"<store>")))
-        b = W._scrub(json.loads(sites["day"].store.get(k).replace(sites["day"].store.url.encode(), b"<store>")))
+        b = W._scrub(json.loads(ref.store.get(k).replace(ref.store.url.encode(), b"<store>")))
         diff = {x: (a.get(x), b.get(x)) for x in set(a) | set(b) if a.get(x) != b.get(x)}
         if "anomalies" in diff:
             aa, bb = diff["anomalies"]
@@ -85,9 +92,10 @@ def test_outage_mid_run_one_line_then_rerun_correct(at, server, sites, tmp_path,
                 la, lb = diff["anomalies"]
                 diff = {"only_s3": [x for x in la if x not in lb], "only_local": [x for x in lb if x not in la]}
         raise AssertionError(f"{k}: {str(diff)[:3000]}")
-    eng, clean = sa.create_engine(wh), sa.create_engine(sites["day"].wh)
+    eng, clean = sa.create_engine(wh), sa.create_engine(ref.wh)
     try:
         assert W.warehouse_snapshot(eng) == W.warehouse_snapshot(clean)
     finally:
         eng.dispose()
         clean.dispose()
+        ref.close()
