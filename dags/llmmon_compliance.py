@@ -40,10 +40,12 @@ def llmmon_compliance():
     @task
     def periods() -> list[str]:
         """The periods to build: the Param, or those due on the run's date."""
+        from llmmon.errors import fail_task_on_user_error
         from llmmon.lifecycle.periods import resolve_periods
 
-        ctx = get_current_context()
-        return resolve_periods(ctx["params"], ctx)
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            ctx = get_current_context()
+            return resolve_periods(ctx["params"], ctx)
 
     @task
     def pack(period: str) -> dict:
@@ -51,12 +53,14 @@ def llmmon_compliance():
         import logging
 
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
         from llmmon.jobs import compliance_job, manifest_key, pack_summary
 
-        ctx = jobs.context()
-        out = compliance_job(ctx, period, manifest_key(ctx.cfg, in_airflow=True),
-                             emit=logging.getLogger("llmmon.compliance").info)
-        return pack_summary(out)
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            ctx = jobs.context()
+            out = compliance_job(ctx, period, manifest_key(ctx.cfg, in_airflow=True),
+                                 emit=logging.getLogger("llmmon.compliance").info)
+            return pack_summary(out)
 
     pack.expand(period=periods())
 

@@ -55,72 +55,92 @@ def llmmon_daily():
         """List the day's objects and split them into batches."""
         from llmmon import jobs
         from llmmon.airflow_support import day_window
+        from llmmon.errors import fail_task_on_user_error
 
-        ctx = get_current_context()
-        return jobs.plan_batches(jobs.context(), day_window(ctx["params"], ctx))
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            ctx = get_current_context()
+            return jobs.plan_batches(jobs.context(), day_window(ctx["params"], ctx))
 
     @task
     def process(batch: dict) -> str:
         """Stage 1 on one batch of objects; return its partial-state key."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.process_batch(jobs.context(), batch)
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.process_batch(jobs.context(), batch)
 
     @task
     def reduce(batches: list[dict], keys: list[str]) -> dict:
         """Merge the batches and write the 24 hourly outputs."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "daily")
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "daily")
 
     @task
     def merge(batches: list[dict], totals: dict) -> dict:
         """Merge the hours into day profiles, sums and metric rows."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.daily_merge(jobs.context(), _day(batches))
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.daily_merge(jobs.context(), _day(batches))
 
     @task
     def quality(batches: list[dict], merged: dict) -> str:
         """Cost, quality, experience and ROI sections."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.daily_stage(jobs.context(), _day(batches), "quality")
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.daily_stage(jobs.context(), _day(batches), "quality")
 
     @task
     def drift(batches: list[dict], previous: str) -> str:
         """Input/output drift against the reference."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.daily_stage(jobs.context(), _day(batches), "drift")
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.daily_stage(jobs.context(), _day(batches), "drift")
 
     @task
     def anomalies(batches: list[dict], previous: str) -> str:
         """Anomaly detectors over the day's series."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.daily_stage(jobs.context(), _day(batches), "anomalies")
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.daily_stage(jobs.context(), _day(batches), "anomalies")
 
     @task
     def alerts(batches: list[dict], previous: str) -> str:
         """Evaluate alert rules and notify."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.daily_stage(jobs.context(), _day(batches), "alerts")
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.daily_stage(jobs.context(), _day(batches), "alerts")
 
     @task
     def batch_jobs(batches: list[dict], previous: str) -> str:
         """Batch inference jobs seen during the day."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.daily_stage(jobs.context(), _day(batches), "batch_jobs")
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.daily_stage(jobs.context(), _day(batches), "batch_jobs")
 
     @task(trigger_rule="all_done")
     def report(batches: list[dict]) -> dict:
         """Write reports/daily/<date>/ (sections of failed stages are marked not computed)."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.daily_report(jobs.context(), _day(batches))
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.daily_report(jobs.context(), _day(batches))
 
     batches = plan()
     totals = reduce(batches, process.expand(batch=batches))

@@ -37,23 +37,29 @@ def llmmon_hourly():
         """List the hour's objects and split them into batches."""
         from llmmon import jobs
         from llmmon.airflow_support import hour_window
+        from llmmon.errors import fail_task_on_user_error
 
-        ctx = get_current_context()
-        return jobs.plan_batches(jobs.context(), hour_window(ctx["params"], ctx))
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            ctx = get_current_context()
+            return jobs.plan_batches(jobs.context(), hour_window(ctx["params"], ctx))
 
     @task
     def process(batch: dict) -> str:
         """Ingest, validate and profile one batch of objects; return its partial-state key."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.process_batch(jobs.context(), batch)
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.process_batch(jobs.context(), batch)
 
     @task
     def reduce(batches: list[dict], keys: list[str]) -> dict:
         """Merge the batches' partial states and write the hour's outputs."""
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
 
-        return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "hourly")
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "hourly")
 
     batches = plan()
     reduce(batches, process.expand(batch=batches))

@@ -42,18 +42,20 @@ def llmmon_retention():
         import logging
 
         from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
         from llmmon.jobs import retention_job, retention_summary
         from llmmon.lifecycle.periods import resolve_as_of
 
-        ctx = get_current_context()
-        params = ctx["params"]
-        res = retention_job(jobs.context(), resolve_as_of(params, ctx), bool(params.get("dry_run")),
-                            run_id=f"airflow-{ctx['dag_run'].run_id}",
-                            emit=logging.getLogger("llmmon.lifecycle.retention").info)
-        if res.rollup_failures:
-            logging.getLogger("llmmon.lifecycle.retention").warning(
-                "%d rollups could not be verified; their data is kept", len(res.rollup_failures))
-        return retention_summary(res)
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            ctx = get_current_context()
+            params = ctx["params"]
+            res = retention_job(jobs.context(), resolve_as_of(params, ctx), bool(params.get("dry_run")),
+                                run_id=f"airflow-{ctx['dag_run'].run_id}",
+                                emit=logging.getLogger("llmmon.lifecycle.retention").info)
+            if res.rollup_failures:
+                logging.getLogger("llmmon.lifecycle.retention").warning(
+                    "%d rollups could not be verified; their data is kept", len(res.rollup_failures))
+            return retention_summary(res)
 
     retention()
 

@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from llmmon.errors import BadDateError
 from llmmon.hourly.ingest import Window
 
 log = logging.getLogger("llmmon")
@@ -38,7 +39,7 @@ def hour_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
         try:
             start = datetime.strptime(raw[:13], "%Y-%m-%dT%H").replace(tzinfo=UTC)
         except ValueError as exc:
-            raise ValueError(f"Param 'hour' must look like 2026-11-01T13, got {raw!r}") from exc
+            raise BadDateError(f"Param 'hour' must look like 2026-11-01T13, got {raw!r}") from exc
         return Window.hour(start)
     return Window.hour(run_time(context) - timedelta(hours=1))
 
@@ -50,7 +51,7 @@ def day_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
         try:
             return Window.day(date.fromisoformat(raw))
         except ValueError as exc:
-            raise ValueError(f"Param 'date' must look like 2026-11-01, got {raw!r}") from exc
+            raise BadDateError(f"Param 'date' must look like 2026-11-01, got {raw!r}") from exc
     return Window.day((run_time(context) - timedelta(days=1)).date())
 
 

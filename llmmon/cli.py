@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmmon import jobs, sections
-from llmmon.errors import UserError
+from llmmon.errors import UserError, user_error
 from llmmon.lifecycle import retention as R
 from llmmon.lifecycle.periods import check_period
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from llmmon.config import Config
     from llmmon.context import Context
     from llmmon.store.objects import ObjectStore
+
 
 log = logging.getLogger("llmmon")
 
@@ -133,7 +134,7 @@ def cmd_run_day(args: argparse.Namespace) -> int:
 
 
 def cmd_daily(args: argparse.Namespace) -> int:
-    out = jobs.run_daily(_ctx(args), args.date, from_rollups=args.from_rollups)
+    out = jobs.run_daily(_ctx(args), args.date, from_rollups=args.from_rollups, force=args.force)
     _print(out["paths"])
     return 0
 
@@ -213,12 +214,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from llmmon.reports.compliance import download_pack
+    from llmmon.reports.compliance import download_pack_checked
 
     check_period(args.period)
-    dest = download_pack(_store(args), args.period, args.dest)
+    dest, refused = download_pack_checked(_store(args), args.period, args.dest)
     n = sum(1 for p in dest.rglob("*") if p.is_file())
     print(f"downloaded {n} files of compliance pack {args.period} to {dest}")
+    if refused:  # hostile or broken keys: never written outside --dest, always reported
+        print(f"llmmon: refused {len(refused)} object(s) whose key would land outside {dest}: "
+              + ", ".join(repr(k) for k in refused[:5]) + (" ..." if len(refused) > 5 else ""),
+              file=sys.stderr)
+        return 1
     print(f"verify offline: LLMMON_MANIFEST_KEY=... llmmon verify {dest}")
     return 0
 
@@ -234,7 +240,7 @@ def cmd_export_user(args: argparse.Namespace) -> int:
         doc = R.export_user(ctx.store, args.user_id, rcfg)
         sys.stdout.write(json.dumps(doc, indent=2, default=str, ensure_ascii=False) + "\n")
     _audit_export(ctx, args.user_id, doc, args.out)
-    return 0
+    return _note_unreadable(doc.get("unreadable") or [], "export")
 
 
 def _audit_export(ctx: Context, user_id: str, doc: dict[str, Any], out: str | None) -> None:
@@ -244,7 +250,8 @@ def _audit_export(ctx: Context, user_id: str, doc: dict[str, Any], out: str | No
                      jobs.retention_cfg(ctx.cfg))
     audit.record("export_user", key=f"user:{user_id}", kind="dsr", tier="dsr", policy="data-subject-access",
                  detail=json.dumps({"user_id": str(user_id), "counts": doc["counts"],
-                                    "objects": len(doc["objects"]), "out": out}))
+                                    "objects": len(doc["objects"]), "out": out,
+                                    "unreadable": [b["key"] for b in doc.get("unreadable") or []]}))
     audit.close()
 
 
@@ -257,7 +264,17 @@ def cmd_forget_user(args: argparse.Namespace) -> int:
     if out["held"] or out["locked"]:
         print(f"note: {len(out['held'])} objects under legal hold and {len(out['locked'])} locked objects "
               "still hold this user's records (audited)", file=sys.stderr)
-    return 0
+    return _note_unreadable(out["unreadable"] + out["failed"], "erasure")
+
+
+def _note_unreadable(bad: list[dict[str, Any]], what: str) -> int:
+    """One stderr line and exit 1 when some objects could not be read or rewritten (they may still
+    hold the user's data; they are listed in the output and the audit)."""
+    if not bad:
+        return 0
+    print(f"llmmon: {len(bad)} object(s) could not be read or rewritten, so the {what} is incomplete: "
+          + ", ".join(b["key"] for b in bad[:3]) + (" ..." if len(bad) > 3 else ""), file=sys.stderr)
+    return 1
 
 
 
@@ -346,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("date", type=_date)
     dd.add_argument("--from-rollups", action="store_true",
                     help="recompute from daily rollups (after retention removed hourly data)")
+    dd.add_argument("--force", action="store_true",
+                    help="when the recomputation has less data than the report in place, write it "
+                         "beside (reports/daily/<date>/rebuilds/), marked degraded, instead of refusing")
     dd.set_defaults(fn=cmd_daily)
 
     rp = sub.add_parser("reprice", help="recompute stored cost history with the current price config")
@@ -384,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="write JSON lines here instead of printing the records")
     e.set_defaults(fn=cmd_export_user)
 
-    f = sub.add_parser("forget-user", help="erase a user's records from raw and quarantine (audited)")
+    f = sub.add_parser("forget-user", help="erase a user's records from raw, quarantine, derived state and "
+                                           "review samples (audited; safe to rerun)")
     f.add_argument("user_id")
     f.add_argument("--as-of", type=_date, help="date legal holds are evaluated on (default: today)")
     f.add_argument("--run-id", help="audit run id")
@@ -408,13 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from llmmon.config import ConfigError
-    from llmmon.store.objects import StorageError
-
     try:
         return int(args.fn(args) or 0)
-    except (ConfigError, StorageError, UserError, FileNotFoundError) as exc:
-        print(f"llmmon: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        ue = user_error(exc)  # boto/SQLAlchemy/pydantic/config/store errors -> one line
+        if ue is None:
+            raise  # a bug: keep the traceback
+        print(f"llmmon: error: {ue}", file=sys.stderr)
         return 2
 
 

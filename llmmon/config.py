@@ -38,7 +38,7 @@ class StorageConfig(_Model):
     requests_prefix: str = "raw/requests"
     feedback_prefix: str = "raw/feedback"
     events_prefix: str = "raw/events"
-    presign_seconds: int = 3600
+    presign_seconds: int = Field(3600, ge=1, le=604_800)  # S3 presigned URLs last at most 7 days
 
 
 class FieldSpec(_Model):
@@ -116,15 +116,15 @@ class IngestConfig(_Model):
     max_object_bytes: int = Field(default=67_108_864, ge=1)
     # Records whose timestamp is within this many seconds of their object's partition are
     # accepted and counted in the window of their own timestamp; beyond it they are quarantined.
-    partition_grace_seconds: int = 3600
+    partition_grace_seconds: int = Field(3600, ge=0)
     # Older partitions scanned for files that arrived after their window was processed.
-    late_lookback_hours: int = 48
+    late_lookback_hours: int = Field(48, ge=0)
     # Objects per mapped task in llmmon_hourly.
-    batch_objects: int = 8
-    max_mapped_tasks: int = 512
+    batch_objects: int = Field(8, ge=1)
+    max_mapped_tasks: int = Field(512, ge=1)
     allowed_statuses: list[str] = ["success", "error", "timeout", "cancelled", "rate_limited"]
-    max_tokens_limit: int = 2_000_000
-    max_latency_ms: float = 3_600_000.0
+    max_tokens_limit: int = Field(2_000_000, ge=1)
+    max_latency_ms: float = Field(3_600_000.0, gt=0, allow_inf_nan=False)
 
     @field_validator("min_timestamp", "max_timestamp", mode="after")
     @classmethod
@@ -185,7 +185,7 @@ class ProfileConfig(_Model):
 
 class ReportConfig(_Model):
     title: str = "llmmon daily report"
-    sample_rows: int = 5
+    sample_rows: int = Field(5, ge=0)
 
 
 # ---- batch_jobs (seed 5.3 case 2) -----------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import ValidationError
 
 from llmmon import layout
@@ -105,21 +106,24 @@ def reprocess_late(ctx: Context, window: Window) -> list[dict[str, Any]]:
 
 # ---- stage 2: daily -----------------------------------------------------------------------------
 
-def run_daily(ctx: Context, day: date, from_rollups: bool = False) -> dict[str, Any]:
+def run_daily(ctx: Context, day: date, from_rollups: bool = False, force: bool = False) -> dict[str, Any]:
     """Every daily stage in this process (the CLI's ``daily`` and ``run-day``)."""
     from llmmon.daily.run import run_daily as run
 
-    return run(ctx, day, from_rollups)
+    return run(ctx, day, from_rollups, force)
 
 
 def daily_merge(ctx: Context, day: date) -> dict[str, Any]:
     """DAG task ``merge``: the day's hours into the day rollups; clears earlier stage outputs."""
-    from llmmon.daily.merge import merge_day
+    from llmmon.daily.merge import guard_day, load, write_day
     from llmmon.daily.run import clear_stages, save_stage
 
     clear_stages(ctx, day)
-    ds = merge_day(ctx, day)
-    out = {"date": day.isoformat(), "hours_with_data": ds.hours_present, **ds.stats.to_dict()}
+    ds = load(ctx, day)
+    inputs, _ = guard_day(ctx, ds, from_rollups=False, force=False)  # refuses less data than the report
+    write_day(ctx, ds)
+    out = {"date": day.isoformat(), "hours_with_data": ds.hours_present, "inputs": inputs,
+           **ds.stats.to_dict()}
     save_stage(ctx, day, "merge", out)
     return out
 
@@ -151,8 +155,9 @@ def daily_report(ctx: Context, day: date) -> dict[str, str]:
     if ctx.store.head(layout.stage_key(day, "merge")) is None:
         # Without a fresh merge the rollup may be stale or absent: never overwrite a report with it.
         raise run.StageFailed(f"daily {day}: the merge stage did not finish; no report written")
+    merged = orjson.loads(ctx.store.get(layout.stage_key(day, "merge")))
     sections, missing = run.load_stages(ctx, day)
-    out = run.write_day_report(ctx, load_day_from_rollups(ctx, day), sections, t0)
+    out = run.write_day_report(ctx, load_day_from_rollups(ctx, day), sections, t0, merged.get("inputs"))
     for name, uri in out["paths"].items():
         log.info("report %s: %s", name, uri)
     from llmmon.daily.alerts import delivery_outcome

@@ -20,7 +20,7 @@ from llmmon.hourly.ingest import IngestStats
 from llmmon.hourly.run import window_metrics
 from llmmon.metrics.performance import check_thresholds, metric_rows
 from llmmon.store import aggregates as aggmod
-from llmmon.store import profiles, warehouse
+from llmmon.store import guard, profiles, warehouse
 
 if TYPE_CHECKING:
     from whylogs.core.view.dataset_profile_view import DatasetProfileView
@@ -133,13 +133,53 @@ def day_validation(ctx: Context, day: date) -> list[dict[str, Any]]:
              "success": int(u == 0)} for (e, c), (n, u) in sorted(sums.items())]
 
 
-def merge_day(ctx: Context, day: date, from_rollups: bool = False) -> DayState:
+def guard_day(ctx: Context, ds: DayState, from_rollups: bool, force: bool
+              ) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """The day's inputs, and how far short they fall of the report in place (``store.guard``).
+
+    Raises ``LessDataError`` when they fall short and ``force`` is off: never overwrite good with
+    worse."""
+    st = ctx.cfg.storage
+    inputs = guard.day_inputs(ctx.store, ds.day, ds.stats.read, ds.stats.accepted, ds.hours_present,
+                              {"feedback": st.feedback_prefix, "events": st.events_prefix})
+    return inputs, guard.check_day(ctx.store, ds.day, inputs, force, from_rollups)
+
+
+def beside(ctx: Context, day: date) -> Context:
+    """A context whose writes land beside the report (store) or nowhere that lasts (warehouse)."""
+    import dataclasses
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    scratch = create_engine("sqlite://", poolclass=StaticPool)
+    warehouse.create_all(scratch)
+    store = guard.BesideStore(ctx.store, guard.rebuild_prefix(day))
+    log.warning("daily %s: forced rebuild with less data; writing beside the report under %s", day,
+                ctx.store.uri(store.prefix))
+    return dataclasses.replace(ctx, store=store, engine=scratch)
+
+
+def load(ctx: Context, day: date, from_rollups: bool = False) -> DayState:
+    """The merged day: from the hourly outputs, or from the daily rollups alone (after retention
+    removed the hours)."""
+    return load_day_from_rollups(ctx, day) if from_rollups else load_day(ctx, day)
+
+
+def merge_day(ctx: Context, day: date, from_rollups: bool = False, force: bool = False) -> DayState:
     """Stage "merge": the day's hours into day profiles and sums, day metric rows and the run row.
 
-    ``from_rollups`` rebuilds from the daily rollups alone (after retention removed the hours).
-    """
+    Refuses (``LessDataError``) when the day now has less data than its report in place."""
+    ds = load(ctx, day, from_rollups)
+    guard_day(ctx, ds, from_rollups, force)
+    write_day(ctx, ds, from_rollups)
+    return ds
+
+
+def write_day(ctx: Context, ds: DayState, from_rollups: bool = False) -> None:
+    """Write the day rollups (unless rebuilt from them), the day metric rows and the run row."""
     t0 = time.monotonic()
-    ds = load_day_from_rollups(ctx, day) if from_rollups else load_day(ctx, day)
+    day = ds.day
     if not from_rollups:
         write_day_rollups(ctx, ds)
     metrics = day_metrics(ds)
@@ -167,4 +207,3 @@ def merge_day(ctx: Context, day: date, from_rollups: bool = False) -> DayState:
             "detail": aggmod.to_jsonable(s.to_dict())}], ["run_id"])
     log.info("merge %s: %d hours with data, read=%d accepted=%d quarantined=%d", day, ds.hours_present,
              s.read, s.accepted, s.quarantined)
-    return ds

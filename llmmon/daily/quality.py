@@ -21,6 +21,7 @@ import pandas as pd
 from llmmon.hourly import side_state
 from llmmon.hourly.score import PII_TYPES, configs
 from llmmon.metrics.quality import quality_window_metrics, ratio
+from llmmon.reports.csv_safe import safe_frame
 
 if TYPE_CHECKING:
     from whylogs.core.view.dataset_profile_view import DatasetProfileView
@@ -142,7 +143,7 @@ def _review(ctx: Context, ds: DayState, qc: QualityConfig, inputs: DayInputs) ->
         sample = sample.sort_values(["model_version", "request_id"], kind="stable")
         for col in ("human_relevant", "human_safe", "human_refusal", "reviewer_note"):
             sample[col] = ""
-        ctx.store.put(key, sample.to_csv(index=False).encode(), "text/csv")
+        ctx.store.put(key, safe_frame(sample).to_csv(index=False).encode(), "text/csv")  # no formulas
         out["sample_rows"] = int(len(sample))
     labels = quality_io.read_labels(ctx.store, ds.day)
     if labels is not None:

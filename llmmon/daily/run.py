@@ -28,9 +28,19 @@ import orjson
 from llmmon import layout
 from llmmon.batch.report import batch_jobs_section
 from llmmon.daily import alerts, anomalies, drift, quality
-from llmmon.daily.merge import DayState, day_metrics, day_validation, hourly_series, merge_day
+from llmmon.daily.merge import (
+    DayState,
+    beside,
+    day_metrics,
+    day_validation,
+    guard_day,
+    hourly_series,
+    load,
+    write_day,
+)
 from llmmon.metrics.performance import check_thresholds
 from llmmon.reports.daily import build_report, write_report
+from llmmon.store import guard
 from llmmon.store.aggregates import to_jsonable
 
 if TYPE_CHECKING:
@@ -115,15 +125,25 @@ def clear_stages(ctx: Context, day: date) -> None:
         ctx.store.delete(obj.key)
 
 
-def write_day_report(ctx: Context, ds: DayState, sections: Sections, started: float) -> dict[str, Any]:
-    """Stage "report": day metrics, thresholds and the sections -> ``reports/daily/<date>/``."""
+def write_day_report(ctx: Context, ds: DayState, sections: Sections, started: float,
+                     inputs: dict[str, int] | None = None,
+                     short: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    """Stage "report": day metrics, thresholds and the sections -> ``reports/daily/<date>/``, with
+    the inputs it was computed from (``inputs.json``, what the next recomputation is held to).
+    ``short`` marks a forced rebuild with less data as degraded."""
     metrics = day_metrics(ds)
     checks = check_thresholds(metrics["*"], ctx.cfg.performance.thresholds)
     series = hourly_series(ctx, ds.day, ["requests", "latency_p50_ms", "latency_p95_ms", "ttft_p95_ms",
                                          "error_rate"])
     report = build_report(ctx.cfg, ds, metrics, checks, day_validation(ctx, ds.day), series, sections,
                           duration_s=time.monotonic() - started)
+    if short:
+        report = {**guard.marker(short, "forced rebuild with less data than the report in place; "
+                                        "the store and warehouse were left as they are"), **report}
     paths = write_report(ctx.store, ds.day, report, metrics, ctx.cfg)
+    if inputs is not None:
+        ctx.store.put(layout.report_key(ds.day, guard.INPUTS_NAME),
+                      orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS), "application/json")
     s = ds.stats
     log.info("daily %s: read=%d accepted=%d quarantined=%d; report at %s", ds.day, s.read, s.accepted,
              s.quarantined, paths["report.html"])
@@ -142,11 +162,18 @@ def _run_stage(name: str, fn: Stage, ctx: Context, ds: DayState, failed: list[st
     return out
 
 
-def run_daily(ctx: Context, day: date, from_rollups: bool = False) -> dict[str, Any]:
+def run_daily(ctx: Context, day: date, from_rollups: bool = False, force: bool = False) -> dict[str, Any]:
     """All daily stages in order, in this process; raises :class:`StageFailed` after writing the
-    report when a stage failed."""
+    report when a stage failed.
+
+    A recomputation with less data than the report in place refuses (``LessDataError``); with
+    ``force`` it is written beside the report, under ``rebuilds/``, marked degraded."""
     t0 = time.monotonic()
-    ds = merge_day(ctx, day, from_rollups)
+    ds = load(ctx, day, from_rollups)
+    inputs, short = guard_day(ctx, ds, from_rollups, force)
+    if short:
+        ctx = beside(ctx, day)
+    write_day(ctx, ds, from_rollups)
     failed: list[str] = []
     sections: Sections = {}
     sections |= _run_stage("quality", stage_quality, ctx, ds, failed)
@@ -154,9 +181,8 @@ def run_daily(ctx: Context, day: date, from_rollups: bool = False) -> dict[str, 
     sections |= _run_stage("anomalies", stage_anomalies, ctx, ds, failed)
     sections |= _run_stage("alerts", stage_alerts, ctx, ds, failed)
     sections |= _run_stage("batch_jobs", stage_batch_jobs, ctx, ds, failed)
-    out = write_day_report(ctx, ds, sections, t0)
+    out = write_day_report(ctx, ds, sections, t0, inputs, short)
     if failed:
         raise StageFailed(f"daily {day}: stage(s) {', '.join(failed)} failed; their report sections are "
                           f"marked not computed in {out['paths']['report.json']}")
     return out
-

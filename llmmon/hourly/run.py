@@ -180,6 +180,10 @@ def hour_metrics(state: HourState) -> dict[str, dict[str, Any]]:
 def write_hours(ctx: Context, hours: dict[datetime, HourState], job: str = "hourly",
                 started: float | None = None) -> list[dict[str, Any]]:
     """Persist every hour's outputs, replacing an earlier run's. Returns one summary per hour."""
+    from llmmon.store.guard import check_hour
+
+    for hour, st in sorted(hours.items()):  # all hours checked before any is written
+        check_hour(ctx.store, layout.hourly_aggregate_key(hour), st.stats.read, hour)
     summaries = []
     for hour, st in sorted(hours.items()):
         _write_hour_objects(ctx, hour, st)

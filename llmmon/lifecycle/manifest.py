@@ -75,6 +75,8 @@ def verify_pack(path: str | os.PathLike[str], key: bytes) -> list[str]:
         return [f"{MANIFEST_NAME} is not valid JSON: {exc}"]
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         return [f"{MANIFEST_NAME} has no file list"]
+    from llmmon.store.objects import UnsafeKeyError, safe_local_path
+
     problems: list[str] = []
     if doc.get("algorithm") != ALGORITHM:
         problems.append(f"unsupported algorithm {doc.get('algorithm')!r}")
@@ -85,8 +87,9 @@ def verify_pack(path: str | os.PathLike[str], key: bytes) -> list[str]:
     for entry in doc["files"]:
         name = entry.get("name", "")
         listed.add(name)
-        f = (root / name).resolve()
-        if root.resolve() not in f.parents:
+        try:
+            f = safe_local_path(root, name)
+        except UnsafeKeyError:
             problems.append(f"{name}: path escapes the pack folder")
             continue
         if not f.is_file():

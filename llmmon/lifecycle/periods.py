@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from llmmon.errors import UserError
+from llmmon.errors import BadDateError, UserError
 
 
 def iso_week(d: date) -> str:
@@ -60,7 +60,7 @@ def resolve_as_of(params: dict[str, Any], context: dict[str, Any]) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError as exc:
-        raise ValueError(f"Param 'as_of' must look like 2026-11-01, got {raw!r}") from exc
+        raise BadDateError(f"Param 'as_of' must look like 2026-11-01, got {raw!r}") from exc
 
 
 def resolve_periods(params: dict[str, Any], context: dict[str, Any]) -> list[str]:

@@ -61,6 +61,7 @@ KINDS = ("requests", "feedback", "events", "quarantine", "profiles_hourly", "pro
          "aggregates_hourly", "aggregates_daily", "derived", "reports", "review", "alerts", "audit")
 
 MARKER_PREFIX = "retention/markers"
+INTENT_PREFIX = "audit/intents/"  # write-ahead intent/done objects (see _Audit.intent)
 
 
 _Model = StrictModel  # unknown keys are an error (llmmon.config)
@@ -189,20 +190,28 @@ class _Class:
     kind: str          # config kind
     tier: str          # realtime | recent | historical | compliance
     prefix: str        # listing prefix
-    rollup: str | None  # "hour" (needs hourly marker) | "day" (needs daily marker) | None
+    # What must be verified before an object of this kind goes:
+    #   "hour":    the hour marker (hourly profiles + aggregate account for every raw line);
+    #   "day":     the day marker (daily profiles + aggregate equal the sum of the hours);
+    #   "stream":  the day's report read every line of the raw feedback/events (stream marker);
+    #   "report":  the day's report was built after the object was written (processed-day marker);
+    #   "by_path": decided per key (quarantine: requests -> "hour", feedback/events -> "stream");
+    #   None:      a terminal product (daily rollups, reports, review, alerts, audit): nothing
+    #              summarises it further, so age alone decides.
+    rollup: str | None
 
 
 def _classes(cfg: RetentionConfig) -> list[_Class]:
     return [
         _Class("requests", "realtime", cfg.requests_prefix.rstrip("/") + "/", "hour"),
-        _Class("feedback", "realtime", cfg.feedback_prefix.rstrip("/") + "/", None),
-        _Class("events", "realtime", cfg.events_prefix.rstrip("/") + "/", None),
-        _Class("quarantine", "realtime", cfg.quarantine_prefix.rstrip("/") + "/", None),
+        _Class("feedback", "realtime", cfg.feedback_prefix.rstrip("/") + "/", "stream"),
+        _Class("events", "realtime", cfg.events_prefix.rstrip("/") + "/", "stream"),
+        _Class("quarantine", "realtime", cfg.quarantine_prefix.rstrip("/") + "/", "by_path"),
         _Class("profiles_hourly", "recent", "profiles/hourly/", "day"),
         _Class("aggregates_hourly", "recent", "aggregates/hourly/", "day"),
         _Class("profiles_daily", "historical", "profiles/daily/", None),
         _Class("aggregates_daily", "historical", "aggregates/daily/", None),
-        _Class("derived", "recent", "derived/", None),
+        _Class("derived", "recent", "derived/", "report"),
         _Class("reports", "historical", "reports/daily/", None),
         _Class("review", "historical", "review/", None),
         _Class("alerts", "historical", "alerts/", None),
@@ -242,6 +251,29 @@ def hour_marker_key(hour: datetime) -> str:
 
 def day_marker_key(day: date) -> str:
     return f"{MARKER_PREFIX}/daily/dt={day.isoformat()}.json"
+
+
+def stream_marker_key(day: date, kind: str) -> str:
+    """Marker of a day's raw feedback/events (and their quarantine) read by the day's report."""
+    return f"{MARKER_PREFIX}/streams/dt={day.isoformat()}/{kind}.json"
+
+
+def processed_marker_key(day: date) -> str:
+    """Marker of a day's derived side state consumed by the day's report."""
+    return f"{MARKER_PREFIX}/processed/dt={day.isoformat()}.json"
+
+
+def _rollup_of(cls: _Class, key: str, cfg: RetentionConfig) -> tuple[str | None, str | None]:
+    """(rule, stream kind) for one key: quarantine follows the data it was quarantined from."""
+    if cls.rollup != "by_path":
+        return cls.rollup, cls.kind if cls.rollup == "stream" else None
+    rest = key[len(cls.prefix):]
+    sub = rest.split("/", 1)[0]
+    if sub == "requests":
+        return "hour", None
+    if sub in ("feedback", "events"):
+        return "stream", sub
+    return "none_known", None
 
 
 # ---- plan ---------------------------------------------------------------------------------------
@@ -332,6 +364,8 @@ def plan(store: ObjectStore, as_of: date, cfg: Any = None,
     actions: list[Action] = []
     need_hours: dict[datetime, None] = {}
     need_days: dict[date, None] = {}
+    need_streams: dict[tuple[date, str], None] = {}
+    need_processed: dict[date, None] = {}
     for cls in _classes(cfg):
         days = cfg.days(cls.kind)
         cutoff = as_of - timedelta(days=days)
@@ -347,18 +381,27 @@ def plan(store: ObjectStore, as_of: date, cfg: Any = None,
             a = Action(op="delete", key=obj.key, kind=cls.kind, tier=cls.tier, policy=policy,
                        size=obj.size, etag=obj.etag, day=day, hour=hour)
             hold = _hold_for(store, obj.key, day, active, raw)
+            rule, stream = _rollup_of(cls, obj.key, cfg)
             if hold is not None:
                 a.op, a.hold = "exempt", hold.id
                 a.detail = hold.reason
-            elif cls.rollup == "hour":
+            elif rule == "hour":
                 if hour is None:
                     a.op, a.detail = "exempt", "no hour partition: cannot verify a rollup"
                 else:
                     a.requires = hour_marker_key(hour)
                     need_hours[hour] = None
-            elif cls.rollup == "day":
+            elif rule == "day":
                 a.requires = day_marker_key(day)
                 need_days[day] = None
+            elif rule == "stream" and stream is not None:
+                a.requires = stream_marker_key(day, stream)
+                need_streams[(day, stream)] = None
+            elif rule == "report":
+                a.requires = processed_marker_key(day)
+                need_processed[day] = None
+            elif rule == "none_known":
+                a.op, a.detail = "exempt", "no rollup is known to cover this object"
             actions.append(a)
         # Hourly markers go with their day's hourly tier; daily markers with the daily tier.
     cutoff_h = as_of - timedelta(days=cfg.days("profiles_hourly"))
@@ -369,6 +412,15 @@ def plan(store: ObjectStore, as_of: date, cfg: Any = None,
                                   policy=f"profiles_hourly:{cfg.days('profiles_hourly')}d",
                                   size=obj.size, etag=obj.etag, day=d, requires=day_marker_key(d)))
             need_days[d] = None
+    for sub, kind in (("streams", "feedback"), ("processed", "derived")):
+        # A stream/processed marker goes once nothing it covers is left (the quarantine tier may
+        # outlive raw feedback): after the longest of the tiers it covers.
+        keep = max(cfg.days(kind), cfg.days("quarantine")) if sub == "streams" else cfg.days(kind)
+        for obj in store.list(f"{MARKER_PREFIX}/{sub}/"):
+            d = key_date(obj.key)
+            if d is not None and d < as_of - timedelta(days=keep):
+                actions.append(Action(op="delete", key=obj.key, kind=f"markers_{sub}", tier="realtime",
+                                      policy=f"{kind}:{keep}d", size=obj.size, etag=obj.etag, day=d))
     cutoff_d = as_of - timedelta(days=cfg.days("profiles_daily"))
     for obj in store.list(f"{MARKER_PREFIX}/daily/"):
         d = key_date(obj.key)
@@ -381,6 +433,10 @@ def plan(store: ObjectStore, as_of: date, cfg: Any = None,
                       policy="rollup", day=h.date(), hour=h) for h in sorted(need_hours)]
     rollups += [Action(op="rollup_day", key=day_marker_key(d), kind="profiles_hourly", tier="recent",
                        policy="rollup", day=d) for d in sorted(need_days) if d >= cutoff_d]
+    rollups += [Action(op="rollup_stream", key=stream_marker_key(d, k), kind=k, tier="realtime",
+                       policy="rollup", day=d) for d, k in sorted(need_streams)]
+    rollups += [Action(op="rollup_processed", key=processed_marker_key(d), kind="derived", tier="recent",
+                       policy="rollup", day=d) for d in sorted(need_processed)]
     for a in actions:  # hourly data of a day whose daily tier expired too: no rollup needed
         if a.requires and a.requires.startswith(f"{MARKER_PREFIX}/daily/") and a.day and a.day < cutoff_d:
             a.requires = None
@@ -505,7 +561,7 @@ def _iter_lines(store: ObjectStore, key: str) -> Iterator[bytes]:
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
         rec = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile lines: invalid, or nested 10k levels deep
         return None
     return rec if isinstance(rec, dict) else None
 
@@ -599,7 +655,8 @@ def rollup_hour(store: ObjectStore, hour: datetime, cfg: RetentionConfig, run_id
     mkey = hour_marker_key(hour)
     if store.head(mkey) is not None:
         old = json.loads(store.get(mkey))
-        prior_deleted = sum(c.get("lines", 0) for c in old.get("covers", []) if c["key"] not in present)
+        prior_deleted = sum(c.get("lines", 0) for c in old.get("covers", [])
+                            if c["key"] not in present and c.get("kind", "requests") == "requests")
     for o in raw_objs:
         sha, n = _sha_and_lines(store, o.key)
         raw_lines += n
@@ -607,7 +664,10 @@ def rollup_hour(store: ObjectStore, hour: datetime, cfg: RetentionConfig, run_id
     q_lines = 0
     for o in store.list(f"{cfg.quarantine_prefix}/requests/dt={dt}/hour={hh}/"):
         if not o.key.endswith(".retention"):
-            q_lines += _sha_and_lines(store, o.key)[1]
+            sha, n = _sha_and_lines(store, o.key)
+            q_lines += n
+            # The hour's quarantine is accounted for here too, so it may go under this marker.
+            covers.append(_cover(o, sha) | {"lines": n, "kind": "quarantine"})
     accounted = sum(agg_counts.values()) + q_lines
     if cfg.verify_raw_lines and raw_lines + prior_deleted > accounted:
         raise RollupError(f"{dt} {hh}h: {raw_lines} raw lines > {accounted} accounted "
@@ -617,6 +677,83 @@ def rollup_hour(store: ObjectStore, hour: datetime, cfg: RetentionConfig, run_id
               "previously_deleted_lines": prior_deleted, "quarantined_lines": q_lines, "covers": covers}
     if write:
         _put_json(store, hour_marker_key(hour), marker)
+    return marker
+
+
+def _report_info(store: ObjectStore, day: date) -> tuple[ObjectInfo, dict[str, Any]]:
+    key = f"reports/daily/{day.isoformat()}/report.json"
+    info = store.head(key)
+    if info is None:
+        raise RollupError(f"{day}: never processed (no {key})")
+    try:
+        doc = json.loads(store.get(key))
+    except ValueError as exc:
+        raise RollupError(f"{key} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RollupError(f"{key} is not a JSON object")
+    return info, doc
+
+
+def _newer(o: ObjectInfo, than: ObjectInfo) -> bool:
+    return o.last_modified > than.last_modified
+
+
+def rollup_stream(store: ObjectStore, day: date, kind: str, cfg: RetentionConfig, run_id: str,
+                  write: bool = True) -> dict[str, Any]:
+    """Verify that the day's report read every raw ``kind`` (feedback/events) line of the day:
+    the report exists, records how many lines of ``kind`` it read, no object arrived after it,
+    and the day's raw lines are <= lines read. Covers the raw objects and their quarantine."""
+    rinfo, doc = _report_info(store, day)
+    rec = ((doc.get("experience") or {}).get("records") or {}).get(kind)
+    if not isinstance(rec, dict) or not isinstance(rec.get("read"), int):
+        raise RollupError(f"{day}: report has no count of {kind} lines read (section failed or absent)")
+    prefix = {"feedback": cfg.feedback_prefix, "events": cfg.events_prefix}[kind].rstrip("/")
+    covers, raw_lines = [], 0
+    for o in store.list(f"{prefix}/dt={day.isoformat()}/"):
+        if o.key.endswith(".retention"):
+            continue
+        if _newer(o, rinfo):
+            raise RollupError(f"{o.key} arrived after the {day} report: it has not been processed")
+        sha, n = _sha_and_lines(store, o.key)
+        raw_lines += n
+        covers.append(_cover(o, sha) | {"lines": n})
+    mkey = stream_marker_key(day, kind)
+    prior = 0
+    if store.head(mkey) is not None:
+        present = {c["key"] for c in covers}
+        old = json.loads(store.get(mkey))
+        prior = sum(c.get("lines", 0) for c in old.get("covers", [])
+                    if c["key"] not in present and c.get("kind") != "quarantine")
+    if raw_lines + prior > rec["read"] + int(rec.get("routed_out", 0) or 0):
+        raise RollupError(f"{day} {kind}: {raw_lines + prior} raw lines > {rec['read']} read by the report")
+    for o in store.list(f"{cfg.quarantine_prefix.rstrip('/')}/{kind}/dt={day.isoformat()}/"):
+        if not o.key.endswith(".retention"):
+            sha, n = _sha_and_lines(store, o.key)
+            covers.append(_cover(o, sha) | {"lines": n, "kind": "quarantine"})
+    marker = {"kind": "stream", "stream": kind, "day": day.isoformat(), "verified": True, "run_id": run_id,
+              "report_read": rec["read"], "raw_lines": raw_lines, "previously_deleted_lines": prior,
+              "covers": covers}
+    if write:
+        _put_json(store, mkey, marker)
+    return marker
+
+
+def rollup_processed(store: ObjectStore, day: date, cfg: RetentionConfig, run_id: str,
+                     write: bool = True) -> dict[str, Any]:
+    """Verify that the day's report was built after every derived object of the day was written
+    (so the report consumed it); covers those objects."""
+    rinfo, _doc = _report_info(store, day)
+    covers = []
+    for o in store.list(f"derived/quality/dt={day.isoformat()}/"):
+        if o.key.endswith(".retention"):
+            continue
+        if _newer(o, rinfo):
+            raise RollupError(f"{o.key} was written after the {day} report: not yet summarised")
+        covers.append(_cover(o, ""))
+    marker = {"kind": "processed", "day": day.isoformat(), "verified": True, "run_id": run_id,
+              "covers": covers}
+    if write:
+        _put_json(store, processed_marker_key(day), marker)
     return marker
 
 
@@ -738,7 +875,10 @@ retention_audit = sa.Table(
 #: Actions recorded in the audit.
 AUDIT_ACTIONS = ("deleted", "exempt_legal_hold", "would_delete", "refused_locked", "delete_failed",
                  "skipped_unverified", "skipped_changed", "rollup_verified", "rollup_failed",
-                 "forgot_user", "export_user")
+                 "forgot_user", "export_user",
+                 # write-ahead (issue 11): intent before the change, outcome after
+                 "delete_intent", "delete_not_done", "forget_intent", "forget_checked",
+                 "forget_unreadable", "forget_failed")
 
 
 # PostgreSQL statements that make retention_audit append-only (also in sql/warehouse.sql).
@@ -799,23 +939,51 @@ class _Audit:
                 conn.execute(retention_audit.insert(), self.pending)
         self.pending = []
 
-    def close(self) -> None:
-        """Flush remaining rows and write ``audit/dt=<as_of>/<run_id>[.n].jsonl`` (never overwrites)."""
-        self.flush_db()
-        if not self.rows:
-            return
+    def _base(self) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.+=-]", "_", self.run_id)
-        base = f"audit/dt={self.as_of.isoformat()}/{safe}"
-        key, n = f"{base}.jsonl", 1
-        while self.store.head(key) is not None:
-            n += 1
-            key = f"{base}.{n}.jsonl"
-        body = "".join(json.dumps(r, default=str, sort_keys=True) + "\n" for r in self.rows).encode()
+        return f"audit/dt={self.as_of.isoformat()}/{safe}"
+
+    def _put_rows(self, key: str, rows: list[dict[str, Any]]) -> None:
+        body = "".join(json.dumps(r, default=str, sort_keys=True) + "\n" for r in rows).encode()
         until = None
         if self.cfg.audit_write_once:
             until = datetime.combine(self.as_of, time(), tzinfo=UTC) + timedelta(
                 days=366 * self.cfg.compliance_years)
         self.store.put(key, body, content_type="application/x-ndjson", retain_until=until)
+
+    def intent(self, action: str, items: list[Action], detail: str | None = None) -> str:
+        """Write-ahead: durably record (warehouse rows and one audit object) what is about to be
+        changed, *before* changing it. Returns the intent key; :meth:`done` closes it."""
+        if not hasattr(self, "_attempt"):
+            self._attempt = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            self._seq = 0
+        self._seq += 1
+        # Under audit/intents/ (not audit/dt=...): one small object per batch, kept as long as the audit.
+        key = f"{self._base().replace('audit/', INTENT_PREFIX, 1)}.{self._attempt}.intent-{self._seq:04d}.jsonl"
+        rows = []
+        for a in items:
+            self.record(action, a, detail=detail)
+            rows.append(self.rows[-1])
+        self.flush_db()
+        self._put_rows(key, rows)
+        return key
+
+    def done(self, intent_key: str, rows: list[dict[str, Any]]) -> None:
+        """Close a write-ahead intent: the outcome rows of its items (flushed at once)."""
+        self.flush_db()
+        self._put_rows(intent_key.replace(".intent-", ".done-"), rows)
+
+    def close(self) -> None:
+        """Flush remaining rows and write ``audit/dt=<as_of>/<run_id>[.n].jsonl`` (never overwrites)."""
+        self.flush_db()
+        if not self.rows:
+            return
+        base = self._base()
+        key, n = f"{base}.jsonl", 1
+        while self.store.head(key) is not None:
+            n += 1
+            key = f"{base}.{n}.jsonl"
+        self._put_rows(key, self.rows)
         self.key = key
 
 
@@ -863,6 +1031,10 @@ def _run_phase1(store: ObjectStore, p: Plan, run_id: str, audit: _Audit, res: Re
         try:
             if r.op == "rollup_hour":
                 rollup_hour(store, r.hour, p.cfg, run_id)
+            elif r.op == "rollup_stream":
+                rollup_stream(store, r.day, r.kind, p.cfg, run_id)
+            elif r.op == "rollup_processed":
+                rollup_processed(store, r.day, p.cfg, run_id)
             else:
                 rollup_day(store, r.day, p.cfg, run_id)
         except (RollupError, StorageError, ValueError) as exc:
@@ -887,15 +1059,106 @@ def _new_hour_markers(store: ObjectStore, p: Plan) -> list[Action]:
         out.append(Action(op="delete", key=obj.key, kind="markers_hourly", tier="recent",
                           policy=f"profiles_hourly:{days_h}d", size=obj.size, etag=obj.etag, day=d,
                           requires=day_marker_key(d) if d >= cutoff_d else None))
+    for sub, kind in (("streams", "feedback"), ("processed", "derived")):  # same rule as plan()
+        keep = max(p.cfg.days(kind), p.cfg.days("quarantine")) if sub == "streams" else p.cfg.days(kind)
+        for obj in store.list(f"{MARKER_PREFIX}/{sub}/"):
+            d = key_date(obj.key)
+            if obj.key not in planned and d is not None and d < p.as_of - timedelta(days=keep):
+                out.append(Action(op="delete", key=obj.key, kind=f"markers_{sub}", tier="realtime",
+                                  policy=f"{kind}:{keep}d", size=obj.size, etag=obj.etag, day=d))
     return out
 
 
 def _run_phase2(store: ObjectStore, p: Plan, audit: _Audit, res: RetentionResult) -> None:
-    markers: dict[str, dict[str, dict[str, Any]] | None] = {}
-    deleted = 0
-    for a in p.deletes + _new_hour_markers(store, p):
-        if p.cfg.max_deletes is not None and deleted >= p.cfg.max_deletes:
+    """Delete what verified rollups cover, write-ahead: each batch's ``delete_intent`` rows (warehouse
+    and an ``.intent-N.jsonl`` audit object) are written before its first delete, its outcomes
+    (``deleted``/``delete_failed``/...) after the last; a run killed in between is completed by the
+    next run's :func:`reconcile_intents`."""
+    todo: list[tuple[Action, str | None]] = []
+    for a, sha in _verified_deletes(store, p, audit, res):
+        if p.cfg.max_deletes is not None and len(todo) >= p.cfg.max_deletes:
             break
+        todo.append((a, sha))
+    for i in range(0, len(todo), audit.batch):
+        batch = todo[i:i + audit.batch]
+        ikey = audit.intent("delete_intent", [a for a, _ in batch])
+        start, n = len(audit.rows), 0
+        try:
+            for a, sha in batch:
+                n += 1
+                try:
+                    store.delete(a.key)
+                except StorageError as exc:
+                    action = "refused_locked" if _is_lock_error(exc) else "delete_failed"
+                    audit.record(action, a, sha256=sha, detail=str(exc)[:500])
+                    _tally(res, action, a)
+                    continue
+                res.bytes_freed += a.size
+                audit.record("deleted", a, sha256=sha)
+                _tally(res, "deleted", a)
+        finally:  # an exception (not a kill -9) still closes the intent exactly
+            for a, _sha in batch[n:]:
+                audit.record("delete_not_done", a, detail="run stopped before this delete")
+            audit.done(ikey, audit.rows[start:])
+
+
+def reconcile_intents(store: ObjectStore, audit: _Audit, prefix: str = "audit/intents/") -> int:
+    """Complete the audit of runs killed between a write-ahead intent and its outcome: every item
+    of an intent object without its ``.done-`` twin is checked now and recorded (``deleted`` when
+    the object is gone, ``delete_not_done`` when it is still there, to be planned again).
+    Returns the number of intents closed."""
+    objs = {o.key for o in store.list(prefix)}
+    orphans = sorted(k for k in objs if ".intent-" in k and k.endswith(".jsonl")
+                     and k.replace(".intent-", ".done-") not in objs)
+    closed = 0
+    done_before = _completed_in_db(audit.engine, {_run_of(k) for k in orphans}) if orphans else set()
+    for key in orphans:
+        try:
+            rows = [json.loads(x) for x in store.get(key).splitlines() if x.strip()]
+        except (StorageError, ValueError) as exc:
+            log.warning("cannot read write-ahead intent %s: %s", key, exc)
+            continue
+        start = len(audit.rows)
+        for r in rows:
+            if (str(r.get("run_id")), r.get("key")) in done_before:
+                continue  # its outcome reached the warehouse before the kill
+            a = Action(op="delete", key=r["key"], kind=r.get("kind", ""), tier=r.get("tier", ""),
+                       policy=r.get("policy", ""), size=int(r.get("size") or 0), etag=r.get("etag") or "")
+            how = f"interrupted run {r.get('run_id')} ({key})"
+            if r.get("action") == "delete_intent":
+                gone = store.head(r["key"]) is None
+                audit.record("deleted" if gone else "delete_not_done", a,
+                             detail=("confirmed absent after " if gone else "still present after ") + how)
+            elif r.get("action") == "forget_intent":
+                audit.record("forget_checked", a, detail=f"erasure intent of {how}; the rerun re-checks it")
+        audit.done(key, audit.rows[start:])
+        closed += 1
+    return closed
+
+
+_OUTCOMES = ("deleted", "delete_failed", "refused_locked", "delete_not_done", "forgot_user", "forget_failed")
+
+
+def _run_of(intent_key: str) -> str:
+    """The (sanitised) run id in an intent object's name."""
+    return intent_key.rsplit("/", 1)[-1].split(".intent-")[0].rsplit(".", 1)[0]
+
+
+def _completed_in_db(engine: sa.Engine | None, runs: set[str]) -> set[tuple[str, str]]:
+    """(run_id, key) of outcomes of ``runs`` already in the warehouse audit (none without one)."""
+    if engine is None or not sa.inspect(engine).has_table("retention_audit"):
+        return set()
+    t = retention_audit
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.c.run_id, t.c.key).where(t.c.action.in_(_OUTCOMES)))
+        return {(r, k) for r, k in rows if re.sub(r"[^A-Za-z0-9_.+=-]", "_", r) in runs}
+
+
+def _verified_deletes(store: ObjectStore, p: Plan, audit: _Audit, res: RetentionResult
+                      ) -> Iterator[tuple[Action, str | None]]:
+    """The planned deletes whose covering marker is verified and whose object is unchanged."""
+    markers: dict[str, dict[str, dict[str, Any]] | None] = {}
+    for a in p.deletes + _new_hour_markers(store, p):
         sha = None
         if a.requires:
             if a.requires not in markers:
@@ -918,17 +1181,7 @@ def _run_phase2(store: ObjectStore, p: Plan, audit: _Audit, res: RetentionResult
                 _tally(res, "skipped_changed", a)
                 continue
             sha = c.get("sha256") or None
-        try:
-            store.delete(a.key)
-        except StorageError as exc:
-            action = "refused_locked" if _is_lock_error(exc) else "delete_failed"
-            audit.record(action, a, sha256=sha, detail=str(exc)[:500])
-            _tally(res, action, a)
-            continue
-        deleted += 1
-        res.bytes_freed += a.size
-        audit.record("deleted", a, sha256=sha)
-        _tally(res, "deleted", a)
+        yield a, sha
 
 
 def apply(store: ObjectStore, engine: sa.Engine | None, p: Plan, run_id: str, dry_run: bool = False,
@@ -952,6 +1205,7 @@ def apply(store: ObjectStore, engine: sa.Engine | None, p: Plan, run_id: str, dr
                 _tally(res, "would_delete", a)
                 res.bytes_freed += a.size
         else:
+            reconcile_intents(store, audit)
             if "rollup" in phases:
                 _run_phase1(store, p, run_id, audit, res)
             if "delete" in phases:
@@ -1020,6 +1274,20 @@ def format_plan(p: Plan, res: RetentionResult | None = None) -> str:
 
 
 # ---- data-subject requests ----------------------------------------------------------------------
+#
+# Where a user's data can be (issue 11): raw requests/feedback/events; quarantined lines (their
+# original bytes, base64, under ``quarantine/``); derived side state (review reservoirs hold the
+# request's redacted prompt and response, keyed by request_id; activity rows hold the hashed user
+# key); review samples and labels (``review/<date>/*.csv``, by request_id); and the warehouse user
+# tables (hashed user key). Raw and quarantine name the user; the rest is linked through the
+# request ids found in them and through ``user_key(user_id)``.
+
+DSR_KINDS = ("requests", "feedback", "events", "quarantine", "derived_review", "derived_activity",
+             "review_sample")
+_REVIEW_STATE = re.compile(r"^derived/quality/dt=[^/]+/hour=\d\d/state\.json\.gz$")
+_ACTIVITY = re.compile(r"^derived/quality/dt=[^/]+/hour=\d\d/activity\.parquet$")
+_REVIEW_CSV = re.compile(r"^review/[^/]+/(sample|labels)\.csv$")
+
 
 def _dsr_prefixes(cfg: RetentionConfig) -> list[tuple[str, str]]:
     return [("requests", cfg.requests_prefix.rstrip("/") + "/"),
@@ -1030,39 +1298,179 @@ def _dsr_prefixes(cfg: RetentionConfig) -> list[tuple[str, str]]:
 
 def _data_objects(store: ObjectStore, prefix: str) -> Iterator[ObjectInfo]:
     for o in store.list(prefix):
-        if o.key.endswith((".jsonl", ".jsonl.gz", ".parquet", ".json.gz", ".ndjson")):
+        if o.key.lower().endswith((".jsonl", ".jsonl.gz", ".parquet", ".json.gz", ".ndjson", ".json",
+                                   ".ndjson.gz")):
             yield o
+
+
+def _user_key(user_id: str) -> str:
+    from llmmon.hourly.side_state import user_key
+
+    return user_key(str(user_id))
+
+
+def _uid_pattern(user_id: str) -> re.Pattern[bytes]:
+    """``"user_id": "<id>"`` (or a bare number) in raw bytes: finds the user in a line that does
+    not parse (why it was quarantined) without trusting its JSON."""
+    quoted = re.escape(json.dumps(str(user_id))[1:-1].encode())
+    tail = rb"|" + re.escape(str(user_id).encode()) + rb"(?![\w.])" if str(user_id).isdigit() else b""
+    return re.compile(rb'"user_id"\s*:\s*(?:"' + quoted + rb'"' + tail + rb")")
+
+
+def _line_of_user(line: bytes, user_id: str, pat: re.Pattern[bytes]) -> dict[str, Any] | None:
+    """The record (or quarantine wrapper) when ``line`` belongs to ``user_id``, else None."""
+    needle = str(user_id).encode()
+    if needle not in line and b"raw_b64" not in line:
+        return None
+    rec = _parse(line)
+    if rec is not None:
+        if _user_of(rec) == str(user_id):
+            return rec
+        inner = _b64_line(rec)
+        if inner is not None and (pat.search(inner) or _user_of(_parse(inner) or {}) == str(user_id)):
+            return rec
+        return None
+    return {"unparsed_line": line.decode("utf-8", "replace")} if pat.search(line) else None
+
+
+def _b64_line(rec: dict[str, Any]) -> bytes | None:
+    import base64
+    import binascii
+
+    b = rec.get("raw_b64")
+    if not isinstance(b, str):
+        return None
+    try:
+        return base64.b64decode(b, validate=False)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _request_ids(rec: dict[str, Any]) -> set[str]:
+    out = set()
+    if rec.get("request_id") is not None:
+        out.add(str(rec["request_id"]))
+    inner = _b64_line(rec)
+    if inner is not None:
+        p = _parse(inner)
+        if p is not None and p.get("request_id") is not None:
+            out.add(str(p["request_id"]))
+    return out
+
+
+@dataclass
+class _Hit:
+    """One object holding records of the user (or one that could not be read)."""
+
+    kind: str
+    key: str
+    size: int
+    etag: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+def _scan_object(store: ObjectStore, kind: str, o: ObjectInfo, user_id: str, pat: re.Pattern[bytes],
+                 ids: set[str], ukey: str) -> _Hit | None:
+    """The user's records in one object; a damaged object becomes a hit with ``error`` set."""
+    hit = _Hit(kind, o.key, o.size, o.etag)
+    try:
+        if kind in ("requests", "feedback", "events", "quarantine"):
+            for line in _iter_lines(store, o.key):
+                rec = _line_of_user(line, user_id, pat)
+                if rec is not None:
+                    hit.records.append(rec)
+        elif kind == "derived_review":
+            doc = json.loads(gzip.decompress(store.get(o.key)))
+            cols = doc.get("review") or {}
+            rids = [str(x) for x in cols.get("request_id", [])]
+            for i, rid in enumerate(rids):
+                if rid in ids:
+                    hit.records.append({c: (v[i] if i < len(v) else None) for c, v in cols.items()})
+        elif kind == "derived_activity":
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+
+            t = pq.read_table(io.BytesIO(store.get(o.key)))
+            if "user_key" in t.column_names:
+                hit.records = t.filter(pc.equal(t["user_key"], ukey)).to_pylist()
+        elif kind == "review_sample":
+            rows, header = _csv_rows(store.get(o.key))
+            col = header.index("request_id") if "request_id" in header else None
+            if col is not None:
+                hit.records = [dict(zip(header, r, strict=False)) for r in rows
+                               if len(r) > col and r[col].lstrip("'") in ids]
+    except Exception as exc:  # noqa: BLE001 - hostile bytes: report, never crash half-way
+        hit.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return hit
+    return hit if hit.records else None
+
+
+def _csv_rows(data: bytes) -> tuple[list[list[str]], list[str]]:
+    import csv
+
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8", "replace"))))
+    return rows[1:], (rows[0] if rows else [])
+
+
+def _scan_user(store: ObjectStore, user_id: str, rcfg: RetentionConfig) -> Iterator[_Hit]:
+    """Every object holding ``user_id``'s records (raw and quarantine first: they give the request
+    ids that link the derived data and review samples), and every object that could not be read."""
+    pat, ukey, ids = _uid_pattern(user_id), _user_key(user_id), set()
+    for kind, prefix in _dsr_prefixes(rcfg):
+        for o in _data_objects(store, prefix):
+            hit = _scan_object(store, kind, o, user_id, pat, ids, ukey)
+            if hit is not None:
+                for rec in hit.records:
+                    ids |= _request_ids(rec)
+                yield hit
+    for o in store.list("derived/quality/"):
+        kind = ("derived_review" if _REVIEW_STATE.match(o.key)
+                else "derived_activity" if _ACTIVITY.match(o.key) else None)
+        if kind is not None and (kind == "derived_activity" or ids):
+            hit = _scan_object(store, kind, o, user_id, pat, ids, ukey)
+            if hit is not None:
+                yield hit
+    if ids:
+        for o in store.list("review/"):
+            if _REVIEW_CSV.match(o.key):
+                hit = _scan_object(store, "review_sample", o, user_id, pat, ids, ukey)
+                if hit is not None:
+                    yield hit
 
 
 def iter_user_records(store: ObjectStore, user_id: str, cfg: Any = None
                       ) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """Yield ``(kind, key, record)`` for every record of ``user_id`` still held, streaming line by line."""
-    rcfg = retention_config(cfg)
-    needle = str(user_id).encode()
-    for kind, prefix in _dsr_prefixes(rcfg):
-        for o in _data_objects(store, prefix):
-            for raw in _iter_lines(store, o.key):
-                if needle not in raw:
-                    continue
-                rec = _parse(raw)
-                if rec is not None and _user_of(rec) == str(user_id):
-                    yield kind, o.key, rec
+    """Yield ``(kind, key, record)`` for every record of ``user_id`` still held (objects that cannot
+    be read are skipped here; :func:`export_user` reports them)."""
+    for hit in _scan_user(store, user_id, retention_config(cfg)):
+        for rec in hit.records:
+            yield hit.kind, hit.key, rec
 
 
 def export_user(store: ObjectStore, user_id: str, cfg: Any = None, out: Any = None) -> dict[str, Any]:
-    """Everything held about ``user_id``. With ``out`` (a binary file), records are streamed to it as
-    JSON lines and the returned dict holds only counts; otherwise records are returned in the dict."""
+    """Everything held about ``user_id``: raw, quarantine, derived side state and review samples.
+    With ``out`` (a binary file), records are streamed to it as JSON lines and the returned dict
+    holds only counts; otherwise records are returned in the dict. Objects that could not be read
+    are listed under ``unreadable`` (they may hold more of the user's data)."""
     counts: dict[str, int] = defaultdict(int)
     records: dict[str, list[dict[str, Any]]] = defaultdict(list)
     objects: set[str] = set()
-    for kind, key, rec in iter_user_records(store, user_id, cfg):
-        counts[kind] += 1
-        objects.add(key)
-        if out is not None:
-            out.write(json.dumps({"kind": kind, "source": key, "record": rec}, default=str).encode() + b"\n")
-        else:
-            records[kind].append({"source": key, "record": rec})
-    doc: dict[str, Any] = {"user_id": str(user_id), "counts": dict(counts), "objects": sorted(objects)}
+    unreadable: list[dict[str, str]] = []
+    for hit in _scan_user(store, user_id, retention_config(cfg)):
+        if hit.error is not None:
+            unreadable.append({"key": hit.key, "error": hit.error})
+            continue
+        for rec in hit.records:
+            counts[hit.kind] += 1
+            objects.add(hit.key)
+            if out is not None:
+                out.write(json.dumps({"kind": hit.kind, "source": hit.key, "record": rec},
+                                     default=str).encode() + b"\n")
+            else:
+                records[hit.kind].append({"source": hit.key, "record": rec})
+    doc: dict[str, Any] = {"user_id": str(user_id), "counts": dict(counts), "objects": sorted(objects),
+                           "unreadable": unreadable}
     if out is None:
         doc["records"] = dict(records)
     return doc
@@ -1092,33 +1500,52 @@ def _locked_until(store: ObjectStore, key: str) -> datetime | None:
     return None
 
 
-def _rewrite_without(store: ObjectStore, key: str, user_id: str) -> tuple[bytes | None, int, int]:
+def _rewrite_without(store: ObjectStore, key: str, user_id: str, kind: str = "requests",
+                     ids: set[str] | None = None) -> tuple[bytes | None, int, int]:
     """New object bytes without ``user_id``'s records: (data or None when empty, removed, kept)."""
-    removed = kept = 0
-    needle = str(user_id).encode()
+    ids = ids or set()
+    if kind == "derived_review":
+        doc = json.loads(gzip.decompress(store.get(key)))
+        cols = doc.get("review") or {}
+        rids = [str(x) for x in cols.get("request_id", [])]
+        keep = [i for i, r in enumerate(rids) if r not in ids]
+        doc["review"] = {c: [v[i] for i in keep if i < len(v)] for c, v in cols.items()}
+        return gzip.compress(json.dumps(doc).encode(), mtime=0), len(rids) - len(keep), len(keep)
+    if kind == "review_sample":
+        import csv
+
+        rows, header = _csv_rows(store.get(key))
+        col = header.index("request_id") if "request_id" in header else None
+        kept_rows = [r for r in rows if col is None or len(r) <= col or r[col].lstrip("'") not in ids]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(kept_rows)  # cells were escaped when the sample was written; kept as they are
+        return buf.getvalue().encode(), len(rows) - len(kept_rows), len(kept_rows)
     if key.endswith(".parquet"):
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         table = pq.read_table(io.BytesIO(store.get(key)))
-        if "user_id" not in table.column_names:
+        col, val = ("user_key", _user_key(user_id)) if kind == "derived_activity" else ("user_id", str(user_id))
+        if col not in table.column_names:
             return store.get(key), 0, table.num_rows
-        mask = pc.fill_null(pc.not_equal(pc.cast(table["user_id"], pa.string()), str(user_id)), True)
+        mask = pc.fill_null(pc.not_equal(pc.cast(table[col], pa.string()), val), True)
         new = table.filter(mask)
         removed, kept = table.num_rows - new.num_rows, new.num_rows
         buf = io.BytesIO()
         pq.write_table(new, buf)
-        return (buf.getvalue() if kept else None), removed, kept
+        return (buf.getvalue() if kept or kind == "derived_activity" else None), removed, kept
+    removed = kept = 0
+    pat = _uid_pattern(user_id)
     body = io.BytesIO()
     with store.open(key) as fh:
         stream = gzip.GzipFile(fileobj=fh) if key.endswith(".gz") else fh
         for line in stream:
-            if needle in line:
-                rec = _parse(line)
-                if rec is not None and _user_of(rec) == str(user_id):
-                    removed += 1
-                    continue
+            if _line_of_user(line.rstrip(b"\r\n"), user_id, pat) is not None:
+                removed += 1
+                continue
             if line.strip():
                 kept += 1
             body.write(line)
@@ -1128,59 +1555,102 @@ def _rewrite_without(store: ObjectStore, key: str, user_id: str) -> tuple[bytes 
     return (data if kept else None), removed, kept
 
 
+def _forget_warehouse(engine: sa.Engine, user_id: str) -> dict[str, int]:
+    """Rows of the warehouse user tables (hashed user key) removed: table -> rows."""
+    from llmmon.hourly.side_state import user_activity, user_first_seen
+
+    ukey, out = _user_key(user_id), {}
+    names = set(sa.inspect(engine).get_table_names())
+    with engine.begin() as conn:
+        for t in (user_first_seen, user_activity):
+            if t.name in names:
+                out[t.name] = conn.execute(t.delete().where(t.c.user_key == ukey)).rowcount or 0
+    return out
+
+
 def forget_user(store: ObjectStore, engine: sa.Engine | None, user_id: str, run_id: str,
                 cfg: Any = None, holds: list[LegalHold] | None = None,
                 as_of: date | None = None) -> dict[str, Any]:
-    """Erase ``user_id``'s records from raw and quarantine objects by rewriting each affected object
-    without them (atomic put; deleted when nothing is left). Held or locked objects are kept and
-    audited. Profiles and aggregates hold no per-user records and are left as they are."""
+    """Erase ``user_id`` from raw, quarantine, derived side state, review samples and the warehouse
+    user tables: plan (scan everything), write-ahead intent (audit), then rewrite each affected
+    object without the user's records (atomic put; deleted when nothing is left), then record each
+    outcome. Held or locked objects are kept and audited; a damaged object is reported as
+    ``unreadable`` (audited as could-not) and skipped, never a crash half-way. Idempotent: a rerun
+    finds nothing left to remove; a run killed half-way is closed and finished by the next one."""
     rcfg = retention_config(cfg)
     as_of = as_of or datetime.now(UTC).date()
     active = [h for h in (rcfg.legal_holds if holds is None else holds) if h.in_force(as_of)]
     if engine is not None:
         create_tables(engine)
     audit = _Audit(store, engine, run_id, as_of, rcfg)
-    out = {"user_id": str(user_id), "rewritten": [], "deleted": [], "held": [], "locked": [],
-           "records_removed": 0}
-    needle = str(user_id).encode()
+    out: dict[str, Any] = {"user_id": str(user_id), "rewritten": [], "deleted": [], "held": [], "locked": [],
+                           "unreadable": [], "failed": [], "records_removed": 0, "by_kind": {},
+                           "warehouse_rows_removed": {}}
     try:
-        for kind, prefix in _dsr_prefixes(rcfg):
-            for o in _data_objects(store, prefix):
-                if not o.key.endswith(".parquet") and not any(needle in ln for ln in _iter_lines(store, o.key)):
-                    continue
-                a = Action(op="forget", key=o.key, kind=kind, tier="dsr", policy="data-subject-erasure",
-                           size=o.size, etag=o.etag, day=key_date(o.key))
-                hold = next((h for h in active if h.matches_key(o.key, a.day)
-                             and (h.user_id is None or h.user_id == str(user_id))), None)
-                if hold is not None:
-                    audit.record("exempt_legal_hold", a, hold_id=hold.id,
-                                 detail=f"erasure of user {user_id} blocked by hold: {hold.reason}")
-                    out["held"].append(o.key)
-                    continue
-                old = store.get(o.key)
-                data, removed, kept = _rewrite_without(store, o.key, user_id)
-                if removed == 0:
-                    continue
-                until = _locked_until(store, o.key)
-                if until is not None:
-                    audit.record("refused_locked", a, sha256=hashlib.sha256(old).hexdigest(),
-                                 detail=f"erasure of user {user_id}: object locked until {until}")
-                    out["locked"].append(o.key)
-                    continue
-                if data is None:
-                    store.delete(o.key)
-                    out["deleted"].append(o.key)
-                else:
-                    ctype = "application/octet-stream" if o.key.endswith((".gz", ".parquet")) \
-                        else "application/x-ndjson"
-                    store.put(o.key, data, content_type=ctype)
-                    out["rewritten"].append(o.key)
-                out["records_removed"] += removed
-                audit.record("forgot_user", a, sha256=hashlib.sha256(old).hexdigest(),
-                             detail=json.dumps({"user_id": str(user_id), "records_removed": removed,
-                                                "records_kept": kept,
-                                                "new_sha256": hashlib.sha256(data).hexdigest()
-                                                if data else None}))
+        reconcile_intents(store, audit)
+        ids: set[str] = set()
+        todo: list[tuple[_Hit, Action]] = []
+        for hit in _scan_user(store, user_id, rcfg):
+            a = Action(op="forget", key=hit.key, kind=hit.kind, tier="dsr", policy="data-subject-erasure",
+                       size=hit.size, etag=hit.etag, day=key_date(hit.key))
+            if hit.error is not None:
+                audit.record("forget_unreadable", a, detail=json.dumps(
+                    {"user_id": str(user_id), "error": hit.error, "note": "could not be read: not erased"}))
+                out["unreadable"].append({"key": hit.key, "error": hit.error})
+                continue
+            for rec in hit.records:
+                ids |= _request_ids(rec)
+            n = len(hit.records)
+            hit.records = [{}] * n  # keep the count only: the plan holds no copy of the data
+            hold = next((h for h in active if h.matches_key(hit.key, a.day)
+                         and (h.user_id is None or h.user_id == str(user_id))), None)
+            if hold is not None:
+                audit.record("exempt_legal_hold", a, hold_id=hold.id,
+                             detail=f"erasure of user {user_id} blocked by hold: {hold.reason}")
+                out["held"].append(hit.key)
+                continue
+            until = _locked_until(store, hit.key)
+            if until is not None:
+                audit.record("refused_locked", a,
+                             detail=f"erasure of user {user_id}: object locked until {until}")
+                out["locked"].append(hit.key)
+                continue
+            todo.append((hit, a))
+        ikey = audit.intent("forget_intent", [a for _, a in todo],
+                            detail=json.dumps({"user_id": str(user_id), "planned_objects": len(todo)})) \
+            if todo else None
+        start = len(audit.rows)
+        for hit, a in todo:
+            try:
+                old = store.get(hit.key)
+                data, removed, kept = _rewrite_without(store, hit.key, user_id, hit.kind, ids)
+                if removed:
+                    if data is None:
+                        store.delete(hit.key)
+                        out["deleted"].append(hit.key)
+                    else:
+                        ctype = "text/csv" if hit.kind == "review_sample" else "application/octet-stream"
+                        store.put(hit.key, data, content_type=ctype)
+                        out["rewritten"].append(hit.key)
+            except Exception as exc:  # noqa: BLE001 - report it, carry on with the other objects
+                audit.record("forget_failed", a, detail=json.dumps(
+                    {"user_id": str(user_id), "error": f"{type(exc).__name__}: {str(exc)[:200]}"}))
+                out["failed"].append({"key": hit.key, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+                continue
+            out["records_removed"] += removed
+            out["by_kind"][hit.kind] = out["by_kind"].get(hit.kind, 0) + removed
+            audit.record("forgot_user", a, sha256=hashlib.sha256(old).hexdigest(),
+                         detail=json.dumps({"user_id": str(user_id), "records_removed": removed,
+                                            "records_kept": kept,
+                                            "new_sha256": hashlib.sha256(data).hexdigest() if data else None}))
+        if engine is not None:
+            out["warehouse_rows_removed"] = _forget_warehouse(engine, user_id)
+            for table, n in out["warehouse_rows_removed"].items():
+                audit.record("forgot_user", key=f"warehouse:{table}", kind="warehouse", tier="dsr",
+                             policy="data-subject-erasure",
+                             detail=json.dumps({"user_id": str(user_id), "rows_removed": n}))
+        if ikey is not None:
+            audit.done(ikey, audit.rows[start:])
     finally:
         audit.close()
     out["audit_key"] = audit.key
@@ -1188,7 +1658,7 @@ def forget_user(store: ObjectStore, engine: sa.Engine | None, user_id: str, run_
 
 
 __all__ = ["RetentionConfig", "LegalHold", "Action", "Plan", "RetentionResult", "RollupError",
-           "plan", "apply", "run_retention", "format_plan", "rollup_hour", "rollup_day",
-           "daily_quantiles", "view_counts", "sum_aggregates", "export_user", "iter_user_records",
-           "forget_user", "create_tables", "retention_audit", "audit_metadata", "retention_config",
-           "key_date", "KINDS", "AUDIT_ACTIONS"]
+           "plan", "apply", "run_retention", "format_plan", "rollup_hour", "rollup_day", "rollup_stream",
+           "rollup_processed", "reconcile_intents", "daily_quantiles", "view_counts", "sum_aggregates",
+           "export_user", "iter_user_records", "forget_user", "create_tables", "retention_audit",
+           "audit_metadata", "retention_config", "key_date", "KINDS", "AUDIT_ACTIONS", "DSR_KINDS"]

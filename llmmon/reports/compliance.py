@@ -40,6 +40,7 @@ from llmmon.store.objects import ObjectStore, StorageError
 
 if TYPE_CHECKING:
     from llmmon.config import Config
+from llmmon.reports.csv_safe import safe_cell
 
 log = logging.getLogger(__name__)
 
@@ -530,7 +531,7 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()})
+        w.writerow({k: safe_cell(json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()})
     return buf.getvalue().encode("utf-8")
 
 
@@ -612,17 +613,31 @@ def build_pack(store: ObjectStore, engine: sa.Engine | None, period: str,
 
 def download_pack(store: ObjectStore, period: str, dest: str | Path) -> Path:
     """Copy ``compliance/<period>/`` to ``dest`` (for ``llmmon download`` then ``llmmon verify``)."""
-    from llmmon.store.objects import copy_to_file
+    return download_pack_checked(store, period, dest)[0]
+
+
+def download_pack_checked(store: ObjectStore, period: str, dest: str | Path) -> tuple[Path, list[str]]:
+    """Like :func:`download_pack`, and the keys refused because they would land outside ``dest``
+    (``..``, ``//``, absolute, backslashes): those are reported, never written."""
+    from llmmon.store.objects import UnsafeKeyError, copy_to_file, safe_local_path
 
     dest = Path(dest)
     prefix = layout.compliance_prefix(period)
     objs = [o for o in store.list(prefix) if not o.key.endswith(".retention")]
     if not objs:
         raise StorageError(f"no compliance pack at {store.uri(prefix)}")
+    refused: list[str] = []
     for o in objs:
-        copy_to_file(store, o.key, dest / o.key[len(prefix):])
-    return dest
+        try:
+            target = safe_local_path(dest, o.key[len(prefix):])
+        except UnsafeKeyError as exc:
+            log.warning("%s", exc)
+            refused.append(o.key)
+            continue
+        copy_to_file(store, o.key, target)
+    return dest, refused
 
 
 __all__ = ["ComplianceConfig", "compliance_config", "build_pack", "collect", "download_pack",
+           "download_pack_checked",
            "period_bounds", "retain_until", "render_html", "render_pdf", "redact"]

@@ -32,6 +32,7 @@ from llmmon.store.objects import ObjectStore
 
 if TYPE_CHECKING:
     from llmmon.daily.merge import DayState
+from llmmon.reports.csv_safe import safe_row
 
 REPORT_FILES = ("report.json", "report.html", "metrics.csv")
 
@@ -121,13 +122,13 @@ def metrics_csv(day: date, metrics: dict[str, dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["date", "model", "metric", "value"])
-    for model, m in sorted(metrics.items()):
+    for model, m in sorted(metrics.items()):  # model names come from the logs: escape them
         for name, v in sorted(m.items()):
             if isinstance(v, dict):
                 for sub, sv in sorted(v.items()):
-                    w.writerow([day.isoformat(), model, f"{name}:{sub}", sv])
+                    w.writerow(safe_row([day.isoformat(), model, f"{name}:{sub}", sv]))
             else:
-                w.writerow([day.isoformat(), model, name, "" if v is None else v])
+                w.writerow(safe_row([day.isoformat(), model, name, "" if v is None else v]))
     return buf.getvalue().encode()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -58,10 +59,8 @@ class LocalStore:
         self.url = self.root.as_uri()
 
     def _path(self, key: str) -> Path:
-        p = (self.root / key).resolve()
-        if self.root not in p.parents and p != self.root:
-            raise StorageError(f"key escapes the store root: {key!r}")
-        return p
+        # The same rules as every other key -> local path (download, export, demo).
+        return safe_local_path(self.root, key)
 
     def _info(self, p: Path) -> ObjectInfo:
         st = p.stat()
@@ -315,7 +314,44 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class UnsafeKeyError(StorageError):
+    """An object key that would become a path outside its destination folder."""
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def safe_local_path(dest: str | os.PathLike[str], key: str) -> Path:
+    """``dest / key`` for a ``/``-separated relative key, or :class:`UnsafeKeyError`.
+
+    Every place a key becomes a local path goes through here. Refused: empty keys, absolute keys,
+    drive letters, backslashes, NUL, empty (``//``), ``.`` and ``..`` segments, and anything that
+    still resolves outside ``dest`` (a symlink inside it, say). Refusing rather than normalising
+    keeps two different keys from landing on one file.
+    """
+    why = None
+    if not key:
+        why = "empty key"
+    elif "\\" in key:
+        why = "backslash"
+    elif "\x00" in key:
+        why = "NUL byte"
+    elif key.startswith("/") or _DRIVE.match(key):
+        why = "absolute path"
+    elif any(seg in ("", ".", "..") for seg in key.split("/")):
+        why = "empty, '.' or '..' segment"
+    root = Path(dest).resolve()
+    if why is None:
+        p = (root / key).resolve()
+        if root not in p.parents:
+            why = "resolves outside the folder"
+        else:
+            return root / key
+    raise UnsafeKeyError(f"refused key {key!r} ({why}): a key never escapes its folder {root}")
+
+
 def copy_to_file(store: ObjectStore, key: str, dest: Path) -> Path:
+    """Copy one object to ``dest`` (build ``dest`` with :func:`safe_local_path`)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with store.open(key) as src, open(dest, "wb") as out:
         shutil.copyfileobj(src, out)
@@ -326,5 +362,6 @@ def put_text(store: ObjectStore, key: str, text: str, content_type: str = "text/
     store.put(key, text.encode("utf-8"), content_type=content_type)
 
 
-__all__ = ["ObjectInfo", "ObjectStore", "LocalStore", "S3Store", "StorageError", "open_store",
+__all__ = ["ObjectInfo", "ObjectStore", "LocalStore", "S3Store", "StorageError", "UnsafeKeyError",
+           "safe_local_path", "open_store",
            "partition_prefix", "parse_partition", "hours", "sha256_hex", "copy_to_file", "put_text"]

@@ -124,7 +124,10 @@ def make_history(store, end: date, days: int, hours=(0, 12), per: int = 3, seed:
                 q = json.dumps({"reason": "wrong_type", "line": bad}).encode() + b"\n"
                 store.put(f"quarantine/requests/{part}/quarantine.jsonl.gz", gzip.compress(q))
                 store.put(f"raw/requests/{part}/part-1.jsonl", bad.encode() + b"\n")
-        store.put(f"reports/daily/{day.isoformat()}/report.json", b'{"ok": true}')
+        # What the daily job records of the day's feedback/events (retention verifies against it).
+        fb = {"read": len(hours), "accepted": len(hours), "quarantined": 0}
+        store.put(f"reports/daily/{day.isoformat()}/report.json", json.dumps(
+            {"ok": True, "experience": {"records": {"feedback": fb, "events": {"read": 0}}}}).encode())
         store.put(f"alerts/dt={day.isoformat()}/alerts.jsonl",
                   json.dumps({"rule": "latency_p95", "severity": "P2", "window_start": f"{day}T00:00:00+00:00",
                               "fingerprint": f"fp-{day}", "status": "firing"}).encode() + b"\n")
@@ -195,8 +198,10 @@ def test_full_tier_walk(store, engine):
     deleted = [r["key"] for r in audit_rows(engine, "deleted")]
     assert len(deleted) == len(set(deleted))
     assert set(deleted) >= before - after
-    # ...plus only this run's own hour markers of days whose hourly tier went in the same run.
-    assert all(k.startswith("retention/markers/hourly/") for k in set(deleted) - (before - after))
+    # ...plus only this run's own hour (and feedback/derived) markers of days whose tier went in
+    # the same run.
+    assert all(k.startswith(("retention/markers/hourly/", "retention/markers/streams/",
+                             "retention/markers/processed/")) for k in set(deleted) - (before - after))
     assert all(r["etag"] for r in audit_rows(engine, "deleted"))
     assert all(r["sha256"] for r in audit_rows(engine, "deleted") if r["kind"] == "requests")
     assert res.bytes_freed == sum(r["size"] for r in audit_rows(engine, "deleted"))
@@ -455,7 +460,10 @@ def test_export_and_forget_user(store, engine):
     assert left["objects"] and all(k.startswith(f"raw/requests/dt={hold_day}") for k in left["objects"])
     assert sum(R.export_user(store, "u2")["counts"].values()) == others_before
     rows = audit_rows(engine)
-    assert {r["action"] for r in rows} == {"forgot_user", "exempt_legal_hold"}
+    # Write-ahead: the erasure's intent is recorded before the rewrites it describes.
+    assert {r["action"] for r in rows} == {"forget_intent", "forgot_user", "exempt_legal_hold"}
+    assert {r["key"] for r in rows if r["action"] == "forget_intent"} == \
+        {r["key"] for r in rows if r["action"] == "forgot_user"}
     assert sum(json.loads(r["detail"])["records_removed"] for r in rows if r["action"] == "forgot_user") \
         == out["records_removed"]
     # gz objects stay valid gzip after the rewrite
