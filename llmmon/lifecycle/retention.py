@@ -42,7 +42,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import Field, field_validator, model_validator
@@ -51,6 +51,11 @@ from llmmon.store.objects import ObjectInfo, ObjectStore, StorageError, parse_pa
 from llmmon.strict import StrictModel
 
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
+
+if TYPE_CHECKING:
+    from whylogs.core.view.dataset_profile_view import DatasetProfileView
+
+    from llmmon.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +172,7 @@ class RetentionConfig(_Model):
         }[kind]
 
 
-def retention_config(config: Any = None) -> RetentionConfig:
+def retention_config(config: RetentionConfig | Config | dict[str, Any] | None = None) -> RetentionConfig:
     """Build a :class:`RetentionConfig` from a full ``llmmon.config.Config``, a dict, or None."""
     if config is None:
         return RetentionConfig()
@@ -352,7 +357,7 @@ def _hold_for(store: ObjectStore, key: str, day: date | None, holds: list[LegalH
     return None
 
 
-def plan(store: ObjectStore, as_of: date, cfg: Any = None,
+def plan(store: ObjectStore, as_of: date, cfg: RetentionConfig | Config | dict[str, Any] | None = None,
          holds: list[LegalHold] | None = None) -> Plan:
     """Decide what to roll up and delete on ``as_of`` (lists and reads small markers; writes nothing).
 
@@ -451,7 +456,7 @@ def _view(data: bytes) -> Any:
     return DatasetProfileView.deserialize(data)
 
 
-def view_counts(view: Any) -> dict[str, int]:
+def view_counts(view: DatasetProfileView) -> dict[str, int]:
     """Per-column ``counts/n`` of a profile view."""
     out = {}
     for name, col in view.get_columns().items():
@@ -461,7 +466,7 @@ def view_counts(view: Any) -> dict[str, int]:
     return out
 
 
-def view_rows(view: Any) -> int:
+def view_rows(view: DatasetProfileView) -> int:
     c = view_counts(view)
     return max(c.values()) if c else 0
 
@@ -1217,7 +1222,7 @@ def apply(store: ObjectStore, engine: sa.Engine | None, p: Plan, run_id: str, dr
     return res
 
 
-def run_retention(store: ObjectStore, engine: sa.Engine | None, as_of: date, cfg: Any, run_id: str,
+def run_retention(store: ObjectStore, engine: sa.Engine | None, as_of: date, cfg: RetentionConfig | Config | dict[str, Any] | None, run_id: str,
                   dry_run: bool = False) -> RetentionResult:
     """What ``llmmon retention --as-of DATE [--dry-run]`` and the DAG task call."""
     rcfg = retention_config(cfg)
@@ -1439,7 +1444,7 @@ def _scan_user(store: ObjectStore, user_id: str, rcfg: RetentionConfig) -> Itera
                     yield hit
 
 
-def iter_user_records(store: ObjectStore, user_id: str, cfg: Any = None
+def iter_user_records(store: ObjectStore, user_id: str, cfg: RetentionConfig | Config | dict[str, Any] | None = None
                       ) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """Yield ``(kind, key, record)`` for every record of ``user_id`` still held (objects that cannot
     be read are skipped here; :func:`export_user` reports them)."""
@@ -1448,7 +1453,7 @@ def iter_user_records(store: ObjectStore, user_id: str, cfg: Any = None
             yield hit.kind, hit.key, rec
 
 
-def export_user(store: ObjectStore, user_id: str, cfg: Any = None, out: Any = None) -> dict[str, Any]:
+def export_user(store: ObjectStore, user_id: str, cfg: RetentionConfig | Config | dict[str, Any] | None = None, out: Any = None) -> dict[str, Any]:
     """Everything held about ``user_id``: raw, quarantine, derived side state and review samples.
     With ``out`` (a binary file), records are streamed to it as JSON lines and the returned dict
     holds only counts; otherwise records are returned in the dict. Objects that could not be read
@@ -1569,7 +1574,7 @@ def _forget_warehouse(engine: sa.Engine, user_id: str) -> dict[str, int]:
 
 
 def forget_user(store: ObjectStore, engine: sa.Engine | None, user_id: str, run_id: str,
-                cfg: Any = None, holds: list[LegalHold] | None = None,
+                cfg: RetentionConfig | Config | dict[str, Any] | None = None, holds: list[LegalHold] | None = None,
                 as_of: date | None = None) -> dict[str, Any]:
     """Erase ``user_id`` from raw, quarantine, derived side state, review samples and the warehouse
     user tables: plan (scan everything), write-ahead intent (audit), then rewrite each affected

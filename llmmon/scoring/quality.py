@@ -34,7 +34,7 @@ Config (``quality:`` in the llmmon YAML; every key optional, defaults below)::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,9 @@ SCORE_COLUMNS = (
     "toxic_response", "safety_score", "relevance", "prompt_lang", "response_lang", "prompt_hash",
 )
 
+
+if TYPE_CHECKING:
+    from llmmon.config import Config
 
 _Model = StrictModel  # unknown keys are an error (llmmon.config)
 
@@ -150,7 +153,7 @@ class QualityConfig(_Model):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
 
     @classmethod
-    def from_config(cls, cfg: Any = None) -> QualityConfig:
+    def from_config(cls, cfg: Config | Mapping[str, Any] | None = None) -> QualityConfig:
         """From an ``llmmon.config.Config`` (its ``quality`` dict), a plain mapping, or None."""
         if cfg is None:
             return cls()
