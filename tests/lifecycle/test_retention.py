@@ -284,7 +284,7 @@ def test_crash_between_phases_then_rerun(tmp_path, engine, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("killed between phases")
 
-    monkeypatch.setattr(R, "_run_phase2", boom)
+    monkeypatch.setattr(apply_mod, "_run_phase2", boom)
     with pytest.raises(RuntimeError):
         R.run_retention(store, engine, AS_OF, CRASH_CFG, run_id="crash")
     # Phase 1 done: rollups and markers written, nothing deleted.
