@@ -23,6 +23,7 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
 
 import whylogs as why  # noqa: E402
 
+from llmmon.lifecycle import apply as apply_mod  # noqa: E402
 from llmmon.lifecycle import retention as R  # noqa: E402
 from llmmon.store.objects import LocalStore, S3Store  # noqa: E402
 
