@@ -204,7 +204,16 @@ def cmd_download(args: argparse.Namespace) -> int:
     from llmmon.reports.compliance import download_pack
 
     check_period(args.period)
-    dest = download_pack(_store(args), args.period, args.dest)
+    store = _store(args)
+    try:
+        dest = download_pack(store, args.period, args.dest)
+    except Exception as exc:  # botocore/boto3 errors: unreachable endpoint, no credentials, denied
+        if type(exc).__module__.split(".")[0] not in ("botocore", "boto3"):
+            raise
+        first = (str(exc).splitlines() or [""])[0]
+        raise UserError(f"cannot read compliance pack {args.period} from {store.url}: {first} (S3 "
+                        "credentials: the Airflow connection storage.aws_conn_id with "
+                        "LLMMON_USE_AIRFLOW_CONN=true, else boto3's chain)") from None
     n = sum(1 for p in dest.rglob("*") if p.is_file())
     print(f"downloaded {n} files of compliance pack {args.period} to {dest}")
     print(f"verify offline: LLMMON_MANIFEST_KEY=... llmmon verify {dest}")

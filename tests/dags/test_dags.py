@@ -100,3 +100,22 @@ def test_daily_date_param_rejects_impossible_dates(dagbag):
     schema = dagbag.get_dag("llmmon_daily").params.get_param("date").schema
     assert re.fullmatch(schema["pattern"], "2026-11-04") and re.fullmatch(schema["pattern"], "")
     assert not re.fullmatch(schema["pattern"], "2026-13-45")
+
+
+@pytest.mark.parametrize("dag_id,param,good,bad", [
+    ("llmmon_daily", "date", ["", "2026-11-04"], ["2026-13-45", "2026-11-4", "yesterday"]),
+    ("llmmon_hourly", "hour", ["", "2026-11-04T09", "2026-11-04T23"],
+     ["2026-11-04T24", "2026-11-04 09", "2026-11-04", "2026-13-01T01"]),
+    ("llmmon_retention", "as_of", ["", "2026-11-08"], ["2026-11-32", "08/11/2026"]),
+    ("llmmon_compliance", "period", ["", "2026-11", "2026-W47"], ["2026-13", "2026-W54", "2026-W7", "W47"]),
+])
+def test_params_are_validated_at_trigger(dagbag, dag_id, param, good, bad):
+    """What the UI and REST trigger do with a run's conf: ParamsDict.validate (a 400 when it raises)."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dagbag.get_dag(dag_id).params
+    for value in good:
+        params.deep_merge({param: value}).validate()
+    for value in bad:
+        with pytest.raises(ParamValidationError, match=param):
+            params.deep_merge({param: value}).validate()
