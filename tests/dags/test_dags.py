@@ -110,10 +110,12 @@ def test_daily_date_param_rejects_impossible_dates(dagbag):
     ("llmmon_compliance", "period", ["", "2026-11", "2026-W47"], ["2026-13", "2026-W54", "2026-W7", "W47"]),
 ])
 def test_params_are_validated_at_trigger(dagbag, dag_id, param, good, bad):
-    """What the UI and REST trigger do with a run's conf: ParamsDict.validate (a 400 when it raises)."""
-    from airflow.sdk.exceptions import ParamValidationError
+    """What the UI and the REST trigger do with a run's conf (``create_dagrun`` on the serialized DAG:
+    ``params.deep_merge(conf).validate()``); the REST route answers 400 on ParamValidationError."""
+    from airflow.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
 
-    params = dagbag.get_dag(dag_id).params
+    params = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.get_dag(dag_id))).params
     for value in good:
         params.deep_merge({param: value}).validate()
     for value in bad:
