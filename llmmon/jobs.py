@@ -2,6 +2,9 @@
 
 The DAG files and ``llmmon.cli`` call these; the logic lives in the stage modules:
 stage 1 ``llmmon.hourly.run``, stage 2 ``llmmon.daily.run``, lifecycle ``llmmon.lifecycle``.
+
+Importing this module loads no data library (pandas, whylogs, SQLAlchemy, boto3): each function
+imports what its stage needs, so a task pays only for its own work.
 """
 
 from __future__ import annotations
@@ -17,17 +20,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from llmmon import layout
-from llmmon.airflow_support import window_from_xcom, window_to_xcom
 from llmmon.config import first_error
 from llmmon.context import Context
 from llmmon.errors import UserError
-from llmmon.hourly.ingest import Window
-from llmmon.lifecycle import retention as R
 from llmmon.lifecycle.periods import check_period
 from llmmon.sections import load
 
 if TYPE_CHECKING:
     from llmmon.config import Config
+    from llmmon.hourly.ingest import Window
+    from llmmon.lifecycle import retention as R
 
 log = logging.getLogger("llmmon")
 
@@ -46,6 +48,7 @@ def plan_batches(ctx: Context, window: Window, reuse_hours: bool = True) -> list
     XCom gets one small ``{window, plan_key, index}`` per batch. A day window reads only the hours
     the hourly DAG has not already written (``reuse_hours``); when none is left, one no-op batch
     (index -1) keeps the mapped task and the reduce running."""
+    from llmmon.airflow_support import window_to_xcom
     from llmmon.hourly.plan import make_plan, save_plan
 
     plan = make_plan(ctx, window, reuse_hours)
@@ -76,6 +79,7 @@ def reduce_batches(ctx: Context, window_d: dict[str, str], keys: list[str], job:
                    plan_key: str | None = None) -> dict[str, Any]:
     """Merge the batches' partial states per planned sub-window, write those hours, and
     reprocess late files."""
+    from llmmon.airflow_support import window_from_xcom
     from llmmon.hourly.plan import load_plan
     from llmmon.hourly.run import reduce_partials
 
@@ -201,6 +205,8 @@ def retention_job(ctx: Context, as_of: date, dry_run: bool, run_id: str, emit: E
 
     ``cfg`` overrides the retention section (a dict or RetentionConfig; default ``ctx.cfg``).
     """
+    from llmmon.lifecycle import retention as R
+
     rcfg = retention_cfg(ctx.cfg if cfg is None else cfg)
     R.create_tables(ctx.engine)
     p = R.plan(ctx.store, as_of, rcfg)
@@ -213,6 +219,8 @@ def retention_job(ctx: Context, as_of: date, dry_run: bool, run_id: str, emit: E
 
 
 def retention_cfg(cfg: Config | R.RetentionConfig | dict[str, Any]) -> R.RetentionConfig:
+    from llmmon.lifecycle import retention as R
+
     try:
         return R.retention_config(cfg)
     except ValidationError as exc:
