@@ -7,6 +7,7 @@ overlap a line or get cut at the edge. Axis labels are human numbers in the char
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -18,12 +19,24 @@ PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2")
 _CHAR_W = 6.2  # approximate width of a 10 px sans-serif character
 
 
+def nice_ceiling(v: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10 x 10^k that is >= ``v`` (``v`` > 0), so
+    axis labels read 2,500 ms or 250, not 2,100 ms or 217.4."""
+    k = math.floor(math.log10(v))
+    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if m * 10**k >= v * (1 - 1e-9):
+            return m * 10**k
+    return 10 ** (k + 1)
+
+
 def _scale(values: Sequence[float | None]) -> tuple[float, float]:
     vals = [v for v in values if v is not None]
     if not vals:
         return 0.0, 1.0
     lo, hi = min(0.0, min(vals)), max(vals)
-    return lo, (hi * 1.05 if hi > lo else lo + 1.0)
+    if hi <= lo:
+        return lo, lo + 1.0
+    return lo, (nice_ceiling(hi) if hi > 0 else hi)
 
 
 def _legend(names: Sequence[str], extra: Sequence[tuple[str, str, bool]] = ()) -> tuple[list[str], float]:

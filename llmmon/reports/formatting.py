@@ -106,12 +106,14 @@ def delta(cur: Any, ref: Any, unit: str = "num") -> str | None:
     if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in (cur, ref)):
         return None
     if unit == "pct":
-        d = 100 * (float(cur) - float(ref))
-        return f"{'+' if d >= 0 else '-'}{_fixed(abs(d), 2)} pp"
+        d = round(100 * (float(cur) - float(ref)), 2)
+        return "±0 pp" if d == 0 else f"{'+' if d > 0 else '-'}{abs(d):g} pp"
     if ref == 0:
         return None
     rel = 100 * (float(cur) - float(ref)) / abs(float(ref))
-    return f"{'+' if rel >= 0 else '-'}{_fixed(abs(rel), 3)}%"
+    # one decimal under 10% (-0.6%), whole percents above (+50%)
+    rel = round(rel, 1) if abs(rel) < 10 else float(round(rel))
+    return "±0%" if rel == 0 else f"{'+' if rel > 0 else '-'}{abs(rel):,g}%"
 
 
 __all__ = ["human", "num", "pct", "usd", "ms", "axis", "delta", "DASH"]

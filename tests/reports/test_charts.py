@@ -49,3 +49,12 @@ def test_legends_stay_inside_and_do_not_overlap():
     # the plot starts below the last legend row
     top_line = min(float(y) for y in re.findall(r'<polyline[^>]*points="[\d.]+,([\d.]+)', svg))
     assert top_line > max(y for *_, y in boxes)
+
+
+def test_axis_tops_are_round_numbers():
+    from llmmon.reports.charts import nice_ceiling
+
+    assert [nice_ceiling(v) for v in (2000.0, 2010.0, 217.4, 0.00105, 7.0, 1.0)] == \
+        [2000.0, 2500.0, 250.0, 0.0012, 8.0, 1.0]
+    svg = bar_chart("Requests per hour", ["00", "01"], [217.0, 108.0])
+    assert "250" in _texts(svg) and "125" in _texts(svg)

@@ -51,6 +51,8 @@ def test_delta():
     assert delta(90, 100) == "-10%"
     assert delta(0.002, 0.001, "pct") == "+0.1 pp"
     assert delta(0.9990, 0.9995, "pct") == "-0.05 pp"
+    assert delta(0.5, 0.5, "pct") == "±0 pp" and delta(3.0, 3.0) == "±0%"
+    assert delta(1493.0, 1502.0) == "-0.6%" and delta(15.0, 10.0) == "+50%" and delta(250.0, 10.0) == "+2,400%"
     assert delta(5.0, 0.0) is None and delta(None, 1.0) is None and delta(1.0, None) is None
 
 

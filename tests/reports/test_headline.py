@@ -31,7 +31,7 @@ def test_quiet_day_needs_no_attention_and_every_kpi_has_both_deltas():
     assert cost["text"] == "$11.00" and cost["delta_previous"] == "+10%" and cost["delta_baseline"] == "+10%"
     assert cost["tone_previous"] == "bad" and cost["baseline_days"] == 7
     err = next(k for k in hl["kpis"] if k["key"] == "error_rate")
-    assert err["delta_previous"] == "+0 pp" and err["tone_previous"] == "flat"
+    assert err["delta_previous"] == "±0 pp" and err["tone_previous"] == "flat"
 
 
 def test_a_bad_day_lists_thresholds_alerts_drift_anomalies_cost_and_quality():
@@ -52,7 +52,7 @@ def test_a_bad_day_lists_thresholds_alerts_drift_anomalies_cost_and_quality():
     assert "1 anomaly detected: latency_regression" in texts
     assert "Drift in 2 feature(s): prompt_chars, app" in texts
     assert "Cost up 50% vs the previous day ($15.00)" in texts
-    assert "Relevance (mean) down 12.5% vs the previous day (0.7)" in texts
+    assert "Relevance (mean) down 13% vs the previous day (0.7)" in texts
     assert len(texts) == 7  # cost per interaction moved by 50% too
 
 
