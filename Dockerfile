@@ -11,6 +11,7 @@ COPY --chown=airflow:0 llmmon ./llmmon
 # Pinning apache-airflow to the image's own version stops pip from up/downgrading Airflow while
 # it resolves llmmon's dependencies (numpy<2 for whylogs, etc.). No constraints file: llmmon's pins
 # (numpy<2, pandas<3, pyarrow<22) are narrower than Airflow's constraints and win on purpose.
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/llmmon \
+# The `celery` extra pins a celery the provider works with (5.7.0 breaks it).
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/llmmon[celery]" \
     && python -c "import llmmon, airflow; print('llmmon', llmmon.__name__, 'airflow', airflow.__version__)"
 WORKDIR /opt/airflow

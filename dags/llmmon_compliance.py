@@ -21,6 +21,9 @@ from llmmon.dag_callbacks import on_failure_callback
 DEFAULT_ARGS = {"owner": "llmmon", "retries": 2, "retry_delay": timedelta(minutes=10),
                 "on_failure_callback": on_failure_callback}
 
+# Checked at trigger (UI and REST answer 400): empty, a month 2026-11 or an ISO week 2026-W47.
+PERIOD_PATTERN = r"^(|\d{4}-(0[1-9]|1[0-2])|\d{4}-W(0[1-9]|[1-4]\d|5[0-3]))$"
+
 
 @dag(
     dag_id="llmmon_compliance",
@@ -31,7 +34,7 @@ DEFAULT_ARGS = {"owner": "llmmon", "retries": 2, "retry_delay": timedelta(minute
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["llmmon", "compliance", "lifecycle", "weekly", "monthly"],
-    params={"period": Param("", type="string", pattern=r"^(|\d{4}-\d{2}|\d{4}-W\d{2})$",
+    params={"period": Param("", type="string", pattern=PERIOD_PATTERN,
                             description="2026-11 (month) or 2026-W47 (ISO week); empty = the packs due "
                                         "on the run's date")},
     doc_md=__doc__,
@@ -55,9 +58,15 @@ def llmmon_compliance():
         from llmmon import jobs
         from llmmon.errors import fail_task_on_user_error
         from llmmon.jobs import compliance_job, manifest_key, pack_summary
+        from llmmon.lifecycle.periods import period_has_data
 
         with fail_task_on_user_error():  # a user error: one line, no retry
             ctx = jobs.context()
+            if not period_has_data(ctx.store, period):
+                # Unpausing runs the latest due interval at once; never write an empty signed pack.
+                logging.getLogger("llmmon.compliance").warning(
+                    "compliance pack %s skipped: no daily or hourly aggregates in the period", period)
+                return {"period": period, "skipped": "no data in the period"}
             out = compliance_job(ctx, period, manifest_key(ctx.cfg, in_airflow=True),
                                  emit=logging.getLogger("llmmon.compliance").info)
             return pack_summary(out)

@@ -6,7 +6,10 @@ One task per stage, in flow order:
          -> batch_jobs -> report
 
 - ``plan``/``process``/``reduce``: stage 1 over the day's objects, in mapped batches (the 24
-  hourly outputs come out of one pass).
+  hourly outputs come out of one pass). Hours the hourly DAG already wrote (run row, hourly
+  aggregate, same objects and ETags) are not read again: only missing or late hours are
+  (``reread_all_hours`` forces a full pass). The plan's object lists live in the store
+  (``work/plans/``); XCom carries only its key and a batch index.
 - ``merge``: the hours into day profiles, sums and metric rows (``llmmon.daily.merge``).
 - ``quality``, ``drift``, ``anomalies``, ``alerts``, ``batch_jobs``: one daily stage each, on the day rollup
   (``llmmon.daily.run``); each writes its report sections to the store. A failing stage fails its
@@ -46,7 +49,10 @@ def _day(batches: list[dict]):  # noqa: ANN202 - a date; typed loosely to keep p
     default_args=DEFAULT_ARGS,
     tags=["llmmon", "monitoring", "daily", "report"],
     params={"date": Param("", type="string", pattern=DATE_PATTERN,
-                          description="UTC date to process, e.g. 2026-11-01; empty = the day before the run")},
+                          description="UTC date to process, e.g. 2026-11-01; empty = the day before the run"),
+            "reread_all_hours": Param(False, type="boolean",
+                                      description="read every hour again, even those the hourly DAG already "
+                                                  "processed (e.g. after a scoring config change)")},
     doc_md=__doc__,
 )
 def llmmon_daily():
@@ -59,7 +65,8 @@ def llmmon_daily():
 
         with fail_task_on_user_error():  # a user error: one line, no retry
             ctx = get_current_context()
-            return jobs.plan_batches(jobs.context(), day_window(ctx["params"], ctx))
+            return jobs.plan_batches(jobs.context(), day_window(ctx["params"], ctx),
+                                     reuse_hours=not ctx["params"].get("reread_all_hours"))
 
     @task
     def process(batch: dict) -> str:
@@ -77,7 +84,8 @@ def llmmon_daily():
         from llmmon.errors import fail_task_on_user_error
 
         with fail_task_on_user_error():  # a user error: one line, no retry
-            return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "daily")
+            return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "daily",
+                                       batches[0]["plan_key"])
 
     @task
     def merge(batches: list[dict], totals: dict) -> dict:

@@ -18,6 +18,9 @@ from llmmon.dag_callbacks import on_failure_callback
 DEFAULT_ARGS = {"owner": "llmmon", "retries": 2, "retry_delay": timedelta(minutes=2),
                 "on_failure_callback": on_failure_callback}
 
+# Checked at trigger (UI and REST answer 400): empty, or a real UTC hour like 2026-11-01T13.
+HOUR_PATTERN = r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]))?$"
+
 
 @dag(
     dag_id="llmmon_hourly",
@@ -27,8 +30,8 @@ DEFAULT_ARGS = {"owner": "llmmon", "retries": 2, "retry_delay": timedelta(minute
     max_active_runs=2,
     default_args=DEFAULT_ARGS,
     tags=["llmmon", "monitoring", "hourly"],
-    params={"hour": Param("", type="string", description="UTC hour to process, e.g. 2026-11-01T13; "
-                                                          "empty = the hour before the run")},
+    params={"hour": Param("", type="string", pattern=HOUR_PATTERN,
+                          description="UTC hour to process, e.g. 2026-11-01T13; empty = the hour before the run")},
     doc_md=__doc__,
 )
 def llmmon_hourly():
@@ -59,7 +62,8 @@ def llmmon_hourly():
         from llmmon.errors import fail_task_on_user_error
 
         with fail_task_on_user_error():  # a user error: one line, no retry
-            return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "hourly")
+            return jobs.reduce_batches(jobs.context(), batches[0]["window"], list(keys), "hourly",
+                                       batches[0]["plan_key"])
 
     batches = plan()
     reduce(batches, process.expand(batch=batches))

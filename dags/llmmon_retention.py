@@ -19,6 +19,9 @@ from llmmon.dag_callbacks import on_failure_callback
 DEFAULT_ARGS = {"owner": "llmmon", "retries": 2, "retry_delay": timedelta(minutes=10),
                 "on_failure_callback": on_failure_callback}
 
+# Checked at trigger (UI and REST answer 400): empty, or a date like 2026-11-08.
+DATE_PATTERN = r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$"
+
 
 @dag(
     dag_id="llmmon_retention",
@@ -29,8 +32,8 @@ DEFAULT_ARGS = {"owner": "llmmon", "retries": 2, "retry_delay": timedelta(minute
     default_args=DEFAULT_ARGS,
     tags=["llmmon", "retention", "lifecycle", "daily"],
     params={
-        "as_of": Param("", type="string", description="UTC date the tiers count back from, e.g. 2026-11-08; "
-                                                       "empty = the date of the run"),
+        "as_of": Param("", type="string", pattern=DATE_PATTERN,
+                       description="UTC date the tiers count back from, e.g. 2026-11-08; empty = the date of the run"),
         "dry_run": Param(False, type="boolean", description="list what would be deleted; change nothing"),
     },
     doc_md=__doc__,

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmmon.errors import BadDateError
-from llmmon.hourly.ingest import Window
+
+if TYPE_CHECKING:
+    from llmmon.hourly.ingest import Window
 
 log = logging.getLogger("llmmon")
 
@@ -34,6 +36,8 @@ def hour_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
     Airflow 3 cron schedules use CronTriggerTimetable (data_interval_start == end), so the
     window is computed here, explicitly, from the run's time.
     """
+    from llmmon.hourly.ingest import Window
+
     raw = (params.get("hour") or "").strip()
     if raw:
         try:
@@ -46,6 +50,8 @@ def hour_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
 
 def day_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
     """The UTC day to process: the ``date`` Param (``YYYY-MM-DD``) or the day before the run."""
+    from llmmon.hourly.ingest import Window
+
     raw = (params.get("date") or "").strip()
     if raw:
         try:
@@ -60,4 +66,6 @@ def window_to_xcom(w: Window) -> dict[str, str]:
 
 
 def window_from_xcom(d: dict[str, str]) -> Window:
+    from llmmon.hourly.ingest import Window
+
     return Window(datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"]))

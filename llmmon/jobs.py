@@ -2,6 +2,9 @@
 
 The DAG files and ``llmmon.cli`` call these; the logic lives in the stage modules:
 stage 1 ``llmmon.hourly.run``, stage 2 ``llmmon.daily.run``, lifecycle ``llmmon.lifecycle``.
+
+Importing this module loads no data library (pandas, whylogs, SQLAlchemy, boto3): each function
+imports what its stage needs, so a task pays only for its own work.
 """
 
 from __future__ import annotations
@@ -11,25 +14,23 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import ValidationError
 
 from llmmon import layout
-from llmmon.airflow_support import window_from_xcom, window_to_xcom
 from llmmon.config import first_error
 from llmmon.context import Context
 from llmmon.errors import UserError
-from llmmon.hourly.ingest import Window
-from llmmon.lifecycle import retention as R
 from llmmon.lifecycle.periods import check_period
 from llmmon.sections import load
-from llmmon.store.objects import ObjectInfo
 
 if TYPE_CHECKING:
     from llmmon.config import Config
+    from llmmon.hourly.ingest import Window
+    from llmmon.lifecycle import retention as R
 
 log = logging.getLogger("llmmon")
 
@@ -43,46 +44,78 @@ def context(cfg: Config | None = None) -> Context:
 
 # ---- stage 1: hourly ----------------------------------------------------------------------------
 
-def plan_batches(ctx: Context, window: Window) -> list[dict[str, Any]]:
-    """Batches of object keys for mapped tasks, capped under ``ingest.max_mapped_tasks``."""
-    from llmmon.hourly.run import batch_objects, list_objects
+def plan_batches(ctx: Context, window: Window, reuse_hours: bool = True) -> list[dict[str, Any]]:
+    """Plan the window's mapped batches; the object lists go to the store (``layout.plan_key``),
+    XCom gets one small ``{window, plan_key, index}`` per batch. A day window reads only the hours
+    the hourly DAG has not already written (``reuse_hours``); when none is left, one no-op batch
+    (index -1) keeps the mapped task and the reduce running."""
+    from llmmon.airflow_support import window_to_xcom
+    from llmmon.hourly.plan import make_plan, save_plan
 
-    objects = list_objects(ctx, window)
-    batches = batch_objects(objects, ctx.cfg.ingest.batch_objects, ctx.cfg.ingest.max_mapped_tasks)
-    log.info("window %s: %d objects in %d batches", window.label(), len(objects), len(batches))
-    return [{"window": window_to_xcom(window), "index": i,
-             "objects": [[o.key, o.size, o.last_modified.isoformat(), o.etag] for o in b]}
-            for i, b in enumerate(batches)]
+    plan = make_plan(ctx, window, reuse_hours)
+    key = save_plan(ctx, plan)
+    reused = len(plan["reused_hours"])
+    log.info("window %s: %d objects in %d batches%s; plan at %s", window.label(), plan["objects"],
+             len(plan["batches"]), f", {reused} hours reused from the hourly DAG" if reused else "",
+             ctx.store.uri(key))
+    w = window_to_xcom(window)
+    return [{"window": w, "plan_key": key, "index": i} for i in range(len(plan["batches"]))] or \
+        [{"window": w, "plan_key": key, "index": -1}]
 
 
 def process_batch(ctx: Context, batch: dict[str, Any]) -> str:
-    """Stage 1 on one batch of objects; returns the key of its partial state."""
+    """Stage 1 on one batch of objects; returns the key of its partial state ("" for a no-op)."""
+    from llmmon.hourly.plan import batch_of, load_plan
     from llmmon.hourly.run import process_hours, save_partial
 
-    window = window_from_xcom(batch["window"])
-    objects = [ObjectInfo(k, s, datetime.fromisoformat(m), e) for k, s, m, e in batch["objects"]]
+    if batch["index"] < 0:
+        log.info("nothing to read: every hour of the window was already processed")
+        return ""
+    window, objects = batch_of(load_plan(ctx, batch["plan_key"]), batch["index"])
     hours = process_hours(ctx, window, objects)
     return save_partial(ctx, window, batch["index"], hours)
 
 
-def reduce_batches(ctx: Context, window_d: dict[str, str], keys: list[str], job: str) -> dict[str, Any]:
-    """Merge the batches' partial states, write the hours, and reprocess late files."""
+def reduce_batches(ctx: Context, window_d: dict[str, str], keys: list[str], job: str,
+                   plan_key: str | None = None) -> dict[str, Any]:
+    """Merge the batches' partial states per planned sub-window, write those hours, and
+    reprocess late files."""
+    from llmmon.airflow_support import window_from_xcom
+    from llmmon.hourly.plan import load_plan
     from llmmon.hourly.run import reduce_partials
 
     window = window_from_xcom(window_d)
-    summaries = reduce_partials(ctx, window, list(keys), job)
+    keys = list(keys)
+    if plan_key is None:
+        groups = [(window, keys)]
+    else:
+        plan = load_plan(ctx, plan_key)
+        by_window: dict[str, list[str]] = {}
+        for b, k in zip(plan["batches"], keys, strict=False):
+            by_window.setdefault(_window_id(b["window"]), []).append(k)
+        groups = [(window_from_xcom(w), by_window.get(_window_id(w), [])) for w in plan["windows"]]
+    summaries = [s for w, ks in groups for s in reduce_partials(ctx, w, [k for k in ks if k], job)]
     late = reprocess_late(ctx, window)
     tot = {k: sum(s[k] for s in summaries) for k in ("read", "accepted", "quarantined", "duplicates")}
     log.info("window %s: read=%d accepted=%d quarantined=%d duplicates=%d (read == accepted + "
-             "quarantined: %s)", window.label(), tot["read"], tot["accepted"], tot["quarantined"],
-             tot["duplicates"], tot["read"] == tot["accepted"] + tot["quarantined"])
+             "quarantined: %s) over %d hours read again", window.label(), tot["read"], tot["accepted"],
+             tot["quarantined"], tot["duplicates"], tot["read"] == tot["accepted"] + tot["quarantined"],
+             len(summaries))
     tot["late_files_reprocessed"] = late
     if job == "hourly":  # alerts as soon as the window closes (the daily job replays them quietly)
         from llmmon.hourly.alerts import evaluate_hour
         from llmmon.hourly.run import hour_windows
 
         tot["alerts"] = [evaluate_hour(ctx, hour) for hour in hour_windows(window)]
+    tot["hours_processed"] = len(summaries)
+    if plan_key is not None:
+        ctx.store.delete(plan_key)
     return tot
+
+
+def _window_id(w: dict[str, str]) -> str:
+    """A window's XCom dict as a hashable key."""
+    return f"{w['start']}/{w['end']}"
 
 
 def run_hours(ctx: Context, window: Window, job: str = "hourly") -> list[dict[str, Any]]:
@@ -185,6 +218,8 @@ def retention_job(ctx: Context, as_of: date, dry_run: bool, run_id: str, emit: E
 
     ``cfg`` overrides the retention section (a dict or RetentionConfig; default ``ctx.cfg``).
     """
+    from llmmon.lifecycle import retention as R
+
     rcfg = retention_cfg(ctx.cfg if cfg is None else cfg)
     R.create_tables(ctx.engine)
     p = R.plan(ctx.store, as_of, rcfg)
@@ -197,6 +232,8 @@ def retention_job(ctx: Context, as_of: date, dry_run: bool, run_id: str, emit: E
 
 
 def retention_cfg(cfg: Config | R.RetentionConfig | dict[str, Any]) -> R.RetentionConfig:
+    from llmmon.lifecycle import retention as R
+
     try:
         return R.retention_config(cfg)
     except ValidationError as exc:

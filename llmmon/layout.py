@@ -70,6 +70,12 @@ def partial_key(grain: str, start: datetime, index: int) -> str:
     return f"{partial_prefix(grain, start)}part-{index:05d}.json.gz"
 
 
+def plan_key(grain: str, start: datetime) -> str:
+    """A window's batch plan (every object key per batch): mapped tasks get only this key and an
+    index through XCom, never the object lists."""
+    return f"work/plans/{grain}/{start:%Y-%m-%dT%H}.json"
+
+
 # ---- stage 2 (daily) -----------------------------------------------------------------------
 
 

@@ -6,6 +6,11 @@ store's ``reports/daily/``, ``alerts/`` and ``compliance/`` prefixes and serves 
 
 * ``GET /llmmon/`` — HTML index, newest first (``?date=YYYY-MM-DD`` narrows reports to one day);
 * ``GET /llmmon/api/artifacts?section=reports`` — the same listing as JSON;
+* ``GET /llmmon/report/<date>`` — that day's HTML report (the index links every day to it);
+* ``GET /llmmon/pack/<period>.zip`` — a whole compliance pack as one zip (``manifest.json`` at its
+  root: unzip, then ``llmmon verify <folder>``);
+* ``GET /llmmon/metrics`` — the latest hourly and daily window metrics from the warehouse as
+  OpenMetrics text (``llmmon_`` prefix, ``model``/``app``/``grain`` labels), for Prometheus;
 * ``GET /llmmon/object/<key>`` — the object: a redirect to a presigned URL for S3, or the bytes
   themselves for a local store (or for S3 when ``LLMMON_PLUGIN_SERVE_MODE=proxy``, which the
   docker-compose setup uses because presigned URLs name ``minio:9000``). ``?download=1`` forces
@@ -14,15 +19,21 @@ store's ``reports/daily/``, ``alerts/`` and ``compliance/`` prefixes and serves 
 Only those three prefixes are served: raw logs and quarantine (which may hold PII) are not.
 Requests need an Airflow login (the api-server's JWT cookie or a bearer token) unless
 ``LLMMON_PLUGIN_AUTH=false``. The store comes from ``llmmon.config.load_config().storage``, so
-the api-server needs the same ``LLMMON_*`` environment as the workers. llmmon itself is imported
+the api-server needs the same ``LLMMON_*`` environment as the workers; S3 credentials come from the
+Airflow connection ``storage.aws_conn_id``, exactly as in the tasks (``LLMMON_USE_AIRFLOW_CONN=false``
+switches to boto3's own chain). A store the api-server cannot reach is a one-line 503, not a 500. llmmon itself is imported
 lazily inside the handlers: loading this plugin costs nothing in the scheduler or workers.
 """
 
 from __future__ import annotations
 
 import html
+import io
+import math
 import mimetypes
 import os
+import re
+import zipfile
 from datetime import datetime
 from typing import Any
 
@@ -63,13 +74,33 @@ def _open_store() -> tuple[Any, int]:
     from llmmon.store.objects import open_store
 
     cfg = load_config()
-    return open_store(cfg.storage), int(getattr(cfg.storage, "presign_seconds", 3600))
+    # The api-server is an Airflow process but not a task: use the Airflow connection explicitly.
+    return open_store(cfg.storage, airflow_conn=True), int(getattr(cfg.storage, "presign_seconds", 3600))
+
+
+def _open_engine() -> Any:
+    """The configured warehouse engine (SQLAlchemy), llmmon imported lazily."""
+    from llmmon.config import load_config
+    from llmmon.store.warehouse import get_engine
+
+    return get_engine(load_config().warehouse.url)
 
 
 def _storage_error() -> type[Exception]:
     from llmmon.store.objects import StorageError
 
     return StorageError
+
+
+def _is_backend_error(exc: BaseException) -> bool:
+    """boto/botocore, SQLAlchemy, llmmon's StorageError/UserError: problems of configuration or
+    reachability, not bugs (classes matched by module so nothing heavy is imported here)."""
+    for cls in type(exc).__mro__:
+        mod = cls.__module__ or ""
+        if mod.split(".")[0] in ("botocore", "boto3", "sqlalchemy", "psycopg", "psycopg2") or \
+                cls.__name__ in ("StorageError", "UserError", "ConfigError", "AirflowNotFoundException"):
+            return True
+    return False
 
 
 def _check_key(key: str) -> str:
@@ -116,6 +147,42 @@ def _object_path(request: Request, key: str) -> str:
     return request.url_for("get_object", key=key).path
 
 
+PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2]|W(0[1-9]|[1-4]\d|5[0-3]))$")
+DATE_RE = re.compile(r"^reports/daily/(\d{4}-\d{2}-\d{2})/report\.html$")
+
+
+def _zip_pack(store: Any, period: str) -> bytes:
+    """Every object of ``compliance/<period>/`` in one zip, names relative to the pack folder."""
+    prefix = f"{SECTIONS['compliance'][0]}{period}/"
+    objects = [o for o in store.list(prefix) if not o.key.endswith(_HIDDEN_SUFFIXES)]
+    names = {o.key[len(prefix):]: o.key for o in objects}
+    if "manifest.json" not in names:
+        raise HTTPException(status_code=404, detail=f"no compliance pack for {period}")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, key in sorted(names.items()):
+            parts = name.split("/")
+            if any(p in ("", ".", "..") for p in parts) or "\\" in name:
+                continue  # never write an entry that would unzip outside the folder
+            zf.writestr(name, store.get(key))
+    return buf.getvalue()
+
+
+def _report_days(objects: list[Any]) -> list[str]:
+    """Days that have an HTML report, newest first."""
+    return sorted({m.group(1) for o in objects if (m := DATE_RE.match(o.key))}, reverse=True)
+
+
+def _pack_periods(objects: list[Any]) -> list[str]:
+    """Compliance periods that have a manifest, newest first."""
+    out = set()
+    for o in objects:
+        period, _, name = o.key[len(SECTIONS["compliance"][0]):].partition("/")
+        if name == "manifest.json" and PERIOD_RE.match(period):
+            out.add(period)
+    return sorted(out, reverse=True)
+
+
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>llmmon artefacts</title>
 <style>
@@ -136,6 +203,25 @@ text-align:left;font-size:.9rem}} th{{background:#f9fafb}} .muted{{color:#6b7280
 def _render_index(request: Request, store_url: str, listing: dict[str, list[Any]], date: str | None,
                   limit: int) -> str:
     blocks = []
+    days = _report_days(listing["reports"])
+    if days:
+        rows = []
+        for d in days:
+            report = html.escape(request.url_for("get_report", day=d).path, quote=True)
+            js = html.escape(_object_path(request, f"reports/daily/{d}/report.json"), quote=True)
+            csv = html.escape(_object_path(request, f"reports/daily/{d}/metrics.csv"), quote=True)
+            rows.append(f"<tr><td><a href='{report}' target='_blank' rel='noopener'><b>{d}</b></a></td>"
+                        f"<td><a href='{js}' target='_blank' rel='noopener'>report.json</a> · "
+                        f"<a href='{csv}?download=1'>metrics.csv</a></td></tr>")
+        blocks.append("<h2>Daily reports (click a day to open its report)</h2><table><tr><th>Day</th>"
+                      f"<th>Data</th></tr>{''.join(rows)}</table>")
+    periods = _pack_periods(listing["compliance"])
+    if periods:
+        rows = [f"<tr><td>{p}</td><td><a href='"
+                f"{html.escape(request.url_for('get_pack', period=p).path, quote=True)}'>{p}.zip</a></td></tr>"
+                for p in periods]
+        blocks.append("<h2>Compliance packs (one zip each; unzip, then <code>llmmon verify</code>)</h2>"
+                      f"<table><tr><th>Period</th><th>Download</th></tr>{''.join(rows)}</table>")
     for section, objects in listing.items():
         title = SECTIONS[section][1]
         if not objects:
@@ -173,6 +259,18 @@ def create_app(require_auth: bool | None = None) -> FastAPI:
     app = FastAPI(title="llmmon artefacts", version="1", dependencies=dependencies,
                   docs_url=None, redoc_url=None, openapi_url=None)
 
+    @app.exception_handler(Exception)
+    async def _unreachable(request: Request, exc: Exception) -> Response:
+        """A store or warehouse the api-server cannot reach (no credentials, endpoint down, bad
+        connection): one line naming the problem, 503. Anything else stays a 500."""
+        from fastapi.responses import PlainTextResponse
+
+        if not _is_backend_error(exc):
+            return PlainTextResponse("llmmon: internal error (see the api-server log)", status_code=500)
+        first = (str(exc).splitlines() or [""])[0][:300]
+        return PlainTextResponse(f"llmmon: cannot reach the store or warehouse: {type(exc).__name__}: "
+                                 f"{first}", status_code=503)
+
     def _date_param(date: str | None) -> str | None:
         if date in (None, ""):
             return None
@@ -206,6 +304,44 @@ def create_app(require_auth: bool | None = None) -> FastAPI:
             "items": [{"key": o.key, "size": o.size, "last_modified": _iso(o.last_modified),
                        "url": _object_path(request, o.key)} for o in objects],
         }
+
+    @app.get("/report/{day}", name="get_report")
+    def get_report(day: str, download: bool = False) -> Response:
+        """The HTML report of ``day`` (YYYY-MM-DD)."""
+        return get_object(f"{SECTIONS['reports'][0]}{_date_param(day)}/report.html", download)
+
+    @app.get("/pack/{period}.zip", name="get_pack")
+    def get_pack(period: str) -> Response:
+        """A compliance pack as one zip with ``manifest.json`` at its root."""
+        if not PERIOD_RE.match(period):
+            raise HTTPException(status_code=400, detail="period must look like 2026-11 or 2026-W47")
+        store, _ = _open_store()
+        data = _zip_pack(store, period)
+        return Response(content=data, media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="llmmon-compliance-{period}.zip"',
+            "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Latest hourly and daily window metrics, OpenMetrics text (``llmmon_`` prefix)."""
+        import json
+
+        from llmmon.metrics import exposition
+
+        store, _ = _open_store()
+        rows = exposition.latest_rows(_open_engine())
+        by_app: dict[str, float] = {}
+        days = _report_days([o for o in store.list(SECTIONS["reports"][0]) if o.key.endswith("report.html")])
+        if days:
+            try:
+                doc = json.loads(store.get(f"{SECTIONS['reports'][0]}{days[0]}/report.json"))
+                apps = (doc.get("cost") or {}).get("by_app") or {}
+                by_app = {a: v["cost_usd"] for a, v in apps.items()
+                          if isinstance(v, dict) and isinstance(v.get("cost_usd"), int | float)
+                          and math.isfinite(v["cost_usd"])}
+            except Exception:  # noqa: BLE001 - a missing or odd report only drops the per-app series
+                by_app = {}
+        return Response(content=exposition.render(rows, by_app), media_type=exposition.CONTENT_TYPE)
 
     @app.get("/object/{key:path}", name="get_object")
     def get_object(key: str, download: bool = False) -> Response:

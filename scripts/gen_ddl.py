@@ -13,21 +13,6 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from llmmon.store import warehouse
 
-VIEWS = """
--- Views for Grafana (PostgreSQL data source): one row per window and metric, model '*' = all.
-CREATE OR REPLACE VIEW v_hourly_metrics AS
-    SELECT window_start AS "time", model, metric, value, threshold, passed
-    FROM metrics WHERE grain = 'hour';
-
-CREATE OR REPLACE VIEW v_daily_metrics AS
-    SELECT window_start AS "time", model, metric, value, threshold, passed
-    FROM metrics WHERE grain = 'day';
-
-CREATE OR REPLACE VIEW v_data_quality AS
-    SELECT window_start AS "time", grain, read, accepted, quarantined, duplicates, status
-    FROM runs;
-"""
-
 
 def _all_tables() -> list:
     """Core tables, then the alert state's, the retention audit's and the batch jobs'."""
@@ -55,7 +40,9 @@ def render() -> str:
 
     parts.append("-- retention_audit is append-only: UPDATE and DELETE raise.")
     parts += [stmt + ";\n" for stmt in POSTGRES_APPEND_ONLY_DDL]
-    text = "\n".join(parts) + VIEWS
+    from llmmon.store.views import ddl
+
+    text = "\n".join(parts) + "\n" + ddl()
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 

@@ -236,7 +236,7 @@ CREATE OR REPLACE FUNCTION llmmon_retention_audit_append_only() RETURNS trigger 
 
 CREATE OR REPLACE TRIGGER retention_audit_append_only BEFORE UPDATE OR DELETE ON retention_audit FOR EACH ROW EXECUTE FUNCTION llmmon_retention_audit_append_only();
 
--- Views for Grafana (PostgreSQL data source): one row per window and metric, model '*' = all.
+-- Views for Grafana (PostgreSQL data source): one row per window and series; model '*' = all.
 CREATE OR REPLACE VIEW v_hourly_metrics AS
     SELECT window_start AS "time", model, metric, value, threshold, passed
     FROM metrics WHERE grain = 'hour';
@@ -248,3 +248,17 @@ CREATE OR REPLACE VIEW v_daily_metrics AS
 CREATE OR REPLACE VIEW v_data_quality AS
     SELECT window_start AS "time", grain, read, accepted, quarantined, duplicates, status
     FROM runs;
+
+CREATE OR REPLACE VIEW v_drift AS
+    SELECT window_start AS "time", feature, feature_group, kind, js, psi, hellinger, wasserstein_norm,
+           drifted, n_ref, n_cur
+    FROM drift_features WHERE grain = 'day';
+
+CREATE OR REPLACE VIEW v_anomalies AS
+    SELECT window_start AS "time", window_end, kind, detector, metric, model, observed, expected,
+           score, severity, status
+    FROM anomalies;
+
+CREATE OR REPLACE VIEW v_alert_events AS
+    SELECT window_start AS "time", window_end, rule, scope, severity, status, notified, suppressed_reason
+    FROM llmmon_alert_events;

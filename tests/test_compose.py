@@ -254,3 +254,34 @@ def test_env_example_documents_every_variable():
     assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
     # airflow-init reads ${AIRFLOW_UID} without a default, like the official file.
     assert re.search(r"^AIRFLOW_UID=\d+$", example, flags=re.M)
+
+
+def test_workers_get_the_celery_extra():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert '"/opt/llmmon[celery]"' in dockerfile
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    extra = re.search(r"^celery = \[(.*?)\]", pyproject, flags=re.M | re.S).group(1)
+    assert "apache-airflow-providers-celery" in extra and re.search(r'"celery>=[\d.]+,<5\.7"', extra)
+
+
+def test_grafana_is_provisioned_with_the_warehouse_and_dashboards(services):
+    import json
+
+    import yaml
+
+    g = services["grafana"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in g["volumes"]}
+    assert mounts["/etc/grafana/provisioning"] == "./docker/grafana/provisioning"
+    assert mounts["/var/lib/grafana/dashboards/llmmon"] == "./docker/grafana/dashboards"
+    assert g["depends_on"]["postgres"]["condition"] == "service_healthy"
+    env = env_of(g)
+    assert env["LLMMON_PG_HOST"] == "postgres:5432" and env["LLMMON_PG_DATABASE"] == "llmmon"
+    prov = ROOT / "docker" / "grafana" / "provisioning"
+    [ds] = yaml.safe_load((prov / "datasources" / "llmmon.yaml").read_text())["datasources"]
+    assert ds["type"] == "grafana-postgresql-datasource" and ds["jsonData"]["database"] == "${LLMMON_PG_DATABASE}"
+    [provider] = yaml.safe_load((prov / "dashboards" / "llmmon.yaml").read_text())["providers"]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards/llmmon"
+    dash = json.loads((ROOT / "docker" / "grafana" / "dashboards" / "llmmon-overview.json").read_text())
+    assert env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].endswith("/llmmon-overview.json")
+    for p in dash["panels"]:
+        assert p["datasource"]["uid"] == ds["uid"]

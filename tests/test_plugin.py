@@ -157,3 +157,138 @@ def test_requires_an_airflow_login_by_default(plugin, store, monkeypatch):
     c = TestClient(plugin.create_app())
     assert c.get("/").status_code == 401
     assert c.get(f"/object/{REPORT_KEY}").status_code == 401
+
+
+# ---- one-click reports, compliance pack zips, OpenMetrics ------------------------------------------
+
+PACK_KEY = b"test-manifest-key"
+
+
+def _put_pack(store: LocalStore, period: str) -> dict[str, bytes]:
+    from llmmon.lifecycle.manifest import build_manifest
+
+    files = {"pack.json": b'{"period": "%s"}' % period.encode(), "report.html": b"<html>pack</html>",
+             "evidence/sla_daily.csv": b"date,p95\n2026-11-16,812.5\n"}
+    for name, data in files.items():
+        store.put(f"compliance/{period}/{name}", data)
+    store.put(f"compliance/{period}/manifest.json", build_manifest(files, PACK_KEY, {"period": period}),
+              retain_until=datetime(2999, 1, 1, tzinfo=UTC))
+    return files
+
+
+def test_index_opens_a_days_report_in_one_click(client):
+    body = client.get("/").text
+    # the day table links straight to the report route, newest day first
+    assert "href='/report/2026-11-26'" in body and "href='/report/2026-11-25'" in body
+    assert body.index("/report/2026-11-26") < body.index("/report/2026-11-25")
+    resp = client.get("/report/2026-11-26")
+    assert resp.status_code == 200 and resp.content == REPORT_HTML
+    assert resp.headers["content-type"].startswith("text/html")
+    assert client.get("/report/2026-13-45").status_code == 400
+    assert client.get("/report/2026-11-01").status_code == 404
+
+
+def test_pack_zip_unzips_into_a_folder_llmmon_verify_accepts(client, store, tmp_path, monkeypatch, capsys):
+    import io
+    import zipfile
+
+    from llmmon import cli
+
+    files = _put_pack(store, "2026-W47")
+    assert "href='/pack/2026-W47.zip'" in client.get("/").text
+    resp = client.get("/pack/2026-W47.zip")
+    assert resp.status_code == 200 and resp.headers["content-type"] == "application/zip"
+    assert 'filename="llmmon-compliance-2026-W47.zip"' in resp.headers["content-disposition"]
+    zf = zipfile.ZipFile(io.BytesIO(resp.content))
+    assert sorted(zf.namelist()) == sorted([*files, "manifest.json"])  # no .retention sidecar
+    dest = tmp_path / "unzipped"
+    zf.extractall(dest)
+
+    monkeypatch.setenv("LLMMON_MANIFEST_KEY", PACK_KEY.decode())
+    assert cli.main(["verify", str(dest)]) == 0
+    assert "OK" in capsys.readouterr().out
+    (dest / "evidence" / "sla_daily.csv").write_bytes(b"date,p95\n2026-11-16,1.0\n")
+    assert cli.main(["verify", str(dest)]) == 1  # the real verify: a changed byte fails
+
+
+def test_pack_zip_refuses_bad_or_unknown_periods(client, store):
+    assert client.get("/pack/2026-11.zip").status_code == 200  # fixture manifest, empty pack
+    assert client.get("/pack/2026-12.zip").status_code == 404
+    for bad in ("2026-13", "2026-W99", "..%2Fraw", "2026-11%2F..%2F..%2Fraw"):
+        assert client.get(f"/pack/{bad}.zip").status_code in (400, 404)
+
+
+def test_unreachable_store_is_a_one_line_503(plugin, monkeypatch):
+    from botocore.exceptions import NoCredentialsError
+
+    def boom():
+        raise NoCredentialsError()
+
+    monkeypatch.setattr(plugin, "_open_store", boom)
+    c = TestClient(plugin.create_app(require_auth=False), raise_server_exceptions=False)
+    for path in ("/", "/pack/2026-11.zip", f"/object/{REPORT_KEY}"):
+        resp = c.get(path)
+        assert resp.status_code == 503
+        assert resp.text == "llmmon: cannot reach the store or warehouse: NoCredentialsError: " \
+                            "Unable to locate credentials"
+
+
+def _metric_rows():
+    hour = datetime(2026, 11, 26, 13, tzinfo=UTC)
+    rows = []
+    for ws in (hour.replace(hour=12), hour):
+        for model in ("*", 'gpt "4o"\\mini\nx'):
+            rows += [{"window_start": ws, "grain": "hour", "model": model, "metric": "latency_p95_ms",
+                      "value": 812.5 + ws.hour, "threshold": 2000.0, "passed": 1},
+                     {"window_start": ws, "grain": "hour", "model": model, "metric": "error_rate:timeout",
+                      "value": 0.002, "threshold": None, "passed": None},
+                     {"window_start": ws, "grain": "hour", "model": model, "metric": "ttft_p95_ms",
+                      "value": None, "threshold": None, "passed": None}]
+    rows.append({"window_start": datetime(2026, 11, 25, tzinfo=UTC), "grain": "day", "model": "*",
+                 "metric": "cost_usd", "value": 39950.25, "threshold": None, "passed": None})
+    return rows
+
+
+def _parse_openmetrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples by (name, labels), with prometheus_client's strict OpenMetrics parser."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        assert fam.type == "gauge" and fam.name.startswith("llmmon_")
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_metrics_serves_latest_windows_as_openmetrics(plugin, client, store, tmp_path, monkeypatch):
+    import orjson
+
+    from llmmon.store import warehouse
+
+    url = f"sqlite:///{tmp_path / 'wh.db'}"
+    monkeypatch.setenv("LLMMON_WAREHOUSE_URL", url)
+    eng = warehouse.get_engine(url)
+    warehouse.create_all(eng)
+    with eng.begin() as conn:
+        conn.execute(warehouse.metrics.insert(), _metric_rows())
+    store.put("reports/daily/2026-11-26/report.json", orjson.dumps(
+        {"cost": {"by_app": {"chat": {"cost_usd": 12.5, "requests": 3}, 'x"y': {"cost_usd": 1.0}}}}))
+
+    resp = client.get("/metrics")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert resp.text.endswith("# EOF\n")
+    samples = _parse_openmetrics(resp.text)
+    odd = 'gpt "4o"\\mini\nx'
+    # only the latest hour (13:00), NULLs left out, labels escaped and read back intact
+    assert samples[("llmmon_latency_p95_ms", (("app", "*"), ("grain", "hour"), ("model", odd)))] == 825.5
+    assert samples[("llmmon_latency_p95_ms", (("app", "*"), ("grain", "hour"), ("model", "*")))] == 825.5
+    assert samples[("llmmon_error_rate_by_type", (("app", "*"), ("grain", "hour"), ("model", "*"),
+                                                  ("type", "timeout")))] == 0.002
+    assert samples[("llmmon_cost_usd", (("app", "*"), ("grain", "day"), ("model", "*")))] == 39950.25
+    assert samples[("llmmon_cost_usd_by_app", (("app", 'x"y'), ("grain", "day"), ("model", "*")))] == 1.0
+    assert samples[("llmmon_window_start_seconds", (("grain", "hour"),))] == \
+        datetime(2026, 11, 26, 13, tzinfo=UTC).timestamp()
+    assert not any(name == "llmmon_ttft_p95_ms" for name, _ in samples)
+    assert len([k for k in samples if k[0] == "llmmon_latency_p95_ms"]) == 2

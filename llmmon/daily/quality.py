@@ -114,7 +114,8 @@ def cost_section(ctx: Context, ds: DayState, inputs: DayInputs) -> dict[str, Any
                       for k, r in users.sort_values("cost_usd", ascending=False).head(5).iterrows()]
         if users is not None else [],
         "daily_7d": {"days": [d.isoformat() for d in last7],
-                     "cost_usd": [float(totals.get(d, 0.0)) for d in last7]},
+                     # a day without data is a gap (None), not a day that cost nothing
+                     "cost_usd": [float(totals[d]) if d in hist.index else None for d in last7]},
         "trend_7d": business.cost_trend(totals, ds.day, 7),
         "month_to_date": business.month_to_date(totals, ds.day),
     }

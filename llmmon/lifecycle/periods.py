@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmmon.errors import BadDateError, UserError
+
+if TYPE_CHECKING:
+    from llmmon.store.objects import ObjectStore
 
 
 def iso_week(d: date) -> str:
@@ -71,3 +74,17 @@ def resolve_periods(params: dict[str, Any], context: dict[str, Any]) -> list[str
         return [check_period(p.strip()) for p in raw.split(",") if p.strip()]
     d = _run_date(context)
     return due_periods(d) or latest_periods(d)
+
+
+def period_has_data(store: ObjectStore, period: str) -> bool:
+    """Whether any day of ``period`` has a daily or an hourly aggregate (a pack would say something)."""
+    from llmmon import layout
+    from llmmon.reports.compliance import period_bounds
+
+    start, end = period_bounds(check_period(period))
+    d = start
+    while d < end:
+        if store.head(layout.daily_aggregate_key(d)) is not None or store.list(layout.hourly_aggregate_prefix(d)):
+            return True
+        d += timedelta(days=1)
+    return False

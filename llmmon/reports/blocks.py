@@ -13,13 +13,12 @@ from typing import Any
 from llmmon.batch.report import batch_jobs_html
 from llmmon.daily.anomalies import anomalies_html
 from llmmon.reports.charts import line_chart
+from llmmon.reports.formatting import human, num, pct, usd
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return html.escape("—" if v is None else str(v))
+        return html.escape(num(v))
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
@@ -28,15 +27,13 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def cost_block(sec: dict[str, Any]) -> dict[str, str]:
     d = sec["daily_7d"]
-    chart = line_chart("Cost per day (USD), last 7 days", [x[5:] for x in d["days"]], {"cost": d["cost_usd"]},
-                       unit=" $")
-    rows = [[m, v["cost_usd"], v["requests"], v["per_interaction_usd"], v["unpriced_requests"]]
+    chart = line_chart("Cost per day (USD), last 7 days (gaps: no data)", [x[5:] for x in d["days"]],
+                       {"cost": d["cost_usd"]}, unit="usd")
+    rows = [[m, usd(v["cost_usd"]), v["requests"], usd(v["per_interaction_usd"]), v["unpriced_requests"]]
             for m, v in sec["by_model"].items()]
     mtd = sec["month_to_date"]
-    per = sec["per_interaction_usd"]
-    per_txt = "—" if per is None else f"${per:.6f}"
-    summary = (f"<p>Total ${sec['total_usd']:.4f}; per interaction {per_txt}; "
-               f"MTD ${mtd['mtd_cost_usd']:.2f}, month-end forecast ${mtd['forecast_linear_usd']:.2f}. "
+    summary = (f"<p>Total {usd(sec['total_usd'])}; per interaction {usd(sec['per_interaction_usd'])}; "
+               f"month to date {usd(mtd['mtd_cost_usd'])}, month-end forecast {usd(mtd['forecast_linear_usd'])}. "
                f"Unpriced models: {html.escape(', '.join(sec['unpriced_models']) or 'none')}.</p>")
     return {"title": "Cost", "html": chart + summary + _table(
         ["model", "cost USD", "requests", "per interaction", "unpriced"], rows)}
@@ -49,8 +46,8 @@ def quality_block(sec: dict[str, Any]) -> dict[str, str]:
     chart = bar_chart("Relevance score distribution (quantiles)", list(q), list(q.values()))
     pii = [[t, v["prompt_records"], v["response_leaks"]] for t, v in sec["pii"]["by_type"].items()]
     s = sec["safety"]
-    safety = [["jailbreak attempts", s["jailbreak_attempts"]], ["refusal rate", s["refusal_rate"]],
-              ["toxic rate", s["toxic_rate"]], ["safety score mean", s["safety_score_mean"]],
+    safety = [["jailbreak attempts", s["jailbreak_attempts"]], ["refusal rate", pct(s["refusal_rate"])],
+              ["toxic rate", pct(s["toxic_rate"])], ["safety score mean", s["safety_score_mean"]],
               ["relevance mean", sec["relevance"]["mean"]],
               ["consistency (mean similarity)", sec["consistency"]["mean_similarity"]]]
     return {"title": "Quality and safety", "html": chart + _table(["PII type", "prompt records",
@@ -59,25 +56,31 @@ def quality_block(sec: dict[str, Any]) -> dict[str, str]:
 
 
 def experience_block(sec: dict[str, Any]) -> dict[str, str]:
-    rows = [["satisfaction (thumbs-up rate)", sec["satisfaction_rate"]], ["mean rating", sec["mean_rating"]],
-            ["feedback share", sec["feedback_share"]], ["completion rate", sec["completion_rate"]],
+    rows = [["satisfaction (thumbs-up rate)", pct(sec["satisfaction_rate"])], ["mean rating", sec["mean_rating"]],
+            ["feedback share", pct(sec["feedback_share"])], ["completion rate", pct(sec["completion_rate"])],
             ["mean turns to completion", sec["task_completion"]["mean_turns_to_completion"]],
-            ["conversion rate", sec["conversion_rate"]],
-            ["repeat usage rate", sec["repeat_usage"]["repeat_usage_rate"]],
-            *[[f"D{n} retention", sec["retention"][f"d{n}"]] for n in (1, 7, 30)]]
+            ["conversion rate", pct(sec["conversion_rate"])],
+            ["repeat usage rate", pct(sec["repeat_usage"]["repeat_usage_rate"])],
+            *[[f"D{n} retention", _rate(sec["retention"][f"d{n}"])] for n in (1, 7, 30)]]
     return {"title": "User experience", "html": _table(["metric", "value"], rows)}
 
 
 def business_block(sec: dict[str, Any]) -> dict[str, str]:
-    rows = [[r.get("model_version"), r["value_usd"], r["cost_usd"], r["roi"]] for r in sec["by_model"]]
-    return {"title": "ROI", "html": f"<p>Day ROI: {html.escape(str(sec['roi']))}</p>"
+    rows = [[r.get("model_version"), usd(r["value_usd"]), usd(r["cost_usd"]), num(r["roi"])] for r in sec["by_model"]]
+    return {"title": "ROI", "html": f"<p>Day ROI: {html.escape(human(sec['roi']))} "
+            "(value minus cost, over cost)</p>"
             + _table(["model", "value USD", "cost USD", "ROI"], rows)}
 
 
 
 
+def _rate(v: Any) -> Any:
+    """A retention figure: a fraction as %, anything else (a dict, None) as is."""
+    return pct(v) if isinstance(v, float) else v
+
+
 def _num(v: Any) -> str:
-    return "—" if v is None else f"{v:.3g}" if isinstance(v, float) else html.escape(str(v))
+    return html.escape(num(v))
 
 
 def drift_html(section: dict[str, Any]) -> dict[str, str]:
@@ -102,7 +105,7 @@ def drift_html(section: dict[str, Any]) -> dict[str, str]:
 def alerts_html(alerts: list[dict[str, Any]]) -> dict[str, str]:
     """Every alert raised for the day's windows, most severe first, with what happened to it."""
     def cell(v: Any) -> str:
-        return html.escape("" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
+        return html.escape("" if v is None else num(v))
 
     rows = sorted(alerts, key=lambda a: (a.get("severity", "P9"), a.get("window_start", ""), a.get("rule", "")))
     body = "".join(

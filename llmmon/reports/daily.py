@@ -10,6 +10,10 @@ aggregate document (``aggregates/.../*.json`` ``records.skipped_objects_count``)
 ``runs`` table's ``detail``. ``cost_reconciliation`` compares a log's own cost with ours.
 Timing fields live under ``run`` only, so a rerun of the same day yields the same document
 apart from ``run``.
+
+``headline`` (added when the report is written) lists what needs attention today and every KPI
+with its delta against the previous day's ``report.json`` and the baseline (the median of the 7
+previous days with data), see :mod:`llmmon.reports.headline`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from llmmon import layout
 from llmmon.config import Config
 from llmmon.reports.blocks import BLOCKS
 from llmmon.reports.charts import bar_chart, line_chart
+from llmmon.reports.formatting import human, pct
+from llmmon.reports.headline import BASELINE_DAYS, headline, metric_unit
 from llmmon.store.aggregates import to_jsonable
 from llmmon.store.objects import ObjectStore
 
@@ -136,31 +142,46 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("llmmon", "templates"),
                           autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
 
 
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-def _pct(v: Any) -> str:
-    # 4 significant digits: a 99.95% success rate must not print as 100%.
-    return "—" if v is None else f"{100 * float(v):.4g}%"
+def _fmt(v: Any, unit: str = "num") -> str:
+    return human(v, unit)
 
 
 _ENV.filters["fmt"] = _fmt
-_ENV.filters["pct"] = _pct
+# 4 significant digits: a 99.95% success rate must not print as 100%.
+_ENV.filters["pct"] = pct
+_ENV.filters["unit_of"] = metric_unit
+
+
+def _threshold(report: dict[str, Any], metric: str) -> float | None:
+    """The configured threshold of ``metric`` (as the report's threshold checks carry it)."""
+    return next((c.get("threshold") for c in report.get("thresholds") or [] if c.get("metric") == metric), None)
+
+
+def load_history(store: ObjectStore, day: date, days: int = BASELINE_DAYS) -> list[dict[str, Any]]:
+    """The ``report.json`` of up to ``days`` days before ``day``, newest first (missing days skipped)."""
+    out = []
+    for i in range(1, days + 1):
+        key = layout.report_key(day - timedelta(days=i))
+        if store.head(key) is None:
+            continue
+        try:
+            doc = orjson.loads(store.get(key))
+        except orjson.JSONDecodeError:
+            continue  # a damaged old report must not stop today's
+        if isinstance(doc, dict):
+            out.append(doc)
+    return out
 
 
 def render_html(report: dict[str, Any], cfg: Config, extra_blocks: list[dict[str, str]] | None = None) -> str:
     h = report["hourly"]
     charts = [
-        line_chart("Hourly latency (ms)", h["hours"], {"p50": h.get("latency_p50_ms", []),
-                                                       "p95": h.get("latency_p95_ms", [])},
-                   threshold=2000, unit=" ms"),
+        line_chart("Hourly latency", h["hours"], {"p50": h.get("latency_p50_ms", []),
+                                                  "p95": h.get("latency_p95_ms", []),
+                                                  "TTFT p95": h.get("ttft_p95_ms", [])},
+                   threshold=_threshold(report, "latency_p95_ms"), unit="ms"),
         line_chart("Hourly error rate", h["hours"], {"error rate": h.get("error_rate", [])},
-                   threshold=0.001),
+                   threshold=_threshold(report, "error_rate"), unit="pct"),
         bar_chart("Requests per hour", h["hours"], h.get("requests", [])),
     ]
     return _ENV.get_template("daily.html").render(r=report, title=cfg.report.title, charts=charts,
@@ -169,6 +190,7 @@ def render_html(report: dict[str, Any], cfg: Config, extra_blocks: list[dict[str
 
 def write_report(store: ObjectStore, day: date, report: dict[str, Any], metrics: dict[str, dict[str, Any]],
                  cfg: Config) -> dict[str, str]:
+    report["headline"] = to_jsonable(headline(report, load_history(store, day)))
     blocks = []
     for name, block in BLOCKS:
         section = report.get(name)

@@ -249,32 +249,64 @@ class S3Store:
         return f"s3://{self.bucket}/{self._k(key)}"
 
 
+def _flag(name: str) -> bool | None:
+    """``$name`` as a boolean; None when unset or empty."""
+    raw = os.environ.get(name, "").strip().lower()
+    return None if not raw else raw in ("1", "true", "yes", "on")
+
+
+def use_airflow_connection(conn_id: str | None, airflow_conn: bool | None = None) -> bool:
+    """Whether S3 credentials come from the Airflow connection ``conn_id``.
+
+    One rule for every process: inside Airflow (a task, or the api-server's plugin, which passes
+    ``airflow_conn=True``) the connection is used; ``$LLMMON_USE_AIRFLOW_CONN`` forces it on or off
+    (the CLI on an Airflow host: ``true``); a connection defined in the environment
+    (``AIRFLOW_CONN_<ID>``) is used too. Otherwise boto3's own chain (env, profile, role) applies.
+    """
+    if not conn_id:
+        return False
+    forced = _flag("LLMMON_USE_AIRFLOW_CONN")
+    if forced is not None:
+        return forced
+    if airflow_conn is not None:
+        return airflow_conn
+    return bool(os.environ.get("AIRFLOW_CTX_DAG_ID") or os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"))
+
+
 def _airflow_s3_client(conn_id: str, endpoint_url: str | None) -> Any | None:
-    """A boto3 S3 client from an Airflow ``aws`` connection, when running inside Airflow.
+    """A boto3 S3 client from an Airflow ``aws`` connection.
 
     The Amazon provider resolves credentials, region, role assumption and the connection's
     ``endpoint_url`` extra (MinIO). ``storage.endpoint_url`` from llmmon's config wins when set.
-    Outside Airflow (no task context) this returns None and boto3's own chain is used.
+    Without the Amazon provider this returns None and boto3's own chain is used.
     """
-    if not os.environ.get("AIRFLOW_CTX_DAG_ID") and not os.environ.get("LLMMON_USE_AIRFLOW_CONN"):
-        return None
     try:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     except ImportError:
         return None
     hook = S3Hook(aws_conn_id=conn_id)
-    if endpoint_url:
-        return hook.get_session().client("s3", endpoint_url=endpoint_url, config=hook.config)
-    return hook.get_conn()
+    try:
+        if endpoint_url:
+            return hook.get_session().client("s3", endpoint_url=endpoint_url, config=hook.config)
+        return hook.get_conn()
+    except Exception as exc:  # noqa: BLE001 - e.g. AirflowNotFoundException: say which connection
+        raise StorageError(f"cannot use Airflow connection {conn_id!r} for the store: "
+                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
-def open_store(cfg: StorageConfig) -> LocalStore | S3Store:
-    """Open the store named by ``cfg.url`` (``file:///abs/path`` or ``s3://bucket/prefix``)."""
+def open_store(cfg: StorageConfig, airflow_conn: bool | None = None) -> LocalStore | S3Store:
+    """Open the store named by ``cfg.url`` (``file:///abs/path`` or ``s3://bucket/prefix``).
+
+    ``airflow_conn``: True in Airflow processes that are not tasks (the UI plugin); see
+    :func:`use_airflow_connection` for the whole rule.
+    """
     parsed = urlparse(cfg.url)
     if parsed.scheme in ("", "file"):
         return LocalStore(parsed.path if parsed.scheme else cfg.url)
     if parsed.scheme == "s3":
-        client = _airflow_s3_client(cfg.aws_conn_id, cfg.endpoint_url) if cfg.aws_conn_id else None
+        client = None
+        if cfg.aws_conn_id and use_airflow_connection(cfg.aws_conn_id, airflow_conn):
+            client = _airflow_s3_client(cfg.aws_conn_id, cfg.endpoint_url)
         return S3Store(parsed.netloc, parsed.path, client=client, endpoint_url=cfg.endpoint_url,
                        region=cfg.region)
     raise StorageError(f"unsupported storage.url scheme {parsed.scheme!r} in {cfg.url!r}; "
@@ -363,5 +395,5 @@ def put_text(store: ObjectStore, key: str, text: str, content_type: str = "text/
 
 
 __all__ = ["ObjectInfo", "ObjectStore", "LocalStore", "S3Store", "StorageError", "UnsafeKeyError",
-           "safe_local_path", "open_store",
+           "safe_local_path", "open_store", "use_airflow_connection",
            "partition_prefix", "parse_partition", "hours", "sha256_hex", "copy_to_file", "put_text"]

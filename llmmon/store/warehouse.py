@@ -178,9 +178,11 @@ def create_all(engine: Engine) -> None:
     from llmmon.alerts.state import metadata as alert_metadata
     from llmmon.batch.tables import metadata as batch_metadata
     from llmmon.lifecycle.retention import audit_metadata
+    from llmmon.store.views import create_views
 
     for md in (metadata, alert_metadata, audit_metadata, batch_metadata):
         md.create_all(engine)
+    create_views(engine)  # PostgreSQL: the Grafana views
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> int:

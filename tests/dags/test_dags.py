@@ -125,3 +125,24 @@ def test_batch_jobs_as_of_comes_from_the_data_interval_end():
     end = datetime(2026, 11, 28, 10, 20, 0, 123, tzinfo=UTC)
     assert resolve_as_of("", {"data_interval_end": end}) == end.replace(microsecond=0)
     assert resolve_as_of("2026-11-28T09:00", {"data_interval_end": end}) == datetime(2026, 11, 28, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("dag_id,param,good,bad", [
+    ("llmmon_daily", "date", ["", "2026-11-04"], ["2026-13-45", "2026-11-4", "yesterday"]),
+    ("llmmon_hourly", "hour", ["", "2026-11-04T09", "2026-11-04T23"],
+     ["2026-11-04T24", "2026-11-04 09", "2026-11-04", "2026-13-01T01"]),
+    ("llmmon_retention", "as_of", ["", "2026-11-08"], ["2026-11-32", "08/11/2026"]),
+    ("llmmon_compliance", "period", ["", "2026-11", "2026-W47"], ["2026-13", "2026-W54", "2026-W7", "W47"]),
+])
+def test_params_are_validated_at_trigger(dagbag, dag_id, param, good, bad):
+    """What the UI and the REST trigger do with a run's conf (``create_dagrun`` on the serialized DAG:
+    ``params.deep_merge(conf).validate()``); the REST route answers 400 on ParamValidationError."""
+    from airflow.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    params = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.get_dag(dag_id))).params
+    for value in good:
+        params.deep_merge({param: value}).validate()
+    for value in bad:
+        with pytest.raises(ParamValidationError, match=param):
+            params.deep_merge({param: value}).validate()
