@@ -327,9 +327,34 @@ def hourly_counts(requests_per_day: int, day_index: int, seed: int) -> list[int]
     return counts.tolist()
 
 
+# Marginal traffic (issue 10): a model named ``<base>-p95r<ratio>t<threshold>`` gets a lognormal
+# latency whose P95 is ``ratio * threshold`` ms (sigma MARGINAL_SIGMA), so tests can place the true
+# P95 just under, at or over an alert threshold. Breaches are ``latency_regression`` incidents.
+MARGINAL_SIGMA = 0.35
+
+
+def marginal_model(base: str, p95_ratio: float, threshold_ms: float = 2000.0) -> str:
+    """The model name that ``generate`` turns into traffic with true P95 = ratio x threshold."""
+    return f"{base}-p95r{p95_ratio:g}t{threshold_ms:g}"
+
+
+def _marginal_spec(name: str) -> ModelSpec | None:
+    import re
+
+    m = re.fullmatch(r".+-p95r([0-9.]+)t([0-9.]+)", name)
+    if m is None:
+        return None
+    p95 = float(m.group(1)) * float(m.group(2))
+    median = p95 / math.exp(1.645 * MARGINAL_SIGMA)
+    return ModelSpec(name, "self-hosted", median, MARGINAL_SIGMA, min(median * 0.2, 150.0), 0.22, 1.0,
+                     self_hosted=True)
+
+
 def _spec(name: str, i: int) -> ModelSpec:
     if name in KNOWN_MODELS:
         return KNOWN_MODELS[name]
+    if (marginal := _marginal_spec(name)) is not None:
+        return marginal
     # Unknown names get a plausible, deterministic profile.
     return ModelSpec(name, "self-hosted", 800 + 150 * (i % 4), 0.22, 200 + 30 * (i % 4), 0.22, 1.0,
                      self_hosted=True)

@@ -9,8 +9,11 @@ reruns and backfills behave:
 - a (fingerprint, window, kind, channel) delivery that succeeded is never sent again;
 - failed deliveries are recorded and retried by the next call until the window is older than
   ``max_notify_age_hours``;
-- "resolved" is sent once, in the first later window where the condition cleared, and only when
-  the firing was actually notified;
+- hysteresis: a firing is notified once it has held ``for_windows`` windows (a burn-rate or
+  exceedance tier whose window spans that many hours counts as held), and "resolved" is sent
+  once, after ``resolve_after`` clean windows in a row, and only when the firing was notified;
+- every decision updates the fingerprint's incident (``AlertStore.sync_incidents``): one open
+  incident per fingerprint, repeats counted as occurrences;
 - silences, maintenance windows and ``for_windows`` suppress notification but are still recorded.
 
 ``notify_window``/``notify`` never raise: the pipeline must not fail because a channel did.
@@ -140,6 +143,8 @@ def firing_decision(alert: Alert, history: list[dict[str, Any]], rule: RuleConfi
     if too_old(alert, cfg, now):
         return "too_old"
     need = rule.for_windows if rule else 1
+    if int(alert.detail.get("tier_hours") or 1) >= need:
+        need = 1  # a burn-rate/exceedance window spanning N hours has held for N windows already
     if need > 1 and (have := consecutive_firing(alert, history)) < need:
         return f"pending:{have}/{need}"
     horizon = alert.window_start - timedelta(hours=cfg.renotify_hours)
@@ -153,6 +158,19 @@ def firing_decision(alert: Alert, history: list[dict[str, Any]], rule: RuleConfi
     if recent and min(severity_rank(r["severity"]) for r in recent) <= severity_rank(alert.severity):
         return "deduplicated"  # told within the re-notify interval, and not escalated since
     return None
+
+
+def clean_windows(open_alert: Alert, window_start: datetime, window_end: datetime) -> int:
+    """Clean windows in a row, this one included, since the incident's last firing window."""
+    width = window_end - window_start
+    return int((utc(window_start) - open_alert.window_end) // width) + 1 if width else 1
+
+
+def resolve_due(open_alert: Alert, rule: RuleConfig | None, window_start: datetime,
+                window_end: datetime) -> bool:
+    """Hysteresis on the way down: resolve only after ``resolve_after`` clean windows."""
+    need = rule.resolve_after if rule else 1
+    return clean_windows(open_alert, window_start, window_end) >= need
 
 
 def resolved_decision(alert: Alert, history: list[dict[str, Any]], cfg: AlertsConfig, now: datetime,
@@ -341,10 +359,14 @@ def notify(evaluation: Evaluation | list[Alert], window_start: datetime, window_
                 continue
             if state.history_after(open_alert.fingerprint, ws, datetime.max.replace(tzinfo=ws.tzinfo)):
                 continue  # backfill behind a later window that already decided this incident
+            if not resolve_due(open_alert, ctx.rules.get(open_alert.rule), ws, we):
+                continue  # clean, but not for resolve_after windows yet: the incident stays open
             alert = open_alert.resolved(ws, we)
+            alert.detail["cleared_at"] = iso(open_alert.window_end)
             history = state.history(alert.fingerprint, ws)
             _record(alert, resolved_decision(alert, history, acfg, ctx.now, db_silences), ctx)
         days.add(f"{ws:%Y-%m-%d}")
+        state.sync_incidents({a.fingerprint for a in result.alerts})
         st = _store(store, cfg)
         if st is None:
             result.errors.append("no object store: alert log not written")

@@ -3,6 +3,8 @@
 Registers (import-light: the heavy modules load when a section first runs):
 - warehouse tables ``drift_features``, ``anomalies`` and the alert state tables;
 - day sections ``drift`` (80), ``anomalies`` (85), ``alerts`` (90), ``alerts_delivery`` (91),
+  ``incidents`` (92);
+- the hour-state hook ``signals`` (alert evidence: example request ids, per-app counts);
   after the quality/cost sections (50) so their metrics are in the warehouse first;
 - HTML blocks for ``drift``, ``anomalies`` and ``alerts_delivery``;
 - CLI ``llmmon baseline set|clear|show``.
@@ -54,6 +56,27 @@ daily.register_section("alerts", alerts_section, order=90)
 daily.register_section("alerts_delivery", delivery_section, order=91)
 
 
+def incidents_section(ctx: Any, ds: Any) -> dict[str, Any]:
+    from llmmon.alerts_day import incidents_section as fn
+
+    return fn(ctx, ds)
+
+
+daily.register_section("incidents", incidents_section, order=92)
+
+
+def _evidence_hook() -> pipeline.HourStateHook:
+    from llmmon.hourly import examples
+
+    return pipeline.HourStateHook(
+        name="signals", collect=lambda chunk, cfg: examples.collect(chunk),
+        merge=lambda a, b, cfg: examples.merge(a, b), dump=examples.dump, load=examples.load,
+        write=lambda ctx, hour, state: examples.write(ctx.store, hour, state))
+
+
+pipeline.register_hour_state(_evidence_hook())
+
+
 # ---- HTML --------------------------------------------------------------------------------------
 
 def _num(v: Any) -> str:
@@ -102,6 +125,26 @@ def alerts_html(alerts: list[dict[str, Any]]) -> dict[str, str]:
     return {"title": f"Alerts ({len(alerts)} raised, {notified} notified)", "html": table}
 
 
+def incidents_html(section: dict[str, Any]) -> dict[str, str]:
+    """One row per incident (not per window): open first, with occurrences and peak."""
+    def cell(v: Any) -> str:
+        return html.escape("" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
+
+    rows = section.get("incidents", [])
+    body = "".join(
+        f"<tr{' class=fail' if r['status'] != 'resolved' else ''}><td>{cell(r['severity'])}</td>"
+        f"<td>{cell(r['rule'])}</td><td>{cell(r['scope'])}</td><td>{cell(r['status'])}</td>"
+        f"<td>{cell(r['opened_at'])}</td><td>{cell(r['resolved_at'])}</td><td>{cell(r['occurrences'])}</td>"
+        f"<td>{cell(r['peak_value'])}</td><td>{cell(r.get('baseline'))}</td>"
+        f"<td>{cell(', '.join(r.get('example_request_ids') or []))}</td><td>{cell(r.get('runbook'))}</td></tr>"
+        for r in rows)
+    table = ("<table><tr><th>sev</th><th>rule</th><th>scope</th><th>status</th><th>opened</th><th>resolved</th>"
+             "<th>occurrences</th><th>peak</th><th>baseline</th><th>example requests</th><th>runbook</th></tr>"
+             f"{body}</table>") if rows else "<p>No incidents.</p>"
+    return {"title": f"Incidents ({section.get('open', 0)} open, {section.get('resolved', 0)} resolved)",
+            "html": table}
+
+
 def delivery_html(section: dict[str, Any]) -> dict[str, str]:
     """Delivery outcome per channel, failures first."""
     failed = "".join(f"<li>{html.escape(f['channel'])} {html.escape(f['status'])} "
@@ -119,6 +162,7 @@ HTML_BLOCKS.setdefault("drift", drift_html)
 HTML_BLOCKS.setdefault("anomalies", anomalies_html)
 HTML_BLOCKS.setdefault("alerts", alerts_html)
 HTML_BLOCKS.setdefault("alerts_delivery", delivery_html)
+HTML_BLOCKS.setdefault("incidents", incidents_html)
 
 
 # ---- CLI ---------------------------------------------------------------------------------------
