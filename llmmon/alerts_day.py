@@ -280,6 +280,12 @@ def hour_context(acfg: AlertsConfig, base: dict[str, Any], docs: Hours, ev: evid
                     for m in models if aggs[m].get("requests") and aggs[m].get("errors")] + rows
         segments[scope]["error_rate"] = rows
         examples[scope]["error_rate"] = evidence.failed(ev, ms)
+    rec = docs.get(hour, {}).get("records") or {}
+    if rec.get("read"):
+        # Quarantine alerts: the reasons are the segments; the quarantine object is the example.
+        segments["overall"]["quarantined_share"] = sorted(
+            ({"segment": f"reason:{r}", "value": c / rec["read"]} for r, c in (rec.get("by_reason") or {}).items()),
+            key=lambda x: (-x["value"], x["segment"]))
     return {**base, "segments": dict(segments), "examples": dict(examples)}
 
 

@@ -211,9 +211,12 @@ def _exceedance_rule(name: str, metric: str, column: str, threshold: float, seve
     # "P95 < T" as a proportion test: budget 5% of requests slower than T. The 1 h tier needs
     # two windows in a row (hysteresis); the 3 h tier pools samples so a moderate breach of
     # small hourly samples is still found, and counts as held by itself.
+    # z = 3.09 (99.9% one-sided): dozens of (scope, hour) tests a day must not add up to a
+    # weekly false page, and a real 1.3x breach still clears it with ~80 requests an hour.
     return RuleConfig(
         name=name, kind="exceedance", metric=metric, column=column, threshold=threshold,
         quantile=0.95, severity=severity, scope=["overall", "model"], for_windows=2, resolve_after=2,
+        confidence_z=3.09,
         tiers=[BurnTier(hours=1, factor=1.0, severity=severity, min_events=50, min_bad_events=5),
                BurnTier(hours=3, factor=1.0, severity=severity, min_events=100, min_bad_events=10)],
         runbook=runbook)

@@ -145,6 +145,9 @@ def firing_decision(alert: Alert, history: list[dict[str, Any]], rule: RuleConfi
     need = rule.for_windows if rule else 1
     if int(alert.detail.get("tier_hours") or 1) >= need:
         need = 1  # a burn-rate/exceedance window spanning N hours has held for N windows already
+    if any(r["status"] == "firing" and not str(r.get("suppressed_reason") or "").startswith("pending:")
+           for r in history):
+        need = 1  # the incident is open (confirmed, not yet resolved): a repeat is an occurrence
     if need > 1 and (have := consecutive_firing(alert, history)) < need:
         return f"pending:{have}/{need}"
     horizon = alert.window_start - timedelta(hours=cfg.renotify_hours)
