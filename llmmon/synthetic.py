@@ -1221,3 +1221,20 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def hour_latencies(start: date, days: int, requests_per_day: int, seed: int, models: list[str],
+                   incidents: list[Incident] | None = None):
+    """Yield ``(hour, {model: total_time_ms array})``: the exact latencies ``generate`` would write
+    with the same arguments, without rendering or storing records (for fast decision-level
+    simulations of the alert rules)."""
+    incidents = list(incidents or [])
+    specs = [_spec(m, i) for i, m in enumerate(models)]
+    ctx = _Ctx(seed=seed, models=specs, incidents=incidents, n_users=max(50, requests_per_day // 20),
+               eff={id(inc): Counter() for inc in incidents})
+    t0 = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    counts = [c for d in range(days) for c in hourly_counts(requests_per_day, d, seed)]
+    for hi in range(days * 24):
+        hour = t0 + timedelta(hours=hi)
+        plan = _plan_hour(ctx, _ms(hour), counts[hi])
+        yield hour, {s.name: plan["total"][plan["model"] == i] for i, s in enumerate(specs)}

@@ -142,6 +142,75 @@ def repeatability(root: Path, rpd: int, seed: int, reruns: int, splits: int) -> 
             "latency_p99_ms": first["performance"]["latency_ms"]["p99"]}
 
 
+def decisions(root: Path, ratio: float, days: int, rpd: int, seed: int,
+              breach: tuple[float, int] | None = None) -> dict[str, Any]:
+    """Decision-level simulation: the generator's exact latencies (``hour_latencies``) sketched per
+    (hour, model) and judged by ``latency_p95_high`` through ``notify_window`` (hysteresis,
+    incidents), without rendering, ingest or the daily sections. With ``breach`` (factor, hours)
+    one model slows down once a day at a rotating hour; returns pages and detection delays."""
+    from sqlalchemy import create_engine
+
+    from llmmon.alerts import AlertStore, notify_window
+    from llmmon.alerts.config import default_rules
+    from llmmon.alerts_day import hour_sketches, scoped
+    from llmmon.synthetic import hour_latencies
+
+    root.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{root / 'decisions.db'}")
+    cfg = {"disabled_rules": [r.name for r in default_rules() if r.name != "latency_p95_high"]}
+    models = [marginal_model(b, ratio) for b in ("alpha", "beta", "gamma")]
+    incs = []
+    if breach:
+        factor, hours = breach
+        for d in range(1, days):
+            h = 4 + (d * 5) % 16
+            incs.append(Incident("latency_regression", _at(START + timedelta(days=d), h),
+                                 _at(START + timedelta(days=d), h + hours), model=models[d % 3],
+                                 params={"factor": factor}))
+    docs: dict[datetime, dict[str, Any]] = {}
+    pages: list[tuple[datetime, str]] = []
+    cols = {"total_time_ms": {1, 3}}
+    for hour, lat in hour_latencies(START, days, rpd, seed, models, incs):
+        docs[hour] = {"models": {m: {"requests": len(v), "q:total_time_ms": q.from_values(v)}
+                                 for m, v in lat.items() if len(v)}}
+        docs.pop(hour - timedelta(hours=3), None)
+        by_model = {m: {"requests": a["requests"]} for m, a in docs[hour]["models"].items()}
+        by_model["*"] = {"requests": sum(a["requests"] for a in docs[hour]["models"].values())}
+        metrics = scoped(by_model)
+        for model, sk in hour_sketches(docs, hour, cols).items():
+            (metrics["overall"] if model == "*" else metrics["by_model"][model]).update(sk)
+        res = notify_window(metrics, [], hour, hour + timedelta(hours=1), cfg=cfg, now=hour + timedelta(hours=1),
+                            engine=engine, store=None)
+        pages += [(hour, a.scope) for a in res.alerts if a.status == "firing" and a.fingerprint in res.notified]
+    with engine.connect() as conn:
+        from sqlalchemy import select
+
+        t = AlertStore(engine).t.incidents
+        incidents = [dict(r._mapping) for r in conn.execute(select(t))]
+    out: dict[str, Any] = {"ratio": ratio, "days": days, "requests_per_day": rpd,
+                           "windows_judged": days * 24 * 4, "incidents": len(incidents), "pages": len(pages)}
+    if not breach:
+        days_with = len({h.date() for h, _s in pages})
+        out.update(days_with_pages=days_with, fp_day_rate=days_with / days)
+        return out
+    delays, missed, outside = [], 0, 0
+    for inc in incs:
+        scope = f"model:{inc.model}"
+        hit = [h for h, s in pages if s == scope and inc.start <= h < inc.end + timedelta(hours=2)]
+        if not hit:
+            missed += 1
+            continue
+        delays.append((min(hit) + timedelta(hours=1) - inc.start).total_seconds() / 3600)
+        outside += int(min(hit) >= inc.end)
+    stray = [(h, s) for h, s in pages if s not in ("overall",) and not any(
+        f"model:{i.model}" == s and i.start <= h < i.end + timedelta(hours=6) for i in incs)]
+    out.update(breach_factor=breach[0], breach_hours=breach[1], p95_ratio=round(ratio * breach[0], 3),
+               breaches=len(incs), detected=len(delays), missed=missed, detected_after_breach_end=outside,
+               delay_h_median=float(np.median(delays)) if delays else None,
+               delay_h_max=max(delays) if delays else None, stray_pages=len(stray))
+    return out
+
+
 def sketch_error(seed: int = 3) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     out = {}
@@ -162,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stable-days", type=int, default=30)
     ap.add_argument("--near-days", type=int, default=5, help="days at 1.0x and 1.05x (sensitivity)")
-    ap.add_argument("--phases", default="fp,near,breaches,repeat")
+    ap.add_argument("--phases", default="decisions,fp,near,breaches,repeat")
+    ap.add_argument("--decision-days", type=int, default=60)
     ap.add_argument("--breaches", type=int, default=8)
     ap.add_argument("--reruns", type=int, default=20)
     ap.add_argument("--splits", type=int, default=6)
@@ -175,6 +245,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         phases = args.phases.split(",")
+        if "decisions" in phases:
+            n = args.decision_days
+            result["decisions"] = {
+                "stable_0.93": decisions(root / "d093", 0.93, n, args.rpd, 31),
+                "stable_0.95": decisions(root / "d095", 0.95, n, args.rpd, 32),
+                "at_1.00": decisions(root / "d100", 1.00, max(n // 4, 7), args.rpd, 33),
+                "breach_1.3x_2h": decisions(root / "b13", 0.95, max(n // 4, 7), args.rpd, 34, (1.3 / 0.95, 2)),
+                "breach_1.6x_4h": decisions(root / "b16", 0.95, max(n // 4, 7), args.rpd, 35, (1.6, 4)),
+            }
+            print(orjson.dumps(result["decisions"]).decode(), file=sys.stderr)
         if "fp" in phases:
             result["false_positives"] = stable(root / "fp", 0.95, args.stable_days, args.rpd, seed=21)
             print(orjson.dumps(result["false_positives"]).decode()[:400], file=sys.stderr)

@@ -49,8 +49,8 @@ class RuleConfig(_Model):
       ``hours`` is at least ``factor`` x budget (with ``min_events``/``min_bad_events``).
 
     Hysteresis: a condition must hold ``for_windows`` consecutive windows before it is
-    notified (a tier whose window spans that many hours counts as held already), and an open
-    incident resolves only after ``resolve_after`` consecutive clean windows.
+    notified (whichever tier fires in each), and an open incident resolves only after
+    ``resolve_after`` consecutive clean windows.
     """
 
     name: str
@@ -208,9 +208,9 @@ def _burn_rule() -> RuleConfig:
 
 def _exceedance_rule(name: str, metric: str, column: str, threshold: float, severity: str,
                      runbook: str) -> RuleConfig:
-    # "P95 < T" as a proportion test: budget 5% of requests slower than T. The 1 h tier needs
-    # two windows in a row (hysteresis); the 3 h tier pools samples so a moderate breach of
-    # small hourly samples is still found, and counts as held by itself.
+    # "P95 < T" as a proportion test: budget 5% of requests slower than T. The 3 h tier pools
+    # samples so a moderate breach of small hourly samples is still found; either tier must
+    # fire in two windows in a row (hysteresis) before anyone is paged.
     # z = 3.09 (99.9% one-sided): dozens of (scope, hour) tests a day must not add up to a
     # weekly false page, and a real 1.3x breach still clears it with ~80 requests an hour.
     return RuleConfig(

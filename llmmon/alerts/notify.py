@@ -9,8 +9,8 @@ reruns and backfills behave:
 - a (fingerprint, window, kind, channel) delivery that succeeded is never sent again;
 - failed deliveries are recorded and retried by the next call until the window is older than
   ``max_notify_age_hours``;
-- hysteresis: a firing is notified once it has held ``for_windows`` windows (a burn-rate or
-  exceedance tier whose window spans that many hours counts as held), and "resolved" is sent
+- hysteresis: a firing is notified once it has held ``for_windows`` windows in a row (every
+  tier, the pooled multi-hour ones too), and "resolved" is sent
   once, after ``resolve_after`` clean windows in a row, and only when the firing was notified;
 - every decision updates the fingerprint's incident (``AlertStore.sync_incidents``): one open
   incident per fingerprint, repeats counted as occurrences;
@@ -143,8 +143,6 @@ def firing_decision(alert: Alert, history: list[dict[str, Any]], rule: RuleConfi
     if too_old(alert, cfg, now):
         return "too_old"
     need = rule.for_windows if rule else 1
-    if int(alert.detail.get("tier_hours") or 1) >= need:
-        need = 1  # a burn-rate/exceedance window spanning N hours has held for N windows already
     if any(r["status"] == "firing" and not str(r.get("suppressed_reason") or "").startswith("pending:")
            for r in history):
         need = 1  # the incident is open (confirmed, not yet resolved): a repeat is an occurrence
