@@ -131,13 +131,20 @@ def repeatability(root: Path, rpd: int, seed: int, reruns: int, splits: int) -> 
         rep = sig.run_day(ctx, day) if k % 4 == 0 else run_daily(ctx, day)["report"]
         reports[sig.report_digest(rep)] += 1
         houses[sig.warehouse_digest(ctx, day)] += 1
-    split_digests = Counter()
+    def no_quality(rep: dict[str, Any]) -> str:
+        return sig.report_digest({k: v for k, v in rep.items() if k != "quality"})
+
+    split_digests, split_nq, split_wh = Counter(), Counter(), Counter()
     for s in range(splits):
         rep = sig.run_day_split(ctx, day, batch=1 + s % 4, seed=100 + s)
-        split_digests[(sig.report_digest(rep), sig.warehouse_digest(ctx, day))] += 1
+        split_digests[sig.report_digest(rep)] += 1
+        split_nq[no_quality(rep)] += 1
+        split_wh[sig.warehouse_digest(ctx, day)] += 1
     return {"reruns": reruns, "distinct_report_digests": len(reports), "distinct_warehouse_digests": len(houses),
-            "splits": splits, "distinct_split_digests": len(split_digests),
-            "splits_equal_single_pass": set(split_digests) == {ref},
+            "splits": splits, "distinct_split_report_digests": len(split_digests),
+            "split_reports_equal_single_pass": set(split_digests) == {ref[0]},
+            "split_reports_without_quality_equal_single_pass": set(split_nq) == {no_quality(first)},
+            "split_warehouse_equal_single_pass": set(split_wh) == {ref[1]},
             "latency_p95_ms": first["performance"]["latency_ms"]["p95"],
             "latency_p99_ms": first["performance"]["latency_ms"]["p99"]}
 
