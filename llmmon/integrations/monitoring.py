@@ -3,10 +3,10 @@
 Registers (import-light: the heavy modules load when a section first runs):
 - warehouse tables ``drift_features``, ``anomalies`` and the alert state tables;
 - day sections ``drift`` (80), ``anomalies`` (85), ``alerts`` (90), ``alerts_delivery`` (91),
-  ``incidents`` (92);
+  ``incidents`` (92), after the quality/cost sections (50) so their metrics are in the
+  warehouse first;
 - the hour-state hook ``signals`` (alert evidence: example request ids, per-app counts);
-  after the quality/cost sections (50) so their metrics are in the warehouse first;
-- HTML blocks for ``drift``, ``anomalies`` and ``alerts_delivery``;
+- HTML blocks for ``drift``, ``anomalies``, ``alerts_delivery`` and ``incidents``;
 - CLI ``llmmon baseline set|clear|show``.
 """
 
