@@ -209,8 +209,9 @@ def _burn_rule() -> RuleConfig:
 def _exceedance_rule(name: str, metric: str, column: str, threshold: float, severity: str,
                      runbook: str) -> RuleConfig:
     # "P95 < T" as a proportion test: budget 5% of requests slower than T. The 3 h tier pools
-    # samples so a moderate breach of small hourly samples is still found; either tier must
-    # fire in two windows in a row (hysteresis) before anyone is paged.
+    # samples so a moderate breach of small hourly samples is still found (its consecutive
+    # windows overlap, so it asks for a 6% lower bound); either tier must fire in two windows
+    # in a row (hysteresis) before anyone is paged.
     # z = 3.09 (99.9% one-sided): dozens of (scope, hour) tests a day must not add up to a
     # weekly false page, and a real 1.3x breach still clears it with ~80 requests an hour.
     return RuleConfig(
@@ -218,7 +219,7 @@ def _exceedance_rule(name: str, metric: str, column: str, threshold: float, seve
         quantile=0.95, severity=severity, scope=["overall", "model"], for_windows=2, resolve_after=2,
         confidence_z=3.09,
         tiers=[BurnTier(hours=1, factor=1.0, severity=severity, min_events=50, min_bad_events=5),
-               BurnTier(hours=3, factor=1.0, severity=severity, min_events=100, min_bad_events=10)],
+               BurnTier(hours=3, factor=1.2, severity=severity, min_events=100, min_bad_events=10)],
         runbook=runbook)
 
 
