@@ -62,8 +62,9 @@ def report_digest(report: dict[str, Any]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def warehouse_digest(ctx: Context, day: date) -> str:
-    """sha256 of the day's warehouse metric rows (hour and day grain) and incident rows."""
+def warehouse_digest(ctx: Context, day: date, only: set[str] | None = None) -> str:
+    """sha256 of the day's warehouse metric rows (hour and day grain; ``only`` these metric
+    names when given) and incident rows."""
     from sqlalchemy import and_, select
 
     from llmmon import warehouse
@@ -79,6 +80,7 @@ def warehouse_digest(ctx: Context, day: date) -> str:
         i = TABLES.incidents
         inc = conn.execute(select(i).where(i.c.opened_at < start + timedelta(days=1))
                            .order_by(i.c.id)).all()
+    rows = [r for r in rows if only is None or r.metric in only]
     data = orjson.dumps([[str(x) for x in r] for r in rows] + [[str(x) for x in r] for r in inc])
     return hashlib.sha256(data).hexdigest()
 

@@ -21,6 +21,7 @@ import pytest
 
 from llmmon.config import Config, StorageConfig, WarehouseConfig
 from llmmon.dev import signals as sig
+from llmmon.metrics.performance import MEAN_METRICS, QUANTILE_METRICS
 from llmmon.pipeline import Context
 from llmmon.synthetic import Incident, generate, marginal_model
 
@@ -28,6 +29,7 @@ START = date(2026, 4, 6)
 MODELS = [marginal_model(b, 0.95) for b in ("alpha", "beta", "gamma")]
 SLOW = MODELS[0]
 RPD = 6000
+PERF = {*QUANTILE_METRICS, *MEAN_METRICS, "requests", "error_rate", "success_rate", "retry_rate"}
 
 
 def at(day: int, hour: int) -> datetime:
@@ -55,9 +57,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         day = START + timedelta(days=i)
         reports[i] = sig.run_day(ctx, day)
         if i == 7:
-            out["first"] = (reports[i], sig.warehouse_digest(ctx, day))
+            out["first"] = (reports[i], sig.warehouse_digest(ctx, day), sig.warehouse_digest(ctx, day, PERF))
             out["rerun"] = (sig.run_day(ctx, day), sig.warehouse_digest(ctx, day))
-            out["split"] = (sig.run_day_split(ctx, day, batch=3, seed=42), sig.warehouse_digest(ctx, day))
+            split = sig.run_day_split(ctx, day, batch=3, seed=42)
+            out["split"] = (split, sig.warehouse_digest(ctx, day, PERF))
     return out
 
 
@@ -87,9 +90,9 @@ def test_slowdown_of_one_model_pages_inside_its_hours(run: dict[str, Any]) -> No
 
 
 def test_rerun_and_batch_split_are_identical(run: dict[str, Any]) -> None:
-    (first, wh), (again, wh_again), (split, wh_split) = run["first"], run["rerun"], run["split"]
+    (first, wh, wh_perf), (again, wh_again), (split, wh_split) = run["first"], run["rerun"], run["split"]
     assert sig.report_digest(again) == sig.report_digest(first) and wh_again == wh
-    assert wh_split == wh
+    assert wh_split == wh_perf  # performance metric rows and incidents
     # The quality section is not split-invariant yet, and not by this sketch: response
     # consistency is scored among the repeated prompts of one chunk, and relevance means are
     # float sums (last-bit differences). Everything else is byte-identical.
