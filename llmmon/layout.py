@@ -61,6 +61,11 @@ def activity_key(hour: datetime) -> str:
     return f"{derived_prefix(hour)}hour={hour:%H}/activity.parquet"
 
 
+def examples_key(hour: datetime) -> str:
+    """Alert evidence of one hour: example request ids per model, per-app counts."""
+    return f"examples/hourly/dt={hour:%Y-%m-%d}/hour={hour:%H}.json"
+
+
 def partial_prefix(grain: str, start: datetime) -> str:
     """Scratch space of mapped tasks: one partial state per batch, removed by the reduce step."""
     return f"work/{grain}/{start:%Y-%m-%dT%H}/"

@@ -41,11 +41,20 @@ class RuleConfig(_Model):
 
     - ``threshold``: ``metric op threshold`` per scope (``binomial`` rates use a Wilson bound);
     - ``burn_rate``: error-budget burn over several trailing windows (``tiers``); highest tier wins;
-    - ``anomaly``: fires on detector ``Anomaly`` objects whose kind is in ``anomaly_kinds``.
+    - ``anomaly``: fires on detector ``Anomaly`` objects whose kind is in ``anomaly_kinds``;
+    - ``exceedance``: "the ``quantile`` of ``column`` stays below ``threshold``" judged as a
+      proportion, not a noisy sample percentile: the share of requests slower than
+      ``threshold`` (from the deterministic sketch) is an error budget of ``1 - quantile``,
+      and each tier fires when the Wilson lower bound of that share over its trailing
+      ``hours`` is at least ``factor`` x budget (with ``min_events``/``min_bad_events``).
+
+    Hysteresis: a condition must hold ``for_windows`` consecutive windows before it is
+    notified (whichever tier fires in each), and an open incident resolves only after
+    ``resolve_after`` consecutive clean windows.
     """
 
     name: str
-    kind: Literal["threshold", "burn_rate", "anomaly"] = "threshold"
+    kind: Literal["threshold", "burn_rate", "anomaly", "exceedance"] = "threshold"
     metric: str = ""
     op: Literal[">", ">=", "<", "<="] = ">"
     # None means "not configured": the rule is skipped (e.g. a cost budget nobody set).
@@ -61,7 +70,12 @@ class RuleConfig(_Model):
     # One-sided z for the Wilson bound; 2.326 is 99%.
     confidence_z: float = 2.326
     # Consecutive windows the condition must hold before notifying (checked against state).
-    for_windows: int = 1
+    for_windows: int = Field(default=1, ge=1)
+    # Consecutive clean windows before an open incident resolves (no flapping).
+    resolve_after: int = Field(default=1, ge=1)
+    # exceedance rules: the sketched column and the quantile the threshold bounds.
+    column: str = ""
+    quantile: float = Field(default=0.95, gt=0.0, lt=1.0)
     # History-aware guard: when a baseline is known, also require observed/baseline beyond this
     # ratio (e.g. 1.2 = 20% worse than the usual value for this hour).
     min_baseline_ratio: float | None = None
@@ -85,8 +99,10 @@ class RuleConfig(_Model):
     def _check_kind(self) -> RuleConfig:
         if self.kind in ("threshold", "burn_rate") and not self.metric:
             raise ValueError(f"rule {self.name!r}: metric is required for kind {self.kind}")
-        if self.kind == "burn_rate" and not self.tiers:
-            raise ValueError(f"rule {self.name!r}: burn_rate needs at least one tier")
+        if self.kind in ("burn_rate", "exceedance") and not self.tiers:
+            raise ValueError(f"rule {self.name!r}: {self.kind} needs at least one tier")
+        if self.kind == "exceedance" and (not self.column or self.threshold is None):
+            raise ValueError(f"rule {self.name!r}: exceedance needs column and threshold")
         if self.kind == "anomaly" and not self.anomaly_kinds:
             raise ValueError(f"rule {self.name!r}: anomaly rule needs anomaly_kinds")
         return self
@@ -204,18 +220,34 @@ def _burn_rule() -> RuleConfig:
                 "latest model/config change or switch traffic to the fallback model.")
 
 
+def _exceedance_rule(name: str, metric: str, column: str, threshold: float, severity: str,
+                     runbook: str) -> RuleConfig:
+    # "P95 < T" as a proportion test: budget 5% of requests slower than T. The 3 h tier pools
+    # samples so a moderate breach of small hourly samples is still found (its consecutive
+    # windows overlap, so it asks for a 6% lower bound); either tier must fire in two windows
+    # in a row (hysteresis) before anyone is paged.
+    # z = 3.09 (99.9% one-sided): dozens of (scope, hour) tests a day must not add up to a
+    # weekly false page, and a real 1.3x breach still clears it with ~80 requests an hour.
+    return RuleConfig(
+        name=name, kind="exceedance", metric=metric, column=column, threshold=threshold,
+        quantile=0.95, severity=severity, scope=["overall", "model"], for_windows=2, resolve_after=2,
+        confidence_z=3.09,
+        tiers=[BurnTier(hours=1, factor=1.0, severity=severity, min_events=50, min_bad_events=5),
+               BurnTier(hours=3, factor=1.2, severity=severity, min_events=100, min_bad_events=10)],
+        runbook=runbook)
+
+
 def default_rules() -> list[RuleConfig]:
     """The seed's thresholds (2.1) and anomaly types (6.1) as rules."""
     r = RuleConfig
     return [
         _burn_rule(),
-        r(name="latency_p95_high", metric="latency_p95_ms", op=">", threshold=2000, severity="P1",
-          scope=["overall", "model"], min_events=50,
-          runbook="P95 latency above 2 s. Check queue_time_ms vs processing_time_ms, GPU saturation, "
-                  "long prompts; scale out or shed load."),
-        r(name="ttft_p95_high", metric="ttft_p95_ms", op=">", threshold=500, severity="P2",
-          scope=["overall", "model"], min_events=50,
-          runbook="P95 time to first token above 500 ms. Check queueing and prefill length."),
+        _exceedance_rule("latency_p95_high", "latency_p95_ms", "total_time_ms", 2000, "P1",
+                         "P95 latency above 2 s: more than 5% of requests slower than 2 s. Check "
+                         "queue_time_ms vs processing_time_ms, GPU saturation, long prompts; scale "
+                         "out or shed load."),
+        _exceedance_rule("ttft_p95_high", "ttft_p95_ms", "first_token_time_ms", 500, "P2",
+                         "P95 time to first token above 500 ms. Check queueing and prefill length."),
         r(name="gpu_memory_high", metric="gpu_memory_utilization_mean", op=">", threshold=0.90,
           severity="P2", scope=["overall", "model"], min_events=20,
           runbook="GPU memory above 90%. Risk of OOM; check batch size, KV-cache size, leaks."),
@@ -223,8 +255,25 @@ def default_rules() -> list[RuleConfig]:
           severity="P3", scope=["overall", "model"], min_events=50,
           runbook="KV-cache hit rate below 80%. Check prompt prefix reuse and cache eviction."),
         r(name="retry_rate_high", metric="retry_rate", op=">", threshold=0.01, severity="P3",
-          scope=["overall", "model"], min_events=100, binomial=True,
+          scope=["overall", "model"], min_events=100, binomial=True, for_windows=2, resolve_after=2,
           runbook="Retry rate above 1%. Check rate limits and upstream timeouts."),
+        # Broken inputs (issue 10): nothing broken goes unnoticed.
+        r(name="quarantine_share_high", metric="quarantined_share", op=">=", threshold=0.05,
+          severity="P1", count_metric="lines_read", min_events=20, binomial=True, resolve_after=2,
+          runbook="At least 5% of this hour's lines were quarantined. Open the quarantine object "
+                  "for the reasons (schema change? truncated upload?) and fix the producer."),
+        r(name="quarantine_day_total", metric="quarantined_share_day", op=">=", threshold=1.0,
+          severity="P0", count_metric="lines_read_day", min_events=1,
+          runbook="Every line of the day was quarantined: the log format changed or the files are "
+                  "corrupt. Nothing was monitored today; fix the producer or the adapter and rerun."),
+        r(name="skipped_objects", metric="skipped_objects", op=">", threshold=0, severity="P2",
+          count_metric="", resolve_after=2,
+          runbook="Objects under the request prefix were not read (no reader handles them). List "
+                  "them in the run's ingest stats; add an adapter or move them out of the prefix."),
+        r(name="no_data", metric="no_data", op=">=", threshold=1, severity="P1", count_metric="",
+          for_windows=1, resolve_after=1,
+          runbook="No accepted requests in a window that usually has traffic. Check the log "
+                  "shipper, bucket permissions and the quarantine (a format change?)."),
         r(name="daily_cost_over_budget", metric="cost_usd_day", op=">", threshold=None, severity="P2",
           count_metric="", runbook="Daily cost above budget. See the cost report's top models/apps."),
         r(name="drift_detected", metric="drifted_features", op=">", threshold=0, severity="P3",
@@ -292,6 +341,9 @@ class AlertsConfig(_Model):
     outbox_max_age_hours: float = Field(default=72.0, gt=0)
     # The alert about a channel that cannot deliver, sent through the other channels.
     delivery_failure_severity: Severity = "P1"
+    # Link to the task log in every alert and incident; {date} is the day. Default: the day's
+    # alert log object in the store.
+    task_log_url_template: str | None = None
     log_prefix: str = "alerts"
     max_examples: int = 5
     max_segments: int = 5

@@ -12,6 +12,11 @@ reruns and backfills behave:
   in parallel and in window order; what a receiver did not take waits for the next run;
 - "resolved" is sent once, in the first later window where the condition cleared, and only when
   the firing was actually notified;
+- hysteresis: a firing is notified once it has held ``for_windows`` windows in a row (every
+  tier, the pooled multi-hour ones too), and "resolved" is sent once, after ``resolve_after``
+  clean windows in a row;
+- every decision updates the fingerprint's incident (``AlertStore.sync_incidents``): one open
+  incident per fingerprint, repeats counted as occurrences;
 - silences, maintenance windows and ``for_windows`` suppress notification but are still recorded.
 
 ``notify_window``/``notify`` never raise: the pipeline must not fail because a channel did.
@@ -137,6 +142,9 @@ def firing_decision(alert: Alert, history: list[dict[str, Any]], rule: RuleConfi
     if too_old(alert, cfg, now):
         return "too_old"
     need = rule.for_windows if rule else 1
+    if any(r["status"] == "firing" and not str(r.get("suppressed_reason") or "").startswith("pending:")
+           for r in history):
+        need = 1  # the incident is open (confirmed, not yet resolved): a repeat is an occurrence
     if need > 1 and (have := consecutive_firing(alert, history)) < need:
         return f"pending:{have}/{need}"
     horizon = alert.window_start - timedelta(hours=cfg.renotify_hours)
@@ -150,6 +158,19 @@ def firing_decision(alert: Alert, history: list[dict[str, Any]], rule: RuleConfi
     if recent and min(severity_rank(r["severity"]) for r in recent) <= severity_rank(alert.severity):
         return "deduplicated"  # told within the re-notify interval, and not escalated since
     return None
+
+
+def clean_windows(open_alert: Alert, window_start: datetime, window_end: datetime) -> int:
+    """Clean windows in a row, this one included, since the incident's last firing window."""
+    width = window_end - window_start
+    return int((utc(window_start) - open_alert.window_end) // width) + 1 if width else 1
+
+
+def resolve_due(open_alert: Alert, rule: RuleConfig | None, window_start: datetime,
+                window_end: datetime) -> bool:
+    """Hysteresis on the way down: resolve only after ``resolve_after`` clean windows."""
+    need = rule.resolve_after if rule else 1
+    return clean_windows(open_alert, window_start, window_end) >= need
 
 
 def resolved_decision(alert: Alert, history: list[dict[str, Any]], cfg: AlertsConfig, now: datetime,
@@ -353,7 +374,10 @@ def notify(evaluation: Evaluation | list[Alert], window_start: datetime, window_
                 continue
             if state.history_after(open_alert.fingerprint, ws, until):
                 continue  # backfill behind a later window that already decided this incident
+            if not resolve_due(open_alert, ctx.rules.get(open_alert.rule), ws, we):
+                continue  # clean, but not for resolve_after windows yet: the incident stays open
             alert = open_alert.resolved(ws, we)
+            alert.detail["cleared_at"] = iso(open_alert.window_end)
             history = state.history(alert.fingerprint, ws)
             _record(alert, resolved_decision(alert, history, acfg, ctx.now, db_silences), ctx)
         days |= retry_pending(ctx)
@@ -363,6 +387,7 @@ def notify(evaluation: Evaluation | list[Alert], window_start: datetime, window_
             open_fps = {a.fingerprint for a in state.open_alerts(datetime.max.replace(tzinfo=ws.tzinfo))}
             refresh_alertmanager(state, ctx.by_name, ctx.run, open_fps, secrets, result.deliveries)
         days.add(f"{ws:%Y-%m-%d}")
+        state.sync_incidents({a.fingerprint for a in result.alerts})
         st = _store(store, cfg)
         if st is None:
             result.errors.append("no object store: alert log not written")

@@ -28,6 +28,7 @@ from typing import Any
 
 from llmmon.alerts.config import AlertsConfig, RuleConfig, load_alerts_config
 from llmmon.alerts.model import SEVERITIES, Alert, fingerprint, utc
+from llmmon.store import quantiles as qsketch
 
 _COUNT_FALLBACKS = ("requests", "request_count", "n_requests", "count")
 
@@ -180,7 +181,7 @@ def _eval_threshold(rule: RuleConfig, scopes: dict[str, dict[str, Any]], ws: dat
             example_request_ids=_examples(context, scope, rule.metric, cfg.max_examples),
             runbook=rule.runbook, report_url=_report_url(cfg, context, ws),
             detail={"events": n, "op": rule.op, **({"wilson_bound": bound} if bound is not None else {}),
-                    "for_windows": rule.for_windows}))
+                    "for_windows": rule.for_windows, "resolve_after": rule.resolve_after}))
 
 
 def _eval_burn(rule: RuleConfig, scopes: dict[str, dict[str, Any]], ws: datetime, we: datetime,
@@ -222,7 +223,67 @@ def _eval_burn(rule: RuleConfig, scopes: dict[str, dict[str, Any]], ws: datetime
                      f"({bad}/{int(n)} failed, {rate:.2%}) ({scope})"),
             detail={"tier_hours": tier.hours, "burn_rate_lower_bound": round(burn, 3),
                     "burn_factor": tier.factor, "error_budget": rule.error_budget,
-                    "events": n, "bad_events": bad, "for_windows": rule.for_windows}))
+                    "events": n, "bad_events": bad, "for_windows": rule.for_windows,
+                    "resolve_after": rule.resolve_after}))
+
+
+def sketch_key(column: str, hours: int = 1) -> str:
+    """Where a scope's metrics carry a column's deterministic sketch over ``hours`` trailing hours."""
+    return f"sketch:{column}" + ("" if hours == 1 else f"_{hours}h")
+
+
+def exceedance(m: dict[str, Any], column: str, threshold: float, hours: int = 1) -> tuple[float, float] | None:
+    """(requests slower than ``threshold``, requests with a value) over ``hours``, or None."""
+    sk = m.get(sketch_key(column, hours))
+    if not isinstance(sk, dict) or not qsketch.count(sk):
+        return None
+    return qsketch.count_above(sk, threshold), float(qsketch.count(sk))
+
+
+def _eval_exceedance(rule: RuleConfig, scopes: dict[str, dict[str, Any]], ws: datetime, we: datetime,
+                     cfg: AlertsConfig, context: dict[str, Any], out: Evaluation) -> None:
+    """"P<q> < T" as a proportion test on the share slower than T (see ``RuleConfig``)."""
+    assert rule.threshold is not None
+    budget = 1.0 - rule.quantile
+    tiers = sorted(rule.tiers, key=lambda t: (SEVERITIES.index(t.severity), t.hours))
+    for scope, m in scopes.items():
+        if _scope_kind(scope) not in rule.scope:
+            continue
+        fp = fingerprint(rule.name, scope)
+        seen_data, fired = False, None
+        for tier in tiers:
+            ex = exceedance(m, rule.column, rule.threshold, tier.hours)
+            if ex is None or ex[1] < tier.min_events:
+                continue
+            seen_data = True  # enough requests to judge: a window that does not fire is clean
+            over, n = ex
+            if over < tier.min_bad_events:
+                continue
+            lo = wilson_bounds(over, n, rule.confidence_z)[0]
+            if lo >= tier.factor * budget:
+                fired = (tier, over, n, lo)
+                break
+        if fired is None:
+            if not seen_data:
+                out.held.add(fp)  # too few requests: neither fires nor counts as clean
+            continue
+        tier, over, n, lo = fired
+        sk = m.get(sketch_key(rule.column, tier.hours)) or {}
+        observed = qsketch.quantile(sk, rule.quantile)
+        baseline = _baseline(context, scope, rule.metric)
+        label = f"P{round(rule.quantile * 100)}"
+        out.alerts.append(Alert(
+            rule=rule.name, severity=tier.severity, window_start=ws, window_end=we, scope=scope,
+            observed=observed, threshold=rule.threshold, baseline=baseline, metric=rule.metric,
+            top_segments=_segments(context, scopes, scope, rule.metric, ">", cfg.max_segments),
+            example_request_ids=_examples(context, scope, rule.metric, cfg.max_examples),
+            runbook=rule.runbook, report_url=_report_url(cfg, context, ws),
+            summary=(f"{rule.column} {label} {observed:.4g} vs {rule.threshold:g} over {tier.hours}h: "
+                     f"{over / n:.1%} of {int(n)} requests slower (lower bound {lo:.1%} >= "
+                     f"{tier.factor * budget:.1%}) ({scope})"),
+            detail={"tier_hours": tier.hours, "events": n, "bad_events": round(over, 3),
+                    "share": over / n, "wilson_lower": lo, "budget": budget, "factor": tier.factor,
+                    "for_windows": rule.for_windows, "resolve_after": rule.resolve_after}))
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -275,7 +336,7 @@ def _eval_anomaly(rule: RuleConfig, anomalies: list[Any], ws: datetime, we: date
                     "kind": _get(top, "kind"), "anomalies": len(group),
                     "anomaly_window_start": utc(aw_s).isoformat() if aw_s else None,
                     "anomaly_window_end": utc(aw_e).isoformat() if aw_e else None,
-                    "for_windows": rule.for_windows}))
+                    "for_windows": rule.for_windows, "resolve_after": rule.resolve_after}))
 
 
 def evaluate_detailed(metrics: dict[str, Any] | None, anomalies: Iterable[Any] | None,
@@ -300,9 +361,14 @@ def evaluate_detailed(metrics: dict[str, Any] | None, anomalies: Iterable[Any] |
             continue  # not configured (e.g. no cost budget)
         elif rule.kind == "burn_rate":
             _eval_burn(rule, scopes, ws, we, acfg, context, out)
+        elif rule.kind == "exceedance":
+            _eval_exceedance(rule, scopes, ws, we, acfg, context, out)
         else:
             _eval_threshold(rule, scopes, ws, we, acfg, context, out)
         out.evaluated_rules.add(rule.name)
+    if context.get("task_log_url"):
+        for a in out.alerts:
+            a.detail.setdefault("task_log_url", str(context["task_log_url"]))
     return out
 
 

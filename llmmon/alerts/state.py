@@ -10,6 +10,11 @@ Works on SQLite and PostgreSQL (SQLAlchemy 2). The tables live on this module's 
   and stays 'pending'/'failed' (retried in order by later runs) until a receiver takes it. A
   'sent' row is never sent again, which makes reruns and backfills idempotent.
 - ``<prefix>silences``: silences added at run time (config silences need no table).
+- ``<prefix>incidents``: one row per incident: a fingerprint's confirmed firing windows from
+  the first to its resolve. Exactly one is open per fingerprint; later firing windows count as
+  occurrences and a severity change updates the row in place. Rows are rebuilt from the events
+  (``incidents_from_events``, pure), with deterministic ids, so reruns give identical rows;
+  only ``owner``/``acknowledged_at`` (set by people) are carried over.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Float,
     Integer,
     MetaData,
     String,
@@ -68,7 +74,8 @@ class Tables:
     events: Table
     deliveries: Table
     silences: Table
-    replays: Table | None = None
+    incidents: Table
+    replays: Table
 
 
 def build_metadata(prefix: str = DEFAULT_PREFIX) -> Tables:
@@ -126,7 +133,24 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> Tables:
         Column("horizon", UTCDateTime()),
         Column("first_run_at", UTCDateTime()),
     )
-    return Tables(md, events, deliveries, silences, replays)
+    incidents = Table(
+        f"{prefix}incidents", md,
+        Column("id", String(64), primary_key=True),  # <fingerprint>-<opened_at YYYYmmddTHHMM>
+        Column("fingerprint", String(32), nullable=False, index=True),
+        Column("rule", String(200), nullable=False),
+        Column("scope", String(300), nullable=False),
+        Column("severity", String(4), nullable=False),  # current; updated in place
+        Column("status", String(16), nullable=False),  # open | acknowledged | resolved
+        Column("owner", String(200)),
+        Column("opened_at", UTCDateTime(), nullable=False),
+        Column("acknowledged_at", UTCDateTime()),
+        Column("resolved_at", UTCDateTime()),
+        Column("last_seen_at", UTCDateTime(), nullable=False),
+        Column("occurrences", Integer, nullable=False),
+        Column("peak_value", Float),
+        Column("context", Text, nullable=False),  # JSON: summary, segments, examples, links...
+    )
+    return Tables(md, events, deliveries, silences, incidents, replays)
 
 
 TABLES = build_metadata()
@@ -169,6 +193,72 @@ def _upsert(conn: Any, table: Table, values: dict[str, Any]) -> None:
     where = and_(*(table.c[k] == values[k] for k in keys))
     if conn.execute(update(table).where(where).values(**values)).rowcount == 0:
         conn.execute(insert(table).values(**values))
+
+
+def _is_confirmed(event: dict[str, Any]) -> bool:
+    """A firing window that counts for an incident (not one still waiting for ``for_windows``)."""
+    return event["status"] == "firing" and not str(event.get("suppressed_reason") or "").startswith("pending:")
+
+
+def _worse(a: float | None, b: float | None, op: str) -> float | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return min(a, b) if op in ("<", "<=") else max(a, b)
+
+
+def incidents_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Incident rows of ONE fingerprint from its events (any order). Pure and deterministic.
+
+    An incident opens at the first window of the firing streak that got confirmed, counts every
+    firing window until the resolve as an occurrence, keeps the current severity and the worst
+    observed value, and closes at the end of its last firing window.
+    """
+    out: list[dict[str, Any]] = []
+    cur: dict[str, Any] | None = None
+    streak: list[dict[str, Any]] = []  # firing windows not yet part of an incident (pending)
+    for e in sorted(events, key=lambda x: x["window_start"]):
+        alert = json.loads(e["alert_json"])
+        if e["status"] == "firing":
+            if cur is None:
+                if streak and streak[-1]["window_end"] != e["window_start"]:
+                    streak = []
+                streak.append(e)
+                if not _is_confirmed(e):
+                    continue
+                first = streak[0]
+                cur = {"id": f"{e['fingerprint']}-{first['window_start']:%Y%m%dT%H%M}",
+                       "fingerprint": e["fingerprint"], "rule": e["rule"], "scope": e["scope"],
+                       "status": "open", "owner": None, "opened_at": first["window_start"],
+                       "acknowledged_at": None, "resolved_at": None, "occurrences": 0,
+                       "peak_value": None, "_first": [json.loads(x["alert_json"]) for x in streak]}
+                out.append(cur)
+                for a in cur.pop("_first")[:-1]:
+                    cur["occurrences"] += 1
+                    cur["peak_value"] = _worse(cur["peak_value"], a.get("observed"),
+                                               a.get("detail", {}).get("op", ">"))
+                streak = []
+            cur["occurrences"] += 1
+            cur["severity"] = e["severity"]
+            cur["last_seen_at"] = e["window_end"]
+            cur["peak_value"] = _worse(cur["peak_value"], alert.get("observed"),
+                                       alert.get("detail", {}).get("op", ">"))
+            cur["_alert"] = alert
+        elif e["status"] == "resolved":
+            streak = []
+            if cur is not None:
+                cur["status"] = "resolved"
+                cur["resolved_at"] = cur["last_seen_at"]
+                cur = None
+    for inc in out:
+        a = inc.pop("_alert")
+        inc["context"] = json.dumps({
+            "summary": a.get("summary"), "metric": a.get("metric"), "threshold": a.get("threshold"),
+            "observed": a.get("observed"), "baseline": a.get("baseline"),
+            "top_segments": a.get("top_segments", []), "example_request_ids": a.get("example_request_ids", []),
+            "runbook": a.get("runbook"), "report_url": a.get("report_url"),
+            "task_log_url": (a.get("detail") or {}).get("task_log_url"),
+            "detail": a.get("detail", {})}, sort_keys=True, default=str)
+    return out
 
 
 class AlertStore:
@@ -267,6 +357,51 @@ class AlertStore:
             rows = conn.execute(select(e).where(e.c.window_start >= start, e.c.window_start < end)
                                 .order_by(e.c.window_start, e.c.severity, e.c.rule, e.c.scope)).all()
         return [dict(r._mapping) for r in rows]
+
+    # ---- incidents -------------------------------------------------------------------------
+
+    def sync_incidents(self, fingerprints: set[str]) -> None:
+        """Rebuild the incidents of ``fingerprints`` from their events (idempotent).
+
+        People's fields (owner, acknowledged_at, and 'acknowledged' on an open incident) survive.
+        """
+        e, i = self.t.events, self.t.incidents
+        with self.engine.begin() as conn:
+            for fp in sorted(fingerprints):
+                events = [dict(r._mapping) for r in conn.execute(
+                    select(e.c.fingerprint, e.c.window_start, e.c.window_end, e.c.rule, e.c.scope,
+                           e.c.severity, e.c.status, e.c.suppressed_reason, e.c.alert_json)
+                    .where(e.c.fingerprint == fp))]
+                old = {r.id: dict(r._mapping) for r in conn.execute(select(i).where(i.c.fingerprint == fp))}
+                rows = incidents_from_events(events)
+                for row in rows:
+                    prev = old.get(row["id"])
+                    if prev is not None and prev.get("acknowledged_at") is not None:
+                        row["owner"], row["acknowledged_at"] = prev["owner"], prev["acknowledged_at"]
+                        if row["status"] == "open":
+                            row["status"] = "acknowledged"
+                    _upsert(conn, i, row)
+                stale = set(old) - {r["id"] for r in rows}
+                if stale:
+                    conn.execute(i.delete().where(i.c.id.in_(sorted(stale))))
+
+    def acknowledge(self, incident_id: str, owner: str, at: datetime) -> bool:
+        """Mark an open incident acknowledged by ``owner`` (a person's action, so wall time)."""
+        i = self.t.incidents
+        with self.engine.begin() as conn:
+            return conn.execute(update(i).where(i.c.id == incident_id, i.c.status == "open").values(
+                status="acknowledged", owner=owner, acknowledged_at=at)).rowcount > 0
+
+    def incidents_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Incidents active at some point in [start, end): opened before ``end`` and not resolved
+        before ``start``; open first, then by severity and start."""
+        i = self.t.incidents
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(i).where(i.c.opened_at < end).where(
+                (i.c.resolved_at.is_(None)) | (i.c.resolved_at > start))).all()
+        out = [dict(r._mapping) for r in rows]
+        out.sort(key=lambda r: (r["status"] == "resolved", r["severity"], r["opened_at"], r["rule"], r["scope"]))
+        return out
 
     # ---- deliveries --------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select
 
+from llmmon import layout
 from llmmon.alerts import NotifyResult, evaluate_detailed, load_alerts_config, notify_window
 from llmmon.alerts.channels import build_channels, channel_secrets
 from llmmon.alerts.config import RuleConfig
@@ -32,9 +33,12 @@ from llmmon.daily.anomalies import read_anomalies
 from llmmon.store import warehouse
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
 
     from llmmon.context import Context
+from llmmon.alerts.config import AlertsConfig
+from llmmon.alerts.rules import sketch_key
+from llmmon.hourly import examples as evidence
+from llmmon.store import quantiles as qsketch
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +126,176 @@ def hour_metrics(hours: dict[datetime, Metrics], hour: datetime) -> dict[str, An
     return scoped(by_model, extra)
 
 
+def hour_window_metrics(hours: dict[datetime, Metrics], docs: Hours, hour: datetime,
+                        cols: dict[str, set[int]], expected: bool) -> dict[str, Any] | None:
+    """Everything the hour rules read: warehouse metrics, trailing rates, sketches, input health."""
+    health = input_health(docs.get(hour), expected)
+    if hour not in hours and not health:
+        return None
+    out = hour_metrics(hours, hour) if hour in hours else scoped({})
+    for model, sk in hour_sketches(docs, hour, cols).items():
+        if model == "*":
+            out["overall"].update(sk)
+        elif model in out["by_model"]:
+            out["by_model"][model].update(sk)
+    out["overall"].update(health)
+    return out
+
+
+def task_log_url(ctx: Any, day: datetime) -> str | None:
+    """Link to the task log: ``alerts.task_log_url_template`` ({date}), else the day's alert log."""
+    tpl = (ctx.cfg.alerts or {}).get("task_log_url_template")
+    if tpl:
+        return str(tpl).format(date=f"{day:%Y-%m-%d}")
+    prefix = (ctx.cfg.alerts or {}).get("log_prefix", "alerts")
+    return ctx.store.uri(f"{prefix.rstrip('/')}/dt={day:%Y-%m-%d}/alerts.jsonl")
+
+
 def day_metrics(days: dict[datetime, Metrics], day: datetime) -> dict[str, Any]:
     by_model = {m: dict(v) for m, v in days.get(day, {}).items()}
     for m in by_model.values():
         if "cost_usd_day" not in m and m.get("cost_usd") is not None:
             m["cost_usd_day"] = m["cost_usd"]
     return scoped(by_model)
+
+
+# ---- detection inputs beyond the warehouse metrics (issue 10) ------------------------------
+
+Hours = dict[datetime, dict[str, Any]]  # hour -> hourly aggregate document (records, models)
+
+
+def load_hour_docs(store: Any, start: datetime, end: datetime) -> Hours:
+    """Hourly aggregate documents (ingest records + per-model aggregates with sketches)."""
+    import orjson
+
+    out: Hours = {}
+    t = start
+    while t < end:
+        key = layout.hourly_aggregate_key(t)
+        if store.head(key) is not None:
+            out[t] = orjson.loads(store.get(key))
+        t += HOUR
+    return out
+
+
+def sketch_columns(acfg: AlertsConfig) -> dict[str, set[int]]:
+    """column -> trailing window lengths (hours) the active exceedance rules read."""
+    out: dict[str, set[int]] = defaultdict(set)
+    for r in acfg.active_rules():
+        if r.kind == "exceedance":
+            out[r.column] |= {t.hours for t in r.tiers}
+    return dict(out)
+
+
+def hour_sketches(docs: Hours, hour: datetime, columns: dict[str, set[int]]) -> dict[str, dict[str, Any]]:
+    """model ('*' = all) -> {sketch:<col>[_<N>h]: sketch} over the trailing windows ending at ``hour``."""
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for col, lengths in columns.items():
+        for n in sorted(lengths):
+            per_model: dict[str, dict[str, int]] = defaultdict(dict)
+            for i in range(n):
+                for model, agg in (docs.get(hour - i * HOUR, {}).get("models") or {}).items():
+                    per_model[model] = qsketch.merge(per_model[model], qsketch.of(agg, col))
+            if hour not in docs:
+                continue  # no run for this hour: nothing to judge (held), whatever came before
+            for model, sk in per_model.items():
+                out[model][sketch_key(col, n)] = sk
+            out["*"][sketch_key(col, n)] = qsketch.merge_all(per_model.values())
+    return out
+
+
+def input_health(doc: dict[str, Any] | None, expected: bool) -> dict[str, float]:
+    """Broken-input signals of one hour: quarantined share, skipped objects, no data."""
+    if doc is None:
+        return {}
+    rec = doc.get("records") or {}
+    read, quarantined = int(rec.get("read", 0)), int(rec.get("quarantined", 0))
+    accepted = int(rec.get("accepted", 0))
+    return {"lines_read": float(read), "lines_quarantined": float(quarantined),
+            "quarantined_share": quarantined / read if read else None,
+            "skipped_objects": float(rec.get("skipped_objects", 0) or 0),
+            "no_data": float(accepted == 0 and expected)}
+
+
+def expected_hours(engine: Any, day: datetime, history_days: int = 7, min_requests: float = 10.0) -> set[int]:
+    """Hours of day (0-23) in which at least one of the previous days had traffic."""
+    t = warehouse.metrics
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.window_start, t.c.value).where(and_(
+            t.c.grain == "hour", t.c.model == "*", t.c.metric == "requests",
+            t.c.window_start >= day - timedelta(days=history_days), t.c.window_start < day))).all()
+    return {_utc(ws).hour for ws, v in rows if (v or 0) >= min_requests}
+
+
+def day_health(docs: Hours, start: datetime) -> dict[str, float | None]:
+    read = sum(int((d.get("records") or {}).get("read", 0)) for h, d in docs.items() if h >= start)
+    quarantined = sum(int((d.get("records") or {}).get("quarantined", 0)) for h, d in docs.items() if h >= start)
+    return {"lines_read_day": float(read), "quarantined_share_day": quarantined / read if read else None}
+
+
+def baselines(engine: Any, day: datetime, metrics: list[str], days: int = 7) -> dict[str, dict[str, float]]:
+    """scope -> metric -> median day value over the previous ``days`` days (alert context)."""
+    import statistics
+
+    t = warehouse.metrics
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.model, t.c.metric, t.c.value).where(and_(
+            t.c.grain == "day", t.c.metric.in_(metrics), t.c.window_start >= day - timedelta(days=days),
+            t.c.window_start < day))).all()
+    vals: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for model, metric, v in rows:
+        if v is not None:
+            vals[("overall" if model == "*" else f"model:{model}", metric)].append(float(v))
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for (scope, metric), v in sorted(vals.items()):
+        out[scope][metric] = statistics.median(v)
+    return dict(out)
+
+
+def _share(sk: dict[str, int], threshold: float) -> float | None:
+    n = qsketch.count(sk)
+    return qsketch.count_above(sk, threshold) / n if n else None
+
+
+def hour_context(acfg: AlertsConfig, base: dict[str, Any], docs: Hours, ev: evidence.State,
+                 hour: datetime) -> dict[str, Any]:
+    """Alert context for one hour: top segments (model, app, status/error type) and examples."""
+    models = sorted(docs.get(hour, {}).get("models") or {})
+    segments: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    examples: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    aggs = docs.get(hour, {}).get("models") or {}
+    for r in acfg.active_rules():
+        if r.kind == "exceedance" and r.threshold is not None:
+            rows = [{"segment": f"model:{m}", "value": v} for m in models
+                    if (v := _share(qsketch.of(aggs[m], r.column), r.threshold)) is not None]
+            rows.sort(key=lambda x: (-x["value"], x["segment"]))
+            segments["overall"][r.metric] = rows
+            examples["overall"][r.metric] = evidence.slowest(ev)
+            for m in models:
+                examples[f"model:{m}"][r.metric] = evidence.slowest(ev, [m])
+    for scope, ms in [("overall", None), *((f"model:{m}", [m]) for m in models)]:
+        errs: dict[str, int] = defaultdict(int)
+        total = 0
+        for m in ms or models:
+            total += int(aggs.get(m, {}).get("requests", 0))
+            for et, c in (aggs.get(m, {}).get("errors_by_type") or {}).items():
+                errs[f"error_type:{et}"] += int(c)
+        apps = [{"segment": f"app:{a}", "value": e / r} for a, (r, e) in evidence.app_counts(ev, ms).items()
+                if r and e]
+        rows = [{"segment": k, "value": c / total} for k, c in errs.items() if total] + apps
+        rows.sort(key=lambda x: (-x["value"], x["segment"]))
+        if scope == "overall":
+            rows = [{"segment": f"model:{m}", "value": int(aggs[m].get("errors", 0)) / int(aggs[m]["requests"])}
+                    for m in models if aggs[m].get("requests") and aggs[m].get("errors")] + rows
+        segments[scope]["error_rate"] = rows
+        examples[scope]["error_rate"] = evidence.failed(ev, ms)
+    rec = docs.get(hour, {}).get("records") or {}
+    if rec.get("read"):
+        # Quarantine alerts: the reasons are the segments; the quarantine object is the example.
+        segments["overall"]["quarantined_share"] = sorted(
+            ({"segment": f"reason:{r}", "value": c / rec["read"]} for r, c in (rec.get("by_reason") or {}).items()),
+            key=lambda x: (-x["value"], x["segment"]))
+    return {**base, "segments": dict(segments), "examples": dict(examples)}
 
 
 def bucket_anomalies(items: list[dict[str, Any]], day: datetime) -> dict[datetime | None, list[dict[str, Any]]]:
@@ -171,26 +339,41 @@ def delivery_run(ctx: Context) -> DeliveryRun:
 
 @dataclass
 class HourInputs:
-    """What the hour-grain rules read: trailing hour metrics and the hour-grain anomalies."""
+    """What the hour-grain rules read: trailing hour metrics, the hourly aggregate documents
+    (sketches, ingest records), the hours that usually have traffic, the stored anomalies, and
+    the alert context every window shares (report and task-log links, baselines)."""
 
     hours: dict[datetime, Metrics]
     anomalies: dict[datetime | None, list[dict[str, Any]]]
+    docs: Hours
+    columns: dict[str, set[int]]
+    usual: set[int]
+    acfg: AlertsConfig
+    base: dict[str, Any]
 
     def metrics(self, hour: datetime) -> dict[str, Any] | None:
-        return hour_metrics(self.hours, hour) if hour in self.hours else None
+        return hour_window_metrics(self.hours, self.docs, hour, self.columns, hour.hour in self.usual)
 
 
-def hour_inputs(engine: Engine, start: datetime, end: datetime) -> HourInputs:
-    """Hour metrics of [start, end) plus the trailing hours before, and the anomalies stored for
-    the days they touch (the daily job's detectors write those; an hourly run may have none)."""
-    hours = load_metrics(engine, "hour", start - timedelta(hours=max(TRAILING_HOURS) - 1), end)
+def hour_inputs(ctx: Context, start: datetime, end: datetime, acfg: AlertsConfig) -> HourInputs:
+    """Hour metrics and documents of [start, end) plus the trailing hours the rules look back
+    over, and the anomalies stored for the days they touch (the daily job's detectors write
+    those; an hourly run may have none)."""
+    cols = sketch_columns(acfg)
+    lookback = max([max(TRAILING_HOURS), *(max(v) for v in cols.values())]) - 1
+    hours = load_metrics(ctx.engine, "hour", start - timedelta(hours=lookback), end)
+    docs = load_hour_docs(ctx.store, start - timedelta(hours=lookback), end)
     anomalies: dict[datetime | None, list[dict[str, Any]]] = defaultdict(list)
     day = start.replace(hour=0, minute=0, second=0, microsecond=0)
     while day < end:
-        for k, v in bucket_anomalies(read_anomalies(engine, day), day).items():
+        for k, v in bucket_anomalies(read_anomalies(ctx.engine, day), day).items():
             anomalies[k].extend(v)
         day += timedelta(days=1)
-    return HourInputs(hours, anomalies)
+    first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    base = {"report_url": report_url(ctx, first),
+            "baselines": baselines(ctx.engine, first, sorted({r.metric for r in acfg.active_rules() if r.metric})),
+            "task_log_url": task_log_url(ctx, first)}
+    return HourInputs(hours, anomalies, docs, cols, expected_hours(ctx.engine, first), acfg, base)
 
 
 def notify_hour(ctx: Context, hour: datetime, inputs: HourInputs, cfg: dict[str, Any], now: datetime,
@@ -200,8 +383,11 @@ def notify_hour(ctx: Context, hour: datetime, inputs: HourInputs, cfg: dict[str,
     metrics, found = inputs.metrics(hour), inputs.anomalies.get(hour, [])
     if skip_quiet and not needs_notify(metrics, found, hour, hour + HOUR, cfg, AlertStore(ctx.engine)):
         return None
-    return notify_window(metrics, found, hour, hour + HOUR, cfg=cfg, now=now, engine=ctx.engine,
-                         store=ctx.store, context=context, run=run, horizon=horizon)
+    ctx_hour = hour_context(inputs.acfg, {**inputs.base, **context}, inputs.docs,
+                            evidence.read(ctx.store, hour), hour)
+    result = notify_window(metrics, found, hour, hour + HOUR, cfg=cfg, now=now, engine=ctx.engine,
+                           store=ctx.store, context=ctx_hour, run=run, horizon=horizon)
+    return result
 
 
 def alert_rows(result: NotifyResult, deliveries: dict[tuple[str, str, str], list[dict[str, Any]]]
@@ -324,9 +510,8 @@ def alerts_section(ctx: Any, ds: Any) -> list[dict[str, Any]]:
     start, end = ds.start, ds.start + timedelta(days=1)
     now = resolve_now(knobs.get("now"), end)
     hour_cfg, day_cfg = grain_configs(section)
-    inputs = hour_inputs(ctx.engine, start, end)
+    inputs = hour_inputs(ctx, start, end, load_alerts_config(hour_cfg))
     days = load_metrics(ctx.engine, "day", start, end)
-    context = {"report_url": report_url(ctx, start)}
     results = []
     state = AlertStore(ctx.engine)
     run = delivery_run(ctx)
@@ -336,14 +521,18 @@ def alerts_section(ctx: Any, ds: Any) -> list[dict[str, Any]]:
     # and the report comes out identical; deliveries already made are never repeated.
     horizon = state.replay_horizon(start, end, datetime.now(UTC))
     acfg = load_alerts_config(section)  # only the day's own rules: batch-job alerts share the windows
+    touched = {e["fingerprint"] for e in state.events_between(start, end)}
     state.clear_events(start, end, {r.name for r in [*acfg.rules, *acfg.extra_rules]})
     for h in range(24):
-        r = notify_hour(ctx, start + h * HOUR, inputs, hour_cfg, now, run, context, horizon, skip_quiet=True)
+        r = notify_hour(ctx, start + h * HOUR, inputs, hour_cfg, now, run, inputs.base, horizon, skip_quiet=True)
         if r is not None:
             results.append(r)
-    results.append(notify_window(day_metrics(days, start), inputs.anomalies.get(None, []), start, end,
-                                 cfg=day_cfg, now=now, engine=ctx.engine, store=ctx.store, context=context,
-                                 run=run, horizon=horizon))
+    dm = day_metrics(days, start)
+    dm["overall"].update(day_health(inputs.docs, start))
+    results.append(notify_window(dm, inputs.anomalies.get(None, []), start, end, cfg=day_cfg, now=now,
+                                 engine=ctx.engine, store=ctx.store, context=inputs.base, run=run,
+                                 horizon=horizon))
+    state.sync_incidents(touched | {e["fingerprint"] for e in state.events_between(start, end)})
     send_digest(ctx, start, end, run)
     for r in results:
         log_result(r)
@@ -368,6 +557,36 @@ def delivery_delay(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
     if not mins:
         return {"n": 0, "p50_min": None, "max_min": None}
     return {"n": len(mins), "p50_min": round(mins[(len(mins) - 1) // 2], 1), "max_min": round(mins[-1], 1)}
+
+
+def incident_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """report.json ``incidents[]``: one entry per incident, not per window."""
+    import json
+
+    def z(ts: datetime | None) -> str | None:
+        return None if ts is None else _utc(ts).isoformat().replace("+00:00", "Z")
+
+    out = []
+    for r in rows:
+        c = json.loads(r["context"])
+        out.append({"id": r["id"], "rule": r["rule"], "scope": r["scope"], "severity": r["severity"],
+                    "status": r["status"], "owner": r["owner"], "opened_at": z(r["opened_at"]),
+                    "acknowledged_at": z(r["acknowledged_at"]), "resolved_at": z(r["resolved_at"]),
+                    "last_seen_at": z(r["last_seen_at"]), "occurrences": r["occurrences"],
+                    "peak_value": r["peak_value"], "fingerprint": r["fingerprint"], **c})
+    return out
+
+
+def incidents_section(ctx: Any, ds: Any) -> dict[str, Any]:
+    """Day section ``incidents``: incidents active during the day (open first), with counts."""
+    start, end = ds.start, ds.start + timedelta(days=1)
+    rows = incident_rows(AlertStore(ctx.engine).incidents_between(start, end))
+    by: dict[str, int] = defaultdict(int)
+    for r in rows:
+        by[f"{r['severity']}:{'resolved' if r['status'] == 'resolved' else 'open'}"] += 1
+    return {"incidents": rows, "open": sum(r["status"] != "resolved" for r in rows),
+            "resolved": sum(r["status"] == "resolved" for r in rows),
+            "occurrences": sum(r["occurrences"] for r in rows), "by_severity_status": dict(sorted(by.items()))}
 
 
 def delivery_section(ctx: Any, ds: Any) -> dict[str, Any]:

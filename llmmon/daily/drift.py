@@ -13,11 +13,21 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy import and_, delete
 
 from llmmon.metrics import reference as baseline
-from llmmon.metrics.drift import DriftConfig, FeatureDrift, compute_drift, decide, mass_measures, summarize
+from llmmon.metrics.drift import (
+    DriftConfig,
+    FeatureDrift,
+    SketchPair,
+    compute_drift,
+    decide,
+    mass_measures,
+    summarize,
+)
 from llmmon.store import profiles, warehouse
+from llmmon.store import quantiles as qsketch
 from llmmon.store.warehouse import drift_features
 
 log = logging.getLogger(__name__)
@@ -28,8 +38,10 @@ INPUT_FEATURES = ["prompt_chars", "input_tokens", "temperature", "max_tokens", "
                   "app", "model"]
 OUTPUT_FEATURES = ["response_chars", "output_tokens", "refusal_score", "refusal", "relevance",
                    "relevance_score", "response_lang", "status"]
+# Serving performance: a slowdown of the whole distribution (not only its P95) is drift too.
+PERFORMANCE_FEATURES = ["total_time_ms", "first_token_time_ms", "tokens_per_second"]
 MODEL_FEATURE = "model"  # the model mix, from per-model row counts (not a profiled column)
-PIPELINE_KNOBS = ("enabled", "input_features", "output_features")
+PIPELINE_KNOBS = ("enabled", "input_features", "output_features", "performance_features")
 
 def split_config(section: dict[str, Any]) -> tuple[DriftConfig, dict[str, Any]]:
     """(validated DriftConfig, pipeline knobs) from the raw ``drift`` section."""
@@ -55,20 +67,44 @@ def model_mix(ref: dict[str, Any], cur: dict[str, Any], cfg: DriftConfig) -> Fea
 
 def feature_groups(knobs: dict[str, Any]) -> dict[str, str]:
     """feature -> 'input' | 'output'."""
-    out = {f: "output" for f in knobs.get("output_features", OUTPUT_FEATURES)}
+    out = {f: "performance" for f in knobs.get("performance_features", PERFORMANCE_FEATURES)}
+    out.update({f: "output" for f in knobs.get("output_features", OUTPUT_FEATURES)})
     out.update({f: "input" for f in knobs.get("input_features", INPUT_FEATURES)})
     return out
 
 
+def column_sketches(aggs: list[dict[str, Any]], columns: list[str]) -> dict[str, dict[str, int]]:
+    """column -> the deterministic sketch merged over ``aggs`` (model aggregates)."""
+    return {c: qsketch.merge_all(qsketch.of(a, c) for a in aggs) for c in columns}
+
+
+def reference_sketches(store: Any, days: list[str], columns: list[str]) -> dict[str, dict[str, int]] | None:
+    """Sketches of the reference days from their daily aggregates; None if any day lacks one."""
+    from datetime import date as _date
+
+    from llmmon.hourly.run import daily_aggregate_key
+
+    aggs = []
+    for d in days:
+        key = daily_aggregate_key(_date.fromisoformat(d))
+        if store.head(key) is None:
+            return None
+        aggs += list(orjson.loads(store.get(key)).get("models", {}).values())
+    return column_sketches(aggs, columns)
+
+
 def day_drift(ref_views: dict[str, Any], cur_views: dict[str, Any], cfg: DriftConfig,
-              groups: dict[str, str]) -> list[FeatureDrift]:
-    """Drift of every configured feature present in both merged profiles, plus the model mix."""
+              groups: dict[str, str], sketches: dict[str, SketchPair] | None = None) -> list[FeatureDrift]:
+    """Drift of every configured feature present in both merged profiles, plus the model mix.
+
+    ``sketches`` (column -> (reference, current) deterministic sketches) replace KLL for the
+    numeric columns they cover, so a rerun gives identical statistics."""
     ref, cur = profiles.merge_views(ref_views.values()), profiles.merge_views(cur_views.values())
     if ref is None or cur is None:
         return []
     both = set(ref.get_columns()) & set(cur.get_columns())
     wanted = cfg.features if cfg.features is not None else [f for f in groups if f != MODEL_FEATURE]
-    out = compute_drift(ref, cur, cfg, features=sorted(f for f in wanted if f in both))
+    out = compute_drift(ref, cur, cfg, features=sorted(f for f in wanted if f in both), sketches=sketches)
     if MODEL_FEATURE in groups and MODEL_FEATURE not in cfg.exclude:
         out.append(model_mix(ref_views, cur_views, cfg))
     return sorted(out, key=lambda f: f.name)
@@ -108,7 +144,14 @@ def drift_section(ctx: Any, ds: Any) -> dict[str, Any]:
         return {"enabled": False}
     groups = feature_groups(knobs)
     ref = baseline.resolve(ctx.store, cfg, ds.day)
-    results = day_drift(ref.views, ds.views, cfg, groups) if ref.views and ds.views else []
+    sketches = None
+    if ref.description.get("source") == "config":
+        cols = [c for c in groups if c in qsketch.SKETCH_COLUMNS]
+        rs = reference_sketches(ctx.store, ref.description.get("days", []), cols)
+        if rs is not None:
+            cs = column_sketches(list(ds.aggs.values()), cols)
+            sketches = {c: (rs[c], cs[c]) for c in cols if qsketch.count(rs[c]) and qsketch.count(cs[c])}
+    results = day_drift(ref.views, ds.views, cfg, groups, sketches) if ref.views and ds.views else []
     features = feature_rows(results, groups)
     summary = summarize(results, cfg.dataset_share)
     has_ref = bool(ref.views)

@@ -121,11 +121,16 @@ def cost_section(ctx: Context, ds: DayState, inputs: DayInputs) -> dict[str, Any
     }
 
 
-def _quantiles(view: DatasetProfileView | None, column: str) -> dict[str, float | None]:
+def _quantiles(view: DatasetProfileView | None, column: str,
+               aggs: dict[str, dict[str, Any]] | None = None) -> dict[str, float | None]:
     from llmmon.store import profiles
+    from llmmon.store import quantiles as qsketch
 
     qs = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
-    return {f"p{int(q * 100):02d}": v for q, v in zip(qs, profiles.quantiles(view, column, qs), strict=True)}
+    # The deterministic sketch when the aggregates carry one (KLL differs on every rerun).
+    sk = qsketch.merge_all(qsketch.of(a, column) for a in (aggs or {}).values())
+    vals = qsketch.quantiles(sk, qs) if qsketch.count(sk) else profiles.quantiles(view, column, qs)
+    return {f"p{int(q * 100):02d}": v for q, v in zip(qs, vals, strict=True)}
 
 
 def _review(ctx: Context, ds: DayState, qc: QualityConfig, inputs: DayInputs) -> dict[str, Any]:
@@ -180,7 +185,7 @@ def quality_section(ctx: Context, ds: DayState, inputs: DayInputs) -> dict[str, 
                                      if k in ("refusal_rate", "jailbreak_attempts", "toxic_rate")}
                                 for mm, a in sorted(ds.aggs.items())}},
         "relevance": {"mean": m["relevance_mean"], "scored": int(tot.get("relevance_n", 0)),
-                      "quantiles": _quantiles(ds.overall_view, "relevance"),
+                      "quantiles": _quantiles(ds.overall_view, "relevance", ds.aggs),
                       "by_model": {mm: ratio(a.get("relevance_sum", 0.0), a.get("relevance_n", 0))
                                    for mm, a in sorted(ds.aggs.items())}},
         "consistency": {"repeated_records": int(cons_n),

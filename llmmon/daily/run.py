@@ -6,7 +6,7 @@ The stages, in flow order (each is also one task of the ``llmmon_daily`` DAG):
 2. ``quality``    :func:`stage_quality` -- sections ``cost``, ``quality``, ``experience``, ``business``
 3. ``drift``      :func:`stage_drift` -- section ``drift`` (``daily.drift``)
 4. ``anomalies``  :func:`stage_anomalies` -- section ``anomalies`` (``daily.anomalies``)
-5. ``alerts``     :func:`stage_alerts` -- sections ``alerts``, ``alerts_delivery`` (``daily.alerts``)
+5. ``alerts``     :func:`stage_alerts` -- sections ``alerts``, ``alerts_delivery``, ``incidents`` (``daily.alerts``)
 6. ``batch_jobs`` :func:`stage_batch_jobs` -- section ``batch_jobs`` (``batch.report``)
 7. ``report``     :func:`write_day_report` -- ``reports/daily/<date>/``
 
@@ -56,7 +56,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "quality": ("cost", "quality", "experience", "business"),
     "drift": ("drift",),
     "anomalies": ("anomalies",),
-    "alerts": ("alerts", "alerts_delivery"),
+    "alerts": ("alerts", "alerts_delivery", "incidents"),
     "batch_jobs": ("batch_jobs",),
 }
 
@@ -85,7 +85,8 @@ def stage_anomalies(ctx: Context, ds: DayState) -> Sections:
 def stage_alerts(ctx: Context, ds: DayState) -> Sections:
     """Evaluate and notify the day's alert rules, then summarise what was delivered."""
     raised = alerts.alerts_section(ctx, ds)
-    return {"alerts": raised, "alerts_delivery": alerts.delivery_section(ctx, ds)}
+    return {"alerts": raised, "alerts_delivery": alerts.delivery_section(ctx, ds),
+            "incidents": alerts.incidents_section(ctx, ds)}
 
 
 def stage_batch_jobs(ctx: Context, ds: DayState) -> Sections:

@@ -89,7 +89,10 @@ def _health(hourly: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, cfg: D
     if partitions is not None:
         hours = expected_hours if expected_hours is not None else pd.date_range(start, end, freq="h",
                                                                                  inclusive="left")
-        out += detect_freshness(hours, partitions, end.to_pydatetime(), h, cfg.severity)
+        # The job judges a closed window as of its last hour's deadline, so every hour is
+        # treated alike: hour 23 is as "due" as hour 00 (it used to be skipped as not yet due).
+        as_of = end + pd.Timedelta(minutes=h.due_after_minutes)
+        out += detect_freshness(hours, partitions, as_of.to_pydatetime(), h, cfg.severity)
     return out
 
 

@@ -325,9 +325,34 @@ def hourly_counts(requests_per_day: int, day_index: int, seed: int) -> list[int]
     return counts.tolist()
 
 
+# Marginal traffic (issue 10): a model named ``<base>-p95r<ratio>t<threshold>`` gets a lognormal
+# latency whose P95 is ``ratio * threshold`` ms (sigma MARGINAL_SIGMA), so tests can place the true
+# P95 just under, at or over an alert threshold. Breaches are ``latency_regression`` incidents.
+MARGINAL_SIGMA = 0.35
+
+
+def marginal_model(base: str, p95_ratio: float, threshold_ms: float = 2000.0) -> str:
+    """The model name that ``generate`` turns into traffic with true P95 = ratio x threshold."""
+    return f"{base}-p95r{p95_ratio:g}t{threshold_ms:g}"
+
+
+def _marginal_spec(name: str) -> ModelSpec | None:
+    import re
+
+    m = re.fullmatch(r".+-p95r([0-9.]+)t([0-9.]+)", name)
+    if m is None:
+        return None
+    p95 = float(m.group(1)) * float(m.group(2))
+    median = p95 / math.exp(1.645 * MARGINAL_SIGMA)
+    return ModelSpec(name, "self-hosted", median, MARGINAL_SIGMA, min(median * 0.2, 150.0), 0.22, 1.0,
+                     self_hosted=True)
+
+
 def _spec(name: str, i: int) -> ModelSpec:
     if name in KNOWN_MODELS:
         return KNOWN_MODELS[name]
+    if (marginal := _marginal_spec(name)) is not None:
+        return marginal
     # Unknown names get a plausible, deterministic profile.
     return ModelSpec(name, "self-hosted", 800 + 150 * (i % 4), 0.22, 200 + 30 * (i % 4), 0.22, 1.0,
                      self_hosted=True)
@@ -1194,3 +1219,20 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def hour_latencies(start: date, days: int, requests_per_day: int, seed: int, models: list[str],
+                   incidents: list[Incident] | None = None):
+    """Yield ``(hour, {model: total_time_ms array})``: the exact latencies ``generate`` would write
+    with the same arguments, without rendering or storing records (for fast decision-level
+    simulations of the alert rules)."""
+    incidents = list(incidents or [])
+    specs = [_spec(m, i) for i, m in enumerate(models)]
+    ctx = _Ctx(seed=seed, models=specs, incidents=incidents, n_users=max(50, requests_per_day // 20),
+               eff={id(inc): Counter() for inc in incidents})
+    t0 = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    counts = [c for d in range(days) for c in hourly_counts(requests_per_day, d, seed)]
+    for hi in range(days * 24):
+        hour = t0 + timedelta(hours=hi)
+        plan = _plan_hour(ctx, _ms(hour), counts[hi])
+        yield hour, {s.name: plan["total"][plan["model"] == i] for i, s in enumerate(specs)}

@@ -60,8 +60,11 @@ def evaluate_hour(ctx: Context, hour: datetime) -> dict[str, Any]:
     if not acfg.enabled:
         return {"hour": hour.isoformat(), "enabled": False}
     day = hour.replace(hour=0)
-    result = notify_hour(ctx, hour, hour_inputs(ctx.engine, hour, hour + HOUR), hour_cfg, now,
-                         delivery_run(ctx), {"report_url": report_url(ctx, day)})
+    inputs = hour_inputs(ctx, hour, hour + HOUR, load_alerts_config(hour_cfg))
+    state = AlertStore(ctx.engine)
+    touched = {e["fingerprint"] for e in state.events_between(hour, hour + HOUR)}
+    result = notify_hour(ctx, hour, inputs, hour_cfg, now, delivery_run(ctx), {"report_url": report_url(ctx, day)})
+    state.sync_incidents(touched | {e["fingerprint"] for e in state.events_between(hour, hour + HOUR)})
     assert result is not None  # never skipped: every run drains the outbox and refreshes Alertmanager
     log_result(result)
     sent = [d for d in result.deliveries if d.status in ("sent", "dry_run")]

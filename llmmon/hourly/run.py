@@ -26,7 +26,7 @@ import orjson
 from sqlalchemy import delete
 
 from llmmon import layout
-from llmmon.hourly import score, side_state
+from llmmon.hourly import examples, score, side_state
 from llmmon.hourly.finish import SUM_COLUMNS as FINISH_SUM_COLUMNS
 from llmmon.hourly.finish import finish_chunk
 from llmmon.hourly.ingest import (
@@ -68,6 +68,7 @@ class HourState:
     validation: ValidationTotals = field(default_factory=ValidationTotals)
     objects: list[ObjectInfo] = field(default_factory=list)
     side: side_state.SideState | None = None  # review candidates and user activity
+    examples: examples.State | None = None  # alert evidence: example request ids, per-app counts
 
     def merge(self, other: HourState, review_k: int) -> None:
         self.stats.merge(other.stats)
@@ -79,6 +80,7 @@ class HourState:
         self.validation.merge_rows(other.validation.rows())
         self.objects.extend(other.objects)
         self.side = merge_side(self.side, other.side, review_k)
+        self.examples = merge_examples(self.examples, other.examples)
 
 
 def merge_side(a: side_state.SideState | None, b: side_state.SideState | None,
@@ -86,6 +88,12 @@ def merge_side(a: side_state.SideState | None, b: side_state.SideState | None,
     if a is None or b is None:
         return a if b is None else b
     return side_state.merge_hour_state(a, b, review_k)
+
+
+def merge_examples(a: examples.State | None, b: examples.State | None) -> examples.State | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return examples.merge(a, b)
 
 
 def window_metrics(view: DatasetProfileView | None, agg: aggmod.Agg, seconds: float) -> dict[str, Any]:
@@ -112,7 +120,7 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
 
     Each chunk goes, in order: ingest (decode, quarantine) -> score (``scoring=False`` skips it:
     the stage tests run without the scorers) -> finish (price factor, model families,
-    ``hourly.finish``) -> validate -> profile -> aggregate -> side state.
+    ``hourly.finish``) -> validate -> profile -> aggregate -> side state and alert evidence (``hourly.examples``).
     """
     cfg = ctx.cfg
     if objects is None:
@@ -145,6 +153,8 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
         validator.add(chunk)
         hp.add(chunk)
         aggmod.merge_into(acc, aggmod.aggregate_chunk(chunk, sum_cols))
+        for h, ev in examples.collect(chunk).items():
+            hours[h].examples = merge_examples(hours[h].examples, ev)
         if scoring:
             for h, part in side_state.collect_hour_state(chunk, review_k).items():
                 hours[h].side = merge_side(hours[h].side, part, review_k)
@@ -207,6 +217,7 @@ def _write_hour_objects(ctx: Context, hour: datetime, st: HourState) -> None:
     store.put(layout.hourly_aggregate_key(hour), orjson.dumps(doc, option=orjson.OPT_SORT_KEYS),
               "application/json")
     side_state.write_hour_state(store, hour, st.side)
+    examples.write(store, hour, st.examples)
     qkey = layout.quarantine_key(hour)
     if st.quarantine:
         st.quarantine.sort(key=lambda q: (q.source_key, q.line))
@@ -290,6 +301,7 @@ def save_partial(ctx: Context, window: Window, index: int, hours: dict[datetime,
             "objects": [{"key": o.key, "size": o.size, "etag": o.etag,
                          "last_modified": o.last_modified.isoformat()} for o in st.objects],
             "side": None if st.side is None else side_state.dump_hour_state(st.side),
+            "examples": None if st.examples is None else examples.dump(st.examples),
         }
     buf.write(gzip.compress(orjson.dumps(doc), mtime=0))
     key = layout.partial_key(window.grain, window.start, index)
@@ -314,6 +326,7 @@ def load_partial(ctx: Context, key: str) -> dict[datetime, HourState]:
         st.objects = [ObjectInfo(o["key"], o["size"], datetime.fromisoformat(o["last_modified"]), o["etag"])
                       for o in d["objects"]]
         st.side = None if d.get("side") is None else side_state.load_hour_state(d["side"])
+        st.examples = None if d.get("examples") is None else examples.load(d["examples"])
         out[datetime.fromisoformat(h)] = st
     return out
 

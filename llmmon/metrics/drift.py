@@ -4,7 +4,8 @@ Raw logs expire; profiles are the durable summary, so drift must work on two
 ``DatasetProfileView``s: a *reference* (trailing N days, or a pinned period) and a *current*
 window.
 
-Numeric columns (KLL sketch in the ``distribution`` metric):
+Numeric columns (the deterministic ``llmmon.store.quantiles`` sketch when both sides have one, so
+reruns give identical statistics; else the KLL sketch in the ``distribution`` metric):
   * common bin edges are the reference's interior quantiles (``bins`` equal-mass bins), with
     open outer bins so current values outside the reference range still count;
   * each side's bin mass comes from its own KLL CDF at those edges;
@@ -45,6 +46,8 @@ from scipy.stats import chi2_contingency, wasserstein_distance
 from whylogs.core.view.column_profile_view import ColumnProfileView
 from whylogs.core.view.dataset_profile_view import DatasetProfileView
 
+from llmmon.store.quantiles import SketchDistribution
+from llmmon.store.quantiles import count as qcount
 from llmmon.strict import StrictModel
 
 Measure = Literal["js", "psi", "kl", "hellinger", "ks", "wasserstein_norm"]
@@ -270,15 +273,25 @@ def wasserstein_norm(ref_kll: Any, cur_kll: Any, ref_std: float, ref_mean: float
     return float(dist / scale)
 
 
-def numeric_measures(ref: ColumnProfileView, cur: ColumnProfileView, cfg: DriftConfig) -> dict[str, float]:
-    """All numeric drift measures for one column from its two KLL sketches."""
-    rk, ck = _kll(ref), _kll(cur)
+# A column's two deterministic sketches (reference, current), see ``llmmon.store.quantiles``.
+SketchPair = tuple[dict[str, int], dict[str, int]]
+
+
+def numeric_measures(ref: ColumnProfileView, cur: ColumnProfileView, cfg: DriftConfig,
+                     sketches: SketchPair | None = None) -> dict[str, float]:
+    """All numeric drift measures for one column, from its deterministic sketches when both
+    sides have them (identical on every rerun), else from the two KLL sketches."""
+    if sketches is not None:
+        rs, cs = SketchDistribution(sketches[0]), SketchDistribution(sketches[1])
+        rk, ck, ref_std, ref_mean = rs, cs, rs.stddev, rs.mean
+    else:
+        rk, ck = _kll(ref), _kll(cur)
+        dist = ref.get_metric("distribution")
+        ref_std, ref_mean = float(dist.stddev or 0.0), float(dist.mean.value)
     edges = bin_edges(rk, cfg.bins)
     out = mass_measures(bin_mass(ck, edges), bin_mass(rk, edges), cfg.epsilon)
-    dist = ref.get_metric("distribution")
     out["ks"] = ks_statistic(rk, ck, cfg.quantile_points)
-    out["wasserstein_norm"] = wasserstein_norm(rk, ck, float(dist.stddev or 0.0), float(dist.mean.value),
-                                               cfg.quantile_points)
+    out["wasserstein_norm"] = wasserstein_norm(rk, ck, ref_std, ref_mean, cfg.quantile_points)
     return out
 
 
@@ -343,7 +356,8 @@ def decide(kind: str, measures: dict[str, float], cfg: DriftConfig) -> tuple[boo
     return (True, "; ".join(hits)) if hits else (False, "")
 
 
-def feature_drift(name: str, ref: ColumnProfileView, cur: ColumnProfileView, cfg: DriftConfig) -> FeatureDrift:
+def feature_drift(name: str, ref: ColumnProfileView, cur: ColumnProfileView, cfg: DriftConfig,
+                  sketches: SketchPair | None = None) -> FeatureDrift:
     """Drift measures and verdict for one feature."""
     kind = column_kind(ref, name, cfg) or column_kind(cur, name, cfg)
     n_ref, n_cur = column_count(ref), column_count(cur)
@@ -354,20 +368,28 @@ def feature_drift(name: str, ref: ColumnProfileView, cur: ColumnProfileView, cfg
                             reason=f"insufficient samples (< {cfg.min_samples})")
     if kind == "numeric" and (_kll(ref) is None or _kll(cur) is None):
         return FeatureDrift(name, kind, n_ref=n_ref, n_cur=n_cur, reason="no numeric values on one side")
-    measures = numeric_measures(ref, cur, cfg) if kind == "numeric" else categorical_measures(ref, cur, cfg)
+    if kind == "numeric" and sketches is not None and min(map(qcount, sketches)) > 0:
+        measures = numeric_measures(ref, cur, cfg, sketches)
+    elif kind == "numeric":
+        measures = numeric_measures(ref, cur, cfg)
+    else:
+        measures = categorical_measures(ref, cur, cfg)
     drifted, reason = decide(kind, measures, cfg)
     return FeatureDrift(name=name, kind=kind, n_ref=n_ref, n_cur=n_cur,  # type: ignore[arg-type]
                         drifted=drifted, reason=reason, **measures)
 
 
 def compute_drift(reference: DatasetProfileView, current: DatasetProfileView, cfg: DriftConfig,
-                  features: list[str] | None = None) -> list[FeatureDrift]:
-    """Drift of every requested feature present in both profiles, sorted by name."""
+                  features: list[str] | None = None,
+                  sketches: dict[str, SketchPair] | None = None) -> list[FeatureDrift]:
+    """Drift of every requested feature present in both profiles, sorted by name.
+
+    ``sketches`` (column -> (reference, current)) makes numeric measures deterministic."""
     ref_cols, cur_cols = reference.get_columns(), current.get_columns()
     wanted = features if features is not None else cfg.features
     names = sorted(set(ref_cols) & set(cur_cols)) if wanted is None else sorted(wanted)
     return [
-        feature_drift(n, ref_cols[n], cur_cols[n], cfg)
+        feature_drift(n, ref_cols[n], cur_cols[n], cfg, (sketches or {}).get(n))
         for n in names
         if n not in cfg.exclude and n in ref_cols and n in cur_cols
     ]

@@ -1,7 +1,10 @@
 """Performance metrics (seed table 2.1) from a merged profile and an exact aggregate.
 
-Quantiles come from the whylogs KLL sketches, so the same function serves an hour, a day, or a
-day whose raw logs are long gone. Rates are fractions from 0 to 1.
+Quantiles and means come from the aggregate's deterministic sketches (``q:<column>``, see
+``llmmon.store.quantiles``: 1% relative error, identical on every rerun, batch split and object
+order), falling back to whylogs KLL only for aggregates written before the sketches existed. The
+same function serves an hour, a day, or a day whose raw logs are long gone. Rates are fractions
+from 0 to 1.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 from whylogs.core import DatasetProfileView
 
 from llmmon.config import Threshold
+from llmmon.store import quantiles as qsketch
 from llmmon.store.aggregates import Agg
 from llmmon.store.profiles import column_stats, quantiles
 
@@ -45,9 +49,11 @@ def performance_metrics(view: DatasetProfileView | None, agg: Agg, window_second
     """All table-2.1 figures for one window (and one model, or all models)."""
     out: dict[str, Any] = {}
     for name, (col, q) in QUANTILE_METRICS.items():
-        out[name] = quantiles(view, col, [q])[0]
+        sk = qsketch.of(agg, col)
+        out[name] = qsketch.quantile(sk, q) if sk else quantiles(view, col, [q])[0]
     for name, col in MEAN_METRICS.items():
-        out[name] = column_stats(view, col)["mean"]
+        sk = qsketch.of(agg, col)
+        out[name] = qsketch.mean(sk) if sk else column_stats(view, col)["mean"]
     n = agg.get("requests", 0)
     out["requests"] = n
     out["input_tokens"] = agg.get("input_tokens", 0.0)

@@ -119,6 +119,26 @@ def alerts_html(alerts: list[dict[str, Any]]) -> dict[str, str]:
     return {"title": f"Alerts ({len(alerts)} raised, {notified} notified)", "html": table}
 
 
+def incidents_html(section: dict[str, Any]) -> dict[str, str]:
+    """One row per incident (not per window): open first, with occurrences and peak."""
+    def cell(v: Any) -> str:
+        return html.escape("" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
+
+    rows = section.get("incidents", [])
+    body = "".join(
+        f"<tr{' class=fail' if r['status'] != 'resolved' else ''}><td>{cell(r['severity'])}</td>"
+        f"<td>{cell(r['rule'])}</td><td>{cell(r['scope'])}</td><td>{cell(r['status'])}</td>"
+        f"<td>{cell(r['opened_at'])}</td><td>{cell(r['resolved_at'])}</td><td>{cell(r['occurrences'])}</td>"
+        f"<td>{cell(r['peak_value'])}</td><td>{cell(r.get('baseline'))}</td>"
+        f"<td>{cell(', '.join(r.get('example_request_ids') or []))}</td><td>{cell(r.get('runbook'))}</td></tr>"
+        for r in rows)
+    table = ("<table><tr><th>sev</th><th>rule</th><th>scope</th><th>status</th><th>opened</th><th>resolved</th>"
+             "<th>occurrences</th><th>peak</th><th>baseline</th><th>example requests</th><th>runbook</th></tr>"
+             f"{body}</table>") if rows else "<p>No incidents.</p>"
+    return {"title": f"Incidents ({section.get('open', 0)} open, {section.get('resolved', 0)} resolved)",
+            "html": table}
+
+
 def delivery_html(section: dict[str, Any]) -> dict[str, str]:
     """Delivery outcome per channel, failures first."""
     failed = "".join(f"<li>{html.escape(f['channel'])} {html.escape(f['status'])} "
@@ -145,6 +165,7 @@ BLOCKS: tuple[tuple[str, Block], ...] = (
     ("drift", drift_html),
     ("anomalies", anomalies_html),
     ("alerts", alerts_html),
+    ("incidents", incidents_html),
     ("alerts_delivery", delivery_html),
     ("batch_jobs", batch_jobs_html),
 )

@@ -1,6 +1,7 @@
 """Exact per-(hour, model) counts and sums: the partial aggregates that merge by addition.
 
-Quantiles come from whylogs sketches (``profiles``); everything that must be exact (request
+Quantiles that decide something come from the deterministic sketches kept here under
+``q:<column>`` (``llmmon.store.quantiles``); everything that must be exact (request
 and error counts, token and cost totals) lives here, and survives as small JSON objects under
 ``aggregates/`` after the raw logs expire.
 """
@@ -14,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from llmmon.store import quantiles
 
 # Columns summed exactly per (hour, model). Scoring modules append theirs (cost, PII counts...).
 SUM_COLUMNS: list[str] = ["input_tokens", "output_tokens", "cache_read_tokens", "retries",
@@ -78,6 +81,10 @@ def aggregate_chunk(df: pd.DataFrame, sum_columns: Iterable[str] = ()) -> dict[t
         for (h, m, r), n in rel.value_counts().sort_index().items():
             key = (datetime.fromtimestamp(int(h), UTC), str(m))
             out[key].setdefault("model_releases", {})[str(r)] = int(n)
+    # Deterministic quantile sketches (``q:<column>``): integer bin counts merge by addition.
+    for key, sketches in quantiles.sketch_frame(df, hour).items():
+        for col, sk in sketches.items():
+            out[key][quantiles.PREFIX + col] = sk
     return out
 
 

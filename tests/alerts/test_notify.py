@@ -18,10 +18,18 @@ FINE = {"requests": 500, "latency_p95_ms": 900}
 FP = fingerprint("latency_p95_high", "overall")
 
 
+# Storm control is tested on a plain threshold on the window's latency_p95_ms (the default rule
+# is now an exceedance-proportion test with hysteresis, see tests/alerts/test_rules.py).
+PLAIN_LATENCY = {"kind": "threshold", "tiers": [], "min_events": 50, "for_windows": 1, "resolve_after": 1}
+
+
 def make_cfg(url: str, **extra: Any) -> dict[str, Any]:
+    overrides = dict(extra.pop("overrides", {}))
+    overrides["latency_p95_high"] = {**PLAIN_LATENCY, **overrides.get("latency_p95_high", {})}
     return {"channels": [{"type": "webhook", "url": url + "/hook"},
                          {"type": "alertmanager", "url": url, "min_severity": "P1"}],
-            "retry": {"attempts": 2, "base_delay_s": 0.001, "max_delay_s": 0.001}, **extra}
+            "retry": {"attempts": 2, "base_delay_s": 0.001, "max_delay_s": 0.001},
+            "overrides": overrides, **extra}
 
 
 def run(db: Any, store: Any, cfg: Any, metrics: dict[str, Any], hour: int = 0, now: datetime | None = None,
@@ -166,7 +174,7 @@ def test_secrets_never_reach_logs_or_tables(db, store, down_receiver, caplog) ->
     engine, tables = db
     secret_url = down_receiver.url + "/services/T0/B0/sup3rs3cret"
     cfg = {"channels": [{"type": "slack", "url_env": "SLACK_WEBHOOK"}],
-           "retry": {"attempts": 1, "base_delay_s": 0.001}}
+           "retry": {"attempts": 1, "base_delay_s": 0.001}, "overrides": {"latency_p95_high": PLAIN_LATENCY}}
     caplog.set_level("DEBUG")
     res = notify_window(SLOW, [], W0, W0 + H, cfg=cfg, now=W0 + H, engine=engine, store=store,
                         tables=tables, environ={"SLACK_WEBHOOK": secret_url}, sleep=lambda s: None)

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from llmmon.alerts import evaluate, evaluate_detailed, fingerprint, load_alerts_config, wilson_bounds
+from llmmon.store import quantiles as qsketch
 
 W0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 W1 = W0 + timedelta(hours=1)
@@ -72,14 +73,35 @@ def test_slow_burn_uses_the_6h_and_24h_tiers() -> None:
     assert [a.severity for a in burn_alerts(day)] == ["P2"]
 
 
-def test_threshold_rule_needs_enough_events_and_is_held_otherwise() -> None:
-    ev = evaluate_detailed({"requests": 10, "latency_p95_ms": 9000}, [], W0, W1)
+def latency_window(n: int, share_over: float, slow_ms: float = 2600.0, fast_ms: float = 900.0) -> dict[str, Any]:
+    """A window's metrics with the latency sketch of ``n`` requests, ``share_over`` above 2 s."""
+    k = round(n * share_over)
+    return {"requests": n, "sketch:total_time_ms": qsketch.from_values([slow_ms] * k + [fast_ms] * (n - k))}
+
+
+def test_exceedance_rule_needs_enough_events_and_is_held_otherwise() -> None:
+    ev = evaluate_detailed(latency_window(10, 1.0, 9000), [], W0, W1)
     assert not [a for a in ev.alerts if a.rule == "latency_p95_high"]
     assert fingerprint("latency_p95_high", "overall") in ev.held
-    alerts = evaluate({"requests": 500, "latency_p95_ms": 2600, "ttft_p95_ms": 300}, [], W0, W1)
+    alerts = evaluate(latency_window(500, 0.2), [], W0, W1)
     lat = [a for a in alerts if a.rule == "latency_p95_high"]
-    assert len(lat) == 1 and lat[0].severity == "P1" and lat[0].observed == 2600
+    assert len(lat) == 1 and lat[0].severity == "P1"
+    assert abs(lat[0].observed - 2600) <= 0.01 * 2600  # the sketch's P95
+    assert lat[0].detail["share"] == pytest.approx(0.2) and lat[0].detail["wilson_lower"] > 0.05
     assert not [a for a in alerts if a.rule == "ttft_p95_high"]
+
+
+def test_exceedance_is_a_proportion_test_not_a_noisy_percentile() -> None:
+    # 90 requests, 8 over 2 s: the sample P95 is over the threshold, but 8.9% of 90 is not
+    # convincing evidence that more than 5% of all requests are slow.
+    w = latency_window(90, 8 / 90)
+    assert qsketch.quantile(w["sketch:total_time_ms"], 0.95) > 2000
+    ev = evaluate_detailed(w, [], W0, W1)
+    assert not [a for a in ev.alerts if a.rule == "latency_p95_high"]
+    # The 3 h tier pools samples: 3 x 90 requests with 12% slow is.
+    pooled = {**w, "sketch:total_time_ms_3h": latency_window(270, 0.12)["sketch:total_time_ms"]}
+    [a] = [a for a in evaluate(pooled, [], W0, W1) if a.rule == "latency_p95_high"]
+    assert a.detail["tier_hours"] == 3
 
 
 def test_lower_is_bad_and_binomial_retry_rule() -> None:
@@ -91,7 +113,8 @@ def test_lower_is_bad_and_binomial_retry_rule() -> None:
 
 
 def test_history_aware_baseline_guard() -> None:
-    cfg = {"overrides": {"latency_p95_high": {"min_baseline_ratio": 1.2}}}
+    cfg = {"overrides": {"latency_p95_high": {"kind": "threshold", "tiers": [], "min_events": 50,
+                                              "min_baseline_ratio": 1.2}}}
     metrics = {"requests": 500, "latency_p95_ms": 2100}
     usual = {"baselines": {"overall": {"latency_p95_ms": 2050}}}
     assert not evaluate(metrics, [], W0, W1, cfg, usual)
@@ -123,7 +146,7 @@ def test_anomalies_group_per_rule_and_scope() -> None:
 
 
 def test_fingerprint_is_stable_across_windows() -> None:
-    m = {"requests": 500, "latency_p95_ms": 3000}
+    m = latency_window(500, 0.3, 3000)
     a = evaluate(m, [], W0, W1)[0]
     b = evaluate(m, [], W1, W1 + timedelta(hours=1))[0]
     assert a.fingerprint == b.fingerprint == fingerprint("latency_p95_high", "overall")
