@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine
 
@@ -58,6 +58,10 @@ from llmmon.alerts.rules import Evaluation, evaluate_detailed
 from llmmon.alerts.state import DELIVERED, TABLES, AlertStore, Tables
 
 __all__ = ["DeliveryOutcome", "DeliveryRun", "NotifyResult", "notify", "notify_window"]
+
+if TYPE_CHECKING:
+    from llmmon.config import Config
+    from llmmon.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +300,7 @@ def alert_log_lines(events: list[dict[str, Any]], deliveries: list[dict[str, Any
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def write_alert_log(store: Any, state: AlertStore, prefix: str, day: str) -> str:
+def write_alert_log(store: ObjectStore, state: AlertStore, prefix: str, day: str) -> str:
     """Rewrite ``<prefix>/dt=<day>/alerts.jsonl`` from the warehouse (idempotent)."""
     start = utc(datetime.fromisoformat(day))
     end = start + timedelta(days=1)
@@ -308,7 +312,7 @@ def write_alert_log(store: Any, state: AlertStore, prefix: str, day: str) -> str
 
 # ---- entry points --------------------------------------------------------------------------
 
-def _engine(engine: Engine | str | None, cfg: Any) -> Engine:
+def _engine(engine: Engine | str | None, cfg: Config | AlertsConfig | Mapping[str, Any] | None) -> Engine:
     if isinstance(engine, Engine):
         return engine
     url = engine or getattr(getattr(cfg, "warehouse", None), "url", None)
@@ -317,7 +321,7 @@ def _engine(engine: Engine | str | None, cfg: Any) -> Engine:
     return create_engine(url)
 
 
-def _store(store: Any, cfg: Any) -> Any:
+def _store(store: ObjectStore | None, cfg: Config | AlertsConfig | Mapping[str, Any] | None) -> ObjectStore | None:
     if store is not None or not hasattr(cfg, "storage"):
         return store
     from llmmon.store.objects import open_store
@@ -326,7 +330,8 @@ def _store(store: Any, cfg: Any) -> Any:
 
 
 def notify(evaluation: Evaluation | list[Alert], window_start: datetime, window_end: datetime, *,
-           cfg: Any, now: datetime, engine: Engine | str | None = None, store: Any = None,
+           cfg: Config | AlertsConfig | Mapping[str, Any] | None, now: datetime, engine: Engine | str | None = None,
+           store: ObjectStore | None = None,
            environ: Mapping[str, str] | None = None, sleep: Callable[[float], None] = time.sleep,
            tables: Tables = TABLES, run: DeliveryRun | None = None,
            horizon: datetime | None = None) -> NotifyResult:
@@ -444,8 +449,8 @@ def _record(alert: Alert, reason: str | None, ctx: _Ctx) -> None:
 
 
 def notify_window(metrics: dict[str, Any] | None, anomalies: Iterable[Any] | None,
-                  window_start: datetime, window_end: datetime, *, cfg: Any, now: datetime,
-                  engine: Engine | str | None = None, store: Any = None,
+                  window_start: datetime, window_end: datetime, *, cfg: Config | AlertsConfig | Mapping[str, Any] | None,
+                  now: datetime, engine: Engine | str | None = None, store: ObjectStore | None = None,
                   context: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None,
                   sleep: Callable[[float], None] = time.sleep, tables: Tables = TABLES,
                   run: DeliveryRun | None = None, horizon: datetime | None = None) -> NotifyResult:

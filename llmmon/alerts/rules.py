@@ -20,15 +20,18 @@ are ``overall``, ``model:<name>`` and ``app:<name>``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmmon.alerts.config import AlertsConfig, RuleConfig, load_alerts_config
 from llmmon.alerts.model import SEVERITIES, Alert, fingerprint, utc
 from llmmon.store import quantiles as qsketch
+
+if TYPE_CHECKING:
+    from llmmon.config import Config
 
 _COUNT_FALLBACKS = ("requests", "request_count", "n_requests", "count")
 
@@ -340,7 +343,8 @@ def _eval_anomaly(rule: RuleConfig, anomalies: list[Any], ws: datetime, we: date
 
 
 def evaluate_detailed(metrics: dict[str, Any] | None, anomalies: Iterable[Any] | None,
-                      window_start: datetime, window_end: datetime, cfg: Any = None,
+                      window_start: datetime, window_end: datetime,
+                      cfg: Config | AlertsConfig | Mapping[str, Any] | None = None,
                       context: dict[str, Any] | None = None) -> Evaluation:
     """Evaluate every active rule for one window; see :class:`Evaluation`.
 
@@ -373,6 +377,7 @@ def evaluate_detailed(metrics: dict[str, Any] | None, anomalies: Iterable[Any] |
 
 
 def evaluate(metrics: dict[str, Any] | None, anomalies: Iterable[Any] | None, window_start: datetime,
-             window_end: datetime, cfg: Any = None, context: dict[str, Any] | None = None) -> list[Alert]:
+             window_end: datetime, cfg: Config | AlertsConfig | Mapping[str, Any] | None = None,
+             context: dict[str, Any] | None = None) -> list[Alert]:
     """The alerts firing in one window (pure)."""
     return evaluate_detailed(metrics, anomalies, window_start, window_end, cfg, context).alerts

@@ -33,8 +33,11 @@ from llmmon.daily.anomalies import read_anomalies
 from llmmon.store import warehouse
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
     from llmmon.context import Context
+    from llmmon.daily.merge import DayState
+    from llmmon.store.objects import ObjectStore
 from llmmon.alerts.config import AlertsConfig
 from llmmon.alerts.rules import sketch_key
 from llmmon.hourly import examples as evidence
@@ -88,7 +91,7 @@ def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def load_metrics(engine: Any, grain: str, start: datetime, end: datetime) -> dict[datetime, Metrics]:
+def load_metrics(engine: Engine, grain: str, start: datetime, end: datetime) -> dict[datetime, Metrics]:
     """window_start -> model -> metric -> value for every warehouse row of ``grain`` in [start, end)."""
     t = warehouse.metrics
     with engine.connect() as conn:
@@ -142,7 +145,7 @@ def hour_window_metrics(hours: dict[datetime, Metrics], docs: Hours, hour: datet
     return out
 
 
-def task_log_url(ctx: Any, day: datetime) -> str | None:
+def task_log_url(ctx: Context, day: datetime) -> str | None:
     """Link to the task log: ``alerts.task_log_url_template`` ({date}), else the day's alert log."""
     tpl = (ctx.cfg.alerts or {}).get("task_log_url_template")
     if tpl:
@@ -164,7 +167,7 @@ def day_metrics(days: dict[datetime, Metrics], day: datetime) -> dict[str, Any]:
 Hours = dict[datetime, dict[str, Any]]  # hour -> hourly aggregate document (records, models)
 
 
-def load_hour_docs(store: Any, start: datetime, end: datetime) -> Hours:
+def load_hour_docs(store: ObjectStore, start: datetime, end: datetime) -> Hours:
     """Hourly aggregate documents (ingest records + per-model aggregates with sketches)."""
     import orjson
 
@@ -217,7 +220,7 @@ def input_health(doc: dict[str, Any] | None, expected: bool) -> dict[str, float]
             "no_data": float(accepted == 0 and expected)}
 
 
-def expected_hours(engine: Any, day: datetime, history_days: int = 7, min_requests: float = 10.0) -> set[int]:
+def expected_hours(engine: Engine, day: datetime, history_days: int = 7, min_requests: float = 10.0) -> set[int]:
     """Hours of day (0-23) in which at least one of the previous days had traffic."""
     t = warehouse.metrics
     with engine.connect() as conn:
@@ -233,7 +236,7 @@ def day_health(docs: Hours, start: datetime) -> dict[str, float | None]:
     return {"lines_read_day": float(read), "quarantined_share_day": quarantined / read if read else None}
 
 
-def baselines(engine: Any, day: datetime, metrics: list[str], days: int = 7) -> dict[str, dict[str, float]]:
+def baselines(engine: Engine, day: datetime, metrics: list[str], days: int = 7) -> dict[str, dict[str, float]]:
     """scope -> metric -> median day value over the previous ``days`` days (alert context)."""
     import statistics
 
@@ -406,7 +409,7 @@ def alert_rows(result: NotifyResult, deliveries: dict[tuple[str, str, str], list
     return rows
 
 
-def delivery_index(engine: Any, start: datetime, end: datetime) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+def delivery_index(engine: Engine, start: datetime, end: datetime) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
     out: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for d in AlertStore(engine).deliveries_between(start, end):
         ws = _utc(d["window_start"]).isoformat().replace("+00:00", "Z")
@@ -504,7 +507,7 @@ def delivery_outcome(ctx: Context, what: str) -> dict[str, dict[str, Any]]:
 _RUN_NOTES: dict[datetime, dict[str, Any]] = {}
 
 
-def alerts_section(ctx: Any, ds: Any) -> list[dict[str, Any]]:
+def alerts_section(ctx: Context, ds: DayState) -> list[dict[str, Any]]:
     """Day section ``alerts``: notify every hour window and the day window; returns alerts[]."""
     section, knobs = split_config(ctx.cfg.alerts)
     start, end = ds.start, ds.start + timedelta(days=1)
@@ -577,7 +580,7 @@ def incident_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def incidents_section(ctx: Any, ds: Any) -> dict[str, Any]:
+def incidents_section(ctx: Context, ds: DayState) -> dict[str, Any]:
     """Day section ``incidents``: incidents active during the day (open first), with counts."""
     start, end = ds.start, ds.start + timedelta(days=1)
     rows = incident_rows(AlertStore(ctx.engine).incidents_between(start, end))
@@ -589,7 +592,7 @@ def incidents_section(ctx: Any, ds: Any) -> dict[str, Any]:
             "occurrences": sum(r["occurrences"] for r in rows), "by_severity_status": dict(sorted(by.items()))}
 
 
-def delivery_section(ctx: Any, ds: Any) -> dict[str, Any]:
+def delivery_section(ctx: Context, ds: DayState) -> dict[str, Any]:
     """Day section ``alerts_delivery``: the day's delivery state from the warehouse, failures first."""
     start, end = ds.start, ds.start + timedelta(days=1)
     state = AlertStore(ctx.engine)

@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import and_, delete, select
@@ -27,6 +27,13 @@ from llmmon.detect import Anomaly, DetectConfig, run_detectors
 from llmmon.store import warehouse
 from llmmon.store.objects import ObjectStore, parse_partition
 from llmmon.store.warehouse import anomalies
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from llmmon.context import Context
+    from llmmon.daily.merge import DayState
+    from llmmon.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,7 @@ def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def metric_frame(engine: Any, grain: str, start: datetime, end: datetime, model: str = "*") -> pd.DataFrame:
+def metric_frame(engine: Engine, grain: str, start: datetime, end: datetime, model: str = "*") -> pd.DataFrame:
     """Wide frame (index window_start UTC, one column per metric) of warehouse metrics."""
     t = warehouse.metrics
     with engine.connect() as conn:
@@ -80,7 +87,7 @@ def partition_arrivals(store: ObjectStore, requests_prefix: str, start: datetime
     return out
 
 
-def user_counts(ctx: Any, start: datetime, end: datetime) -> pd.DataFrame | None:
+def user_counts(ctx: Context, start: datetime, end: datetime) -> pd.DataFrame | None:
     """Per-user hourly counts from the first provider that has them, else None."""
     for provider in USER_COUNT_PROVIDERS:
         frame = provider(ctx, start, end)
@@ -89,7 +96,7 @@ def user_counts(ctx: Any, start: datetime, end: datetime) -> pd.DataFrame | None
     return None
 
 
-def detect_day(ctx: Any, start: datetime, end: datetime) -> tuple[list[Anomaly], list[dict[str, str]]]:
+def detect_day(ctx: Context, start: datetime, end: datetime) -> tuple[list[Anomaly], list[dict[str, str]]]:
     """All detectors over the day; also the detectors skipped for lack of input."""
     cfg, knobs = split_config(ctx.cfg.detect)
     history = timedelta(days=int(knobs.get("history_days", DEFAULT_HISTORY_DAYS)))
@@ -116,7 +123,7 @@ def anomaly_rows(day: datetime, found: list[Anomaly]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def write_anomalies(engine: Any, day: datetime, found: list[Anomaly]) -> None:
+def write_anomalies(engine: Engine, day: datetime, found: list[Anomaly]) -> None:
     """Replace the day's anomaly rows."""
     with engine.begin() as conn:
         conn.execute(delete(anomalies).where(anomalies.c.day == day))
@@ -125,7 +132,7 @@ def write_anomalies(engine: Any, day: datetime, found: list[Anomaly]) -> None:
             conn.execute(anomalies.insert(), rows)
 
 
-def read_anomalies(engine: Any, day: datetime) -> list[dict[str, Any]]:
+def read_anomalies(engine: Engine, day: datetime) -> list[dict[str, Any]]:
     """The day's stored anomalies (status 'anomaly' only) as dicts the alert rules accept."""
     t = anomalies
     with engine.connect() as conn:
@@ -142,7 +149,7 @@ def read_anomalies(engine: Any, day: datetime) -> list[dict[str, Any]]:
     return out
 
 
-def anomalies_section(ctx: Any, ds: Any) -> dict[str, Any]:
+def anomalies_section(ctx: Context, ds: DayState) -> dict[str, Any]:
     """Day section ``anomalies``: anomalies[], insufficient-baseline checks, skipped detectors."""
     cfg, knobs = split_config(ctx.cfg.detect)
     if not knobs.get("enabled", True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -29,6 +29,13 @@ from llmmon.metrics.drift import (
 from llmmon.store import profiles, warehouse
 from llmmon.store import quantiles as qsketch
 from llmmon.store.warehouse import drift_features
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from llmmon.context import Context
+    from llmmon.daily.merge import DayState
+    from llmmon.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +85,7 @@ def column_sketches(aggs: list[dict[str, Any]], columns: list[str]) -> dict[str,
     return {c: qsketch.merge_all(qsketch.of(a, c) for a in aggs) for c in columns}
 
 
-def reference_sketches(store: Any, days: list[str], columns: list[str]) -> dict[str, dict[str, int]] | None:
+def reference_sketches(store: ObjectStore, days: list[str], columns: list[str]) -> dict[str, dict[str, int]] | None:
     """Sketches of the reference days from their daily aggregates; None if any day lacks one."""
     from datetime import date as _date
 
@@ -115,7 +122,7 @@ def feature_rows(results: list[FeatureDrift], groups: dict[str, str]) -> list[di
     return [{**f.to_dict(), "group": groups.get(f.name, "other")} for f in results]
 
 
-def write_rows(engine: Any, start: datetime, features: list[dict[str, Any]], reference: dict[str, Any],
+def write_rows(engine: Engine, start: datetime, features: list[dict[str, Any]], reference: dict[str, Any],
                drifted: int | None) -> None:
     """Replace the day's drift rows and its ``drifted_features`` metric."""
     import orjson
@@ -137,7 +144,7 @@ def write_rows(engine: Any, start: datetime, features: list[dict[str, Any]], ref
         warehouse.replace_metrics(conn, start, "day", metric, metric_names=["drifted_features"])
 
 
-def drift_section(ctx: Any, ds: Any) -> dict[str, Any]:
+def drift_section(ctx: Context, ds: DayState) -> dict[str, Any]:
     """Day section ``drift``: features[], drifted_features, reference, dataset verdict."""
     cfg, knobs = split_config(ctx.cfg.drift)
     if not knobs.get("enabled", True):

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 # report.json keys that describe the run, not the data (wall-clock time, duration).
 RUN_METADATA = ("run",)
 
+if TYPE_CHECKING:
+    from llmmon.store.objects import ObjectStore
+
 
 def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -96,7 +99,7 @@ def firing(report: dict[str, Any], severities: tuple[str, ...] = ("P0", "P1")) -
             and a["notified"]]
 
 
-def unparseable_day(store: Any, day: date, lines_per_hour: int = 50, prefix: str = "raw/requests") -> int:
+def unparseable_day(store: ObjectStore, day: date, lines_per_hour: int = 50, prefix: str = "raw/requests") -> int:
     """Write a day on which every line is garbage; returns the number of lines written."""
     n = 0
     for h in range(24):
