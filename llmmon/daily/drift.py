@@ -89,7 +89,7 @@ def reference_sketches(store: ObjectStore, days: list[str], columns: list[str]) 
     """Sketches of the reference days from their daily aggregates; None if any day lacks one."""
     from datetime import date as _date
 
-    from llmmon.hourly.run import daily_aggregate_key
+    from llmmon.layout import daily_aggregate_key
 
     aggs = []
     for d in days:

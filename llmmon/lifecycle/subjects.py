@@ -314,7 +314,7 @@ def _rewrite_without(store: ObjectStore, key: str, user_id: str, kind: str = "re
 
 def _forget_warehouse(engine: sa.Engine, user_id: str) -> dict[str, int]:
     """Rows of the warehouse user tables (hashed user key) removed: table -> rows."""
-    from llmmon.hourly.side_state import user_activity, user_first_seen
+    from llmmon.store.warehouse import user_activity, user_first_seen
 
     ukey, out = _user_key(user_id), {}
     names = set(sa.inspect(engine).get_table_names())

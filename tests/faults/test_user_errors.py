@@ -97,10 +97,10 @@ def test_config_and_date_errors(env, capsys, monkeypatch, tmp_path):
 
 def test_airflow_helper_fails_without_retry():
     from airflow.sdk.exceptions import AirflowFailException
-    from llmmon.lifecycle.jobs import resolve_as_of
 
     from llmmon.airflow_support import day_window, hour_window
     from llmmon.config import load_config
+    from llmmon.lifecycle.periods import resolve_as_of
     from tests.integrations.test_lifecycle_cli import collect_logs
 
     cases = [lambda: day_window({"date": "2026-13-01"}, {}), lambda: hour_window({"hour": "yesterday"}, {}),
