@@ -135,12 +135,12 @@ def _quantiles(view: DatasetProfileView | None, column: str,
 
 def _review(ctx: Context, ds: DayState, qc: QualityConfig, inputs: DayInputs) -> dict[str, Any]:
     """Write ``review/<date>/sample.csv``; agreement with ``labels.csv`` when one was dropped back."""
-    from llmmon.hourly import side_state as quality_io
+    from llmmon.hourly import side_state
     from llmmon.scoring.review import agreement, stratified_sample
 
     cand = inputs.review
     r = qc.review
-    key = quality_io.review_prefix(ds.day) + "sample.csv"
+    key = side_state.review_prefix(ds.day) + "sample.csv"
     out: dict[str, Any] = {"sample_key": key, "sample_rows": 0, "labels": None, "agreement": None}
     if len(cand):
         # Candidates are already redacted; stratified_sample redacts again (idempotent).
@@ -151,7 +151,7 @@ def _review(ctx: Context, ds: DayState, qc: QualityConfig, inputs: DayInputs) ->
             sample[col] = ""
         ctx.store.put(key, safe_frame(sample).to_csv(index=False).encode(), "text/csv")  # no formulas
         out["sample_rows"] = int(len(sample))
-    labels = quality_io.read_labels(ctx.store, ds.day)
+    labels = side_state.read_labels(ctx.store, ds.day)
     if labels is not None:
         out["labels"] = int(len(labels))
         out["agreement"] = agreement(labels, relevance_threshold=r.relevance_threshold,

@@ -3,7 +3,7 @@
 The hourly job calls :func:`evaluate_hour` after it has written the hour's metrics to the
 warehouse, so a P0/P1 condition in hour H is notified by the run that closes H (scheduled at
 H+1:05) instead of by the next day's daily job. It reads what the daily job's hour replay reads
-(``alerts_day.hour_inputs``: the hour's metrics, trailing 6 h/24 h, stored anomalies) and uses
+(``daily.alerts.hour_inputs``: the hour's metrics, trailing 6 h/24 h, stored anomalies) and uses
 the same grain split, so the daily job, replaying the same hours, decides the same and sends
 nothing twice. The daily job keeps the day-grain rules and the report.
 

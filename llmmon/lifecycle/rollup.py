@@ -122,7 +122,7 @@ def _agg_equal(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def _safe(model: str) -> str:
-    # Same mapping as llmmon.profiles uses for the model=<...>.bin part of profile keys.
+    # Same mapping as llmmon.layout.safe_model uses for the model=<...>.bin part of profile keys.
     return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in model) or "unknown"
 
 

@@ -7,7 +7,7 @@ each output line, in input order, is ``{"pii": {TYPE: count}, "jailbreak": bool,
 silently.
 
 The scores come from ``score_chunk`` (what the hourly scorer in
-``integrations/quality.py:score`` calls), on a frame where a prompt line fills
+``hourly/score.py:score`` calls), on a frame where a prompt line fills
 ``prompt_text`` and a response line fills ``response_text``. Per-type PII counts come from
 ``pii.find_pii``, the function ``score_chunk`` counts with; the totals are checked against
 the chunk's ``pii_*_count`` columns. Lines are scored in chunks, so memory stays bounded.
