@@ -130,6 +130,8 @@ def test_error_burst_opens_a_routed_incident_that_can_be_acked_resolved_and_revi
 def test_unknown_incident_id_is_one_line_and_exit_2(
         burst_day: tuple[Context, str], capsys: pytest.CaptureFixture[str]) -> None:
     _, config = burst_day
+    rc, out, _ = cli(capsys, config, "list", "--status", "open")
+    assert rc == 0 and "error_budget_burn" in out and "pager-p" in out
     for argv in (["ack", "nope-1", "--by", "alice"], ["resolve", "nope-1", "--note", "x"], ["postmortem", "nope-1"]):
         rc, out, err = cli(capsys, config, *argv)
         assert rc == 2 and out == "" and err == "llmmon: error: no such incident: nope-1\n"
