@@ -323,6 +323,38 @@ def cmd_batch_poll(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- incidents (seed 6.3) ------------------------------------------------------------------
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    from llmmon.alerts import incidents as I
+    from llmmon.alerts.state import AlertStore
+
+    store = AlertStore(_ctx(args).engine)
+    now = datetime.now(UTC).replace(microsecond=0)
+    if args.action == "list":
+        rows = I.list_incidents(store, args.status)
+        if args.json:
+            _print(rows)
+        else:
+            for r in rows:
+                print(f"{r['id']}  {r['severity']}  {r['status']:<12} {r['owner'] or '-':<16} "
+                      f"{r['rule']} {r['scope']}  opened {r['opened_at']}  x{r['occurrences']}")
+            if not rows:
+                print("no incidents")
+    elif args.action == "ack":
+        _print(I.acknowledge(store, args.id, args.by, now))
+    elif args.action == "resolve":
+        _print(I.resolve(store, args.id, args.note, now))
+    else:
+        text = I.postmortem(store, args.id)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+            print(args.out)
+        else:
+            print(text)
+    return 0
+
+
 # ---- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -422,6 +454,21 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--batch-id", action="append",
                     help="poll only this batch (repeatable); default: the recent list")
     bp.set_defaults(fn=cmd_batch_poll)
+    inc = sub.add_parser("incidents", help="list, acknowledge and resolve incidents; draft a postmortem")
+    isub = inc.add_subparsers(dest="action", required=True)
+    il = isub.add_parser("list", help="incidents, open first")
+    il.add_argument("--json", action="store_true", help="one JSON array")
+    il.add_argument("--status", default="all", choices=["open", "acknowledged", "resolved", "all"])
+    ia = isub.add_parser("ack", help="acknowledge an open incident; NAME becomes its owner")
+    ia.add_argument("id")
+    ia.add_argument("--by", required=True, metavar="NAME")
+    ir = isub.add_parser("resolve", help="resolve an incident by hand, with a note")
+    ir.add_argument("id")
+    ir.add_argument("--note", required=True, metavar="TEXT")
+    ip = isub.add_parser("postmortem", help="a markdown postmortem draft with the incident's timeline")
+    ip.add_argument("id")
+    ip.add_argument("--out", metavar="FILE", help="write the draft here (default: stdout)")
+    inc.set_defaults(fn=cmd_incidents)
     return p
 
 

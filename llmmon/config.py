@@ -264,6 +264,43 @@ class BatchJobsConfig(_Model):
 # ---- end batch_jobs -------------------------------------------------------------------------
 
 
+# ---- incidents (seed 6.3) -------------------------------------------------------------------
+
+class IncidentMatch(_Model):
+    """What an incident must have for a route to apply; every given key must match exactly.
+
+    ``model``/``app`` match the incident's scope (``model:<name>`` / ``app:<name>``)."""
+
+    rule: str | None = None
+    severity: Literal["P0", "P1", "P2", "P3"] | None = None
+    model: str | None = None
+    app: str | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> IncidentMatch:
+        if not any((self.rule, self.severity, self.model, self.app)):
+            raise ValueError("an incidents.routes match needs at least one of rule, severity, model, app")
+        return self
+
+
+class IncidentRoute(_Model):
+    match: IncidentMatch
+    owner: str = Field(min_length=1)
+
+
+class IncidentsConfig(_Model):
+    """Who owns a new incident: the first route whose match fits, else ``default_owner``.
+
+    Re-routed from the current severity on each run until acknowledged; an owner set by a person
+    (``llmmon incidents ack ID --by NAME``) is never overwritten."""
+
+    routes: list[IncidentRoute] = Field(default_factory=list)
+    default_owner: str | None = None
+
+
+# ---- end incidents --------------------------------------------------------------------------
+
+
 class Config(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
@@ -272,6 +309,7 @@ class Config(_Model):
     profiles: ProfileConfig = Field(default_factory=ProfileConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     batch_jobs: BatchJobsConfig = Field(default_factory=BatchJobsConfig)
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     # Sections owned by the capability modules; each is validated by its own pydantic model at
     # load time (``llmmon.sections.validate_sections``), so a typo fails before any work starts.
     quality: dict[str, Any] = Field(default_factory=dict)

@@ -22,6 +22,7 @@ SECTIONS = [
     ("retention", "llmmon.lifecycle.retention", "RetentionConfig", "llmmon/lifecycle/retention.py"),
     ("compliance", "llmmon.reports.compliance", "ComplianceConfig", "llmmon/reports/compliance.py"),
     ("batch_jobs", "llmmon.config", "BatchJobsConfig", "docs/batch-jobs.md, llmmon/batch/"),
+    ("incidents", "llmmon.config", "IncidentsConfig", "docs/alerts.md, llmmon/alerts/incidents.py"),
 ]
 
 EXTRA_KNOBS = {

@@ -189,6 +189,26 @@ CREATE TABLE IF NOT EXISTS llmmon_alert_events (
 
 CREATE INDEX ix_llmmon_alert_events_rule ON llmmon_alert_events (rule);
 
+CREATE TABLE IF NOT EXISTS llmmon_alert_incidents (
+    id VARCHAR(64) NOT NULL,
+    fingerprint VARCHAR(32) NOT NULL,
+    rule VARCHAR(200) NOT NULL,
+    scope VARCHAR(300) NOT NULL,
+    severity VARCHAR(4) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    owner VARCHAR(200),
+    opened_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    acknowledged_at TIMESTAMP WITHOUT TIME ZONE,
+    resolved_at TIMESTAMP WITHOUT TIME ZONE,
+    last_seen_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    occurrences INTEGER NOT NULL,
+    peak_value FLOAT,
+    context TEXT NOT NULL,
+    PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_llmmon_alert_incidents_fingerprint ON llmmon_alert_incidents (fingerprint);
+
 CREATE TABLE IF NOT EXISTS llmmon_alert_replays (
     window_start TIMESTAMP WITHOUT TIME ZONE NOT NULL,
     window_end TIMESTAMP WITHOUT TIME ZONE NOT NULL,

@@ -14,13 +14,13 @@ Works on SQLite and PostgreSQL (SQLAlchemy 2). The tables live on this module's 
   the first to its resolve. Exactly one is open per fingerprint; later firing windows count as
   occurrences and a severity change updates the row in place. Rows are rebuilt from the events
   (``incidents_from_events``, pure), with deterministic ids, so reruns give identical rows;
-  only ``owner``/``acknowledged_at`` (set by people) are carried over.
+  only ``owner``/``acknowledged_at`` and a manual resolve (set by people) are carried over.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -206,6 +206,23 @@ def _worse(a: float | None, b: float | None, op: str) -> float | None:
     return min(a, b) if op in ("<", "<=") else max(a, b)
 
 
+def _carry_people_fields(prev: dict[str, Any], row: dict[str, Any]) -> None:
+    """Copy what people (and the owner routes) set on an incident onto its rebuilt row."""
+    if prev.get("owner") is not None:
+        row["owner"] = prev["owner"]
+    if prev.get("acknowledged_at") is not None:
+        row["acknowledged_at"] = prev["acknowledged_at"]
+        if row["status"] == "open":
+            row["status"] = "acknowledged"
+    resolution = json.loads(prev.get("context") or "{}").get("resolution")
+    if resolution is not None:
+        ctx = json.loads(row["context"])
+        ctx["resolution"] = resolution
+        row["context"] = json.dumps(ctx, sort_keys=True, default=str)
+        if row["status"] != "resolved":
+            row["status"], row["resolved_at"] = "resolved", prev["resolved_at"]
+
+
 def incidents_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Incident rows of ONE fingerprint from its events (any order). Pure and deterministic.
 
@@ -360,10 +377,14 @@ class AlertStore:
 
     # ---- incidents -------------------------------------------------------------------------
 
-    def sync_incidents(self, fingerprints: set[str]) -> None:
+    def sync_incidents(self, fingerprints: set[str],
+                       owner_of: Callable[[dict[str, Any]], str | None] | None = None) -> None:
         """Rebuild the incidents of ``fingerprints`` from their events (idempotent).
 
-        People's fields (owner, acknowledged_at, and 'acknowledged' on an open incident) survive.
+        People's fields survive: ``owner``, ``acknowledged_at`` and 'acknowledged' on an open
+        incident, and a manual resolve (``context.resolution``). ``owner_of`` (the config's owner
+        routes) sets the owner of incidents nobody acknowledged yet, from their current rule,
+        severity and scope; without it the previous owner is kept.
         """
         e, i = self.t.events, self.t.incidents
         with self.engine.begin() as conn:
@@ -376,10 +397,10 @@ class AlertStore:
                 rows = incidents_from_events(events)
                 for row in rows:
                     prev = old.get(row["id"])
-                    if prev is not None and prev.get("acknowledged_at") is not None:
-                        row["owner"], row["acknowledged_at"] = prev["owner"], prev["acknowledged_at"]
-                        if row["status"] == "open":
-                            row["status"] = "acknowledged"
+                    if prev is not None:
+                        _carry_people_fields(prev, row)
+                    if owner_of is not None and row["acknowledged_at"] is None:
+                        row["owner"] = owner_of(row)  # follows the current severity until acked
                     _upsert(conn, i, row)
                 stale = set(old) - {r["id"] for r in rows}
                 if stale:
@@ -391,6 +412,44 @@ class AlertStore:
         with self.engine.begin() as conn:
             return conn.execute(update(i).where(i.c.id == incident_id, i.c.status == "open").values(
                 status="acknowledged", owner=owner, acknowledged_at=at)).rowcount > 0
+
+    def resolve_incident(self, incident_id: str, note: str, at: datetime) -> bool:
+        """Resolve an open or acknowledged incident by hand (wall time); the note goes into its
+        context as ``resolution`` and survives rebuilds."""
+        i = self.t.incidents
+        with self.engine.begin() as conn:
+            row = conn.execute(select(i).where(i.c.id == incident_id, i.c.status != "resolved")).first()
+            if row is None:
+                return False
+            ctx = json.loads(row.context)
+            ctx["resolution"] = {"note": note, "at": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                                 "manual": True}
+            conn.execute(update(i).where(i.c.id == incident_id).values(
+                status="resolved", resolved_at=at, context=json.dumps(ctx, sort_keys=True, default=str)))
+            return True
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        i = self.t.incidents
+        with self.engine.connect() as conn:
+            r = conn.execute(select(i).where(i.c.id == incident_id)).first()
+        return dict(r._mapping) if r else None
+
+    def all_incidents(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every incident (optionally of one status): open first, then by severity and start."""
+        i = self.t.incidents
+        q = select(i) if status is None else select(i).where(i.c.status == status)
+        with self.engine.connect() as conn:
+            out = [dict(r._mapping) for r in conn.execute(q)]
+        out.sort(key=lambda r: (r["status"] == "resolved", r["severity"], r["opened_at"], r["rule"], r["scope"]))
+        return out
+
+    def events_of(self, fp: str) -> list[dict[str, Any]]:
+        """Every event of ``fp``, oldest window first (a postmortem's timeline)."""
+        e = self.t.events
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(e).where(e.c.fingerprint == fp)
+                                .order_by(e.c.window_start, e.c.status)).all()
+        return [dict(r._mapping) for r in rows]
 
     def incidents_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Incidents active at some point in [start, end): opened before ``end`` and not resolved

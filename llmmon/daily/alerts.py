@@ -26,6 +26,7 @@ from llmmon import layout
 from llmmon.alerts import NotifyResult, evaluate_detailed, load_alerts_config, notify_window
 from llmmon.alerts.channels import build_channels, channel_secrets
 from llmmon.alerts.config import RuleConfig
+from llmmon.alerts.incidents import incident_rows, owner_router, response_times
 from llmmon.alerts.model import Alert
 from llmmon.alerts.outbox import DeliveryRun, enqueue, flush, outbox_status, report_delivery
 from llmmon.alerts.state import AlertStore
@@ -535,7 +536,8 @@ def alerts_section(ctx: Context, ds: DayState) -> list[dict[str, Any]]:
     results.append(notify_window(dm, inputs.anomalies.get(None, []), start, end, cfg=day_cfg, now=now,
                                  engine=ctx.engine, store=ctx.store, context=inputs.base, run=run,
                                  horizon=horizon))
-    state.sync_incidents(touched | {e["fingerprint"] for e in state.events_between(start, end)})
+    state.sync_incidents(touched | {e["fingerprint"] for e in state.events_between(start, end)},
+                         owner_router(ctx.cfg.incidents))
     send_digest(ctx, start, end, run)
     for r in results:
         log_result(r)
@@ -562,34 +564,19 @@ def delivery_delay(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
     return {"n": len(mins), "p50_min": round(mins[(len(mins) - 1) // 2], 1), "max_min": round(mins[-1], 1)}
 
 
-def incident_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """report.json ``incidents[]``: one entry per incident, not per window."""
-    import json
-
-    def z(ts: datetime | None) -> str | None:
-        return None if ts is None else _utc(ts).isoformat().replace("+00:00", "Z")
-
-    out = []
-    for r in rows:
-        c = json.loads(r["context"])
-        out.append({"id": r["id"], "rule": r["rule"], "scope": r["scope"], "severity": r["severity"],
-                    "status": r["status"], "owner": r["owner"], "opened_at": z(r["opened_at"]),
-                    "acknowledged_at": z(r["acknowledged_at"]), "resolved_at": z(r["resolved_at"]),
-                    "last_seen_at": z(r["last_seen_at"]), "occurrences": r["occurrences"],
-                    "peak_value": r["peak_value"], "fingerprint": r["fingerprint"], **c})
-    return out
-
-
 def incidents_section(ctx: Context, ds: DayState) -> dict[str, Any]:
     """Day section ``incidents``: incidents active during the day (open first), with counts."""
     start, end = ds.start, ds.start + timedelta(days=1)
-    rows = incident_rows(AlertStore(ctx.engine).incidents_between(start, end))
+    raw = AlertStore(ctx.engine).incidents_between(start, end)
+    rows = incident_rows(raw)
     by: dict[str, int] = defaultdict(int)
     for r in rows:
         by[f"{r['severity']}:{'resolved' if r['status'] == 'resolved' else 'open'}"] += 1
     return {"incidents": rows, "open": sum(r["status"] != "resolved" for r in rows),
             "resolved": sum(r["status"] == "resolved" for r in rows),
-            "occurrences": sum(r["occurrences"] for r in rows), "by_severity_status": dict(sorted(by.items()))}
+            "occurrences": sum(r["occurrences"] for r in rows), "by_severity_status": dict(sorted(by.items())),
+            # MTTA/MTTR (minutes) over the incidents active during the day, per severity.
+            "response_times": response_times(raw)}
 
 
 def delivery_section(ctx: Context, ds: DayState) -> dict[str, Any]:

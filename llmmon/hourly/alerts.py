@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from llmmon.alerts.config import load_alerts_config
+from llmmon.alerts.incidents import owner_router
 from llmmon.alerts.outbox import report_delivery
 from llmmon.alerts.state import AlertStore
 from llmmon.daily.alerts import (
@@ -64,7 +65,8 @@ def evaluate_hour(ctx: Context, hour: datetime) -> dict[str, Any]:
     state = AlertStore(ctx.engine)
     touched = {e["fingerprint"] for e in state.events_between(hour, hour + HOUR)}
     result = notify_hour(ctx, hour, inputs, hour_cfg, now, delivery_run(ctx), {"report_url": report_url(ctx, day)})
-    state.sync_incidents(touched | {e["fingerprint"] for e in state.events_between(hour, hour + HOUR)})
+    state.sync_incidents(touched | {e["fingerprint"] for e in state.events_between(hour, hour + HOUR)},
+                         owner_router(ctx.cfg.incidents))
     assert result is not None  # never skipped: every run drains the outbox and refreshes Alertmanager
     log_result(result)
     sent = [d for d in result.deliveries if d.status in ("sent", "dry_run")]

@@ -128,13 +128,23 @@ def incidents_html(section: dict[str, Any]) -> dict[str, str]:
     body = "".join(
         f"<tr{' class=fail' if r['status'] != 'resolved' else ''}><td>{cell(r['severity'])}</td>"
         f"<td>{cell(r['rule'])}</td><td>{cell(r['scope'])}</td><td>{cell(r['status'])}</td>"
+        f"<td>{cell(r.get('owner'))}</td>"
         f"<td>{cell(r['opened_at'])}</td><td>{cell(r['resolved_at'])}</td><td>{cell(r['occurrences'])}</td>"
         f"<td>{cell(r['peak_value'])}</td><td>{cell(r.get('baseline'))}</td>"
         f"<td>{cell(', '.join(r.get('example_request_ids') or []))}</td><td>{cell(r.get('runbook'))}</td></tr>"
         for r in rows)
-    table = ("<table><tr><th>sev</th><th>rule</th><th>scope</th><th>status</th><th>opened</th><th>resolved</th>"
+    table = ("<table><tr><th>sev</th><th>rule</th><th>scope</th><th>status</th><th>owner</th><th>opened</th><th>resolved</th>"
              "<th>occurrences</th><th>peak</th><th>baseline</th><th>example requests</th><th>runbook</th></tr>"
              f"{body}</table>") if rows else "<p>No incidents.</p>"
+    times = section.get("response_times") or {}
+    if times:
+        table += ("<p>Response times (minutes; MTTA: opened to acknowledged, MTTR: opened to resolved)</p>"
+                  "<table><tr><th>sev</th><th>incidents</th><th>acknowledged</th><th>MTTA</th>"
+                  "<th>resolved</th><th>MTTR</th></tr>" + "".join(
+                      f"<tr><td>{cell(sev)}</td><td>{cell(t.get('incidents'))}</td>"
+                      f"<td>{cell(t.get('acknowledged'))}</td><td>{cell(t.get('mtta_min'))}</td>"
+                      f"<td>{cell(t.get('resolved'))}</td><td>{cell(t.get('mttr_min'))}</td></tr>"
+                      for sev, t in sorted(times.items())) + "</table>")
     return {"title": f"Incidents ({section.get('open', 0)} open, {section.get('resolved', 0)} resolved)",
             "html": table}
 
