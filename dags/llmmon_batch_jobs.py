@@ -38,25 +38,31 @@ def llmmon_batch_jobs():
         """Record one snapshot per job object at the as-of; count rejected objects by reason."""
         from llmmon import jobs
         from llmmon.batch.run import observe, resolve_as_of
+        from llmmon.errors import fail_task_on_user_error
 
-        ctx = get_current_context()
-        return observe(jobs.context(), resolve_as_of(ctx["params"].get("as_of"), ctx))
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            ctx = get_current_context()
+            return observe(jobs.context(), resolve_as_of(ctx["params"].get("as_of"), ctx))
 
     @task
     def assess(observed: dict) -> dict:
         """Assess every job from its snapshot history; write reports/batch_jobs/<date>/."""
         from llmmon import jobs
         from llmmon.batch.run import assess_jobs, parse_as_of
+        from llmmon.errors import fail_task_on_user_error
 
-        return assess_jobs(jobs.context(), parse_as_of(observed["as_of"]))
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return assess_jobs(jobs.context(), parse_as_of(observed["as_of"]))
 
     @task
     def alert(assessed: dict) -> dict:
         """P1 alerts for stalled, failing and at-risk jobs (resolve the ones that cleared)."""
         from llmmon import jobs
         from llmmon.batch.run import alert_jobs, parse_as_of
+        from llmmon.errors import fail_task_on_user_error
 
-        return alert_jobs(jobs.context(), parse_as_of(assessed["as_of"]))
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return alert_jobs(jobs.context(), parse_as_of(assessed["as_of"]))
 
     alert(assess(observe()))
 

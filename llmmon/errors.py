@@ -116,6 +116,9 @@ def _one(exc: BaseException) -> str | None:
     if name == "ValidationError" and mod.startswith("pydantic"):
         return f"invalid llmmon config: {_pydantic_line(exc)}"
     if name == "ConfigError" and mod.startswith("llmmon"):
+        text = str(exc)
+        if "\n" not in text.strip():
+            return one_line(exc)  # already one line that names the section and key
         cause = exc.__cause__
         if cause is not None and type(cause).__name__ == "ValidationError":
             return f"invalid llmmon config: {_pydantic_line(cause)}"
