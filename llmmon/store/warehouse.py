@@ -177,7 +177,7 @@ def create_all(engine: Engine) -> None:
     retention audit's and the batch jobs' (each listed here, explicitly)."""
     from llmmon.alerts.state import metadata as alert_metadata
     from llmmon.batch.tables import metadata as batch_metadata
-    from llmmon.lifecycle.retention import audit_metadata
+    from llmmon.lifecycle.apply import audit_metadata
     from llmmon.store.views import create_views
 
     for md in (metadata, alert_metadata, audit_metadata, batch_metadata):

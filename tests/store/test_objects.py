@@ -111,7 +111,7 @@ def test_download_from_an_unreachable_s3_endpoint_is_one_line_exit_2(tmp_path, m
     assert cli.main(["download", "--period", "2026-11", "--dest", str(tmp_path / "pack")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert err.startswith("llmmon: error: cannot read compliance pack 2026-11 from s3://llmmon/prefix: ")
+    assert err.startswith("llmmon: error: object store unreachable at ") and "S3 service is up" in err
     assert f"127.0.0.1:{port}" in err
 
 

@@ -54,11 +54,11 @@ class Expected:
 
     @property
     def p95_ms(self) -> float:
-        # p95 as llmmon defines it: the smallest latency with at most 95% of requests strictly
-        # below it, sorted[floor(0.95 n)] (the sketch's rank rule). With a few hundred records,
-        # other definitions (linear interpolation) differ from it by more than 2% in the tail.
+        # p95 as llmmon defines it (llmmon.store.quantiles): the ceil(0.95 n)-th smallest latency
+        # (nearest rank). With a few hundred records, other definitions (linear interpolation, or
+        # one rank higher) differ from it by more than 2% in the tail.
         a = np.sort(np.asarray(self.latencies_ms))
-        return float(a[min(int(0.95 * len(a)), len(a) - 1)])
+        return float(a[min(max(math.ceil(0.95 * len(a)), 1), len(a)) - 1])
 
 
 def list_cost(model: str, prompt: int, cached: int, completion: int) -> float:
