@@ -31,7 +31,9 @@ def env(tmp_path, monkeypatch):
 
 def test_s3_unreachable_subprocess(tmp_path):
     """The 'done when' case, as a user sees it: a real process, at most 3 lines, exit 2."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMMON")}
+    # A user's shell: no llmmon settings, and not inside an Airflow task (in-process dag.test()
+    # runs earlier in the session leave AIRFLOW_CTX_* in os.environ).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMMON", "AIRFLOW_CTX_", "AIRFLOW_CONN_"))}
     env.update({"LLMMON_STORAGE_URL": "s3://nowhere-bucket/llmmon",
                 "LLMMON_STORAGE_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
                 "LLMMON_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'wh.db'}", "AWS_MAX_ATTEMPTS": "2"})
