@@ -33,6 +33,16 @@ class Receiver:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
         self._server: ThreadingHTTPServer | None = None
+        self._hold: socket.socket | None = None
+
+    def hold(self) -> Receiver:
+        """Keep the port bound but not listening: connections are refused, and no other fixture
+        can be handed the same free port meanwhile (which would make the 'down' receiver answer)."""
+        self._hold = socket.socket()
+        self._hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._hold.bind(("127.0.0.1", 0))
+        self.port = int(self._hold.getsockname()[1])
+        return self
 
     @property
     def url(self) -> str:
@@ -40,6 +50,9 @@ class Receiver:
 
     def start(self) -> Receiver:
         receiver = self
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server API
@@ -62,6 +75,9 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -81,7 +97,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def down_receiver() -> Iterator[Receiver]:
     """A receiver whose port refuses connections until the test calls ``start()``."""
-    r = Receiver()
+    r = Receiver().hold()
     yield r
     r.stop()
 
