@@ -14,7 +14,7 @@ import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from llmmon import jobs, sections
 from llmmon.errors import UserError, user_error
@@ -472,10 +472,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted: a handler bound to the
+    stderr of one call would keep writing to it after a caller (pytest, an embedding app) has
+    swapped and closed it, and every later log line would become a 'Logging error' traceback."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=[_CurrentStderr()])
     try:
         return int(args.fn(args) or 0)
     except Exception as exc:

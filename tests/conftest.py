@@ -31,6 +31,11 @@ os.environ.update({
 })
 os.environ.pop("AWS_PROFILE", None)
 
+# Importing Airflow configures root logging with a handler bound to the sys.stderr of that moment.
+# Import it here, under the session's capture, not first inside a test whose capsys stream is
+# closed after it (every later log line would then be a 'Logging error' in some test's output).
+import airflow  # noqa: E402,F401
+
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -43,8 +48,15 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's ThreadedMotoServer: a real S3 HTTP endpoint on 127.0.0.1."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # werkzeug gives its logger a stderr handler at its first request unless one is there; made
+    # inside a test that captures stderr, that handler keeps the (later closed) capture stream and
+    # turns every request of later tests into a 'Logging error' in their output. Its lines still
+    # reach the root logger (and caplog) by propagation.
+    logging.getLogger("werkzeug").addHandler(logging.NullHandler())
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
