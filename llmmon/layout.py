@@ -144,3 +144,26 @@ def compliance_prefix(period: str) -> str:
 
 def audit_prefix() -> str:
     return "audit/"
+
+
+# ---- retention markers: what a roll-up verified before its sources may go --------------------
+
+MARKER_PREFIX = "retention/markers"
+
+
+def hour_marker_key(hour: datetime) -> str:
+    return f"{MARKER_PREFIX}/hourly/dt={hour:%Y-%m-%d}/hour={hour:%H}.json"
+
+
+def day_marker_key(day: date) -> str:
+    return f"{MARKER_PREFIX}/daily/dt={day.isoformat()}.json"
+
+
+def stream_marker_key(day: date, kind: str) -> str:
+    """Marker of a day's raw feedback/events (and their quarantine) read by the day's report."""
+    return f"{MARKER_PREFIX}/streams/dt={day.isoformat()}/{kind}.json"
+
+
+def processed_marker_key(day: date) -> str:
+    """Marker of a day's derived side state consumed by the day's report."""
+    return f"{MARKER_PREFIX}/processed/dt={day.isoformat()}.json"

@@ -149,7 +149,7 @@ def skip_reason(key: str) -> str | None:
     return None
 
 
-def _is_log_object(key: str) -> bool:
+def is_log_object(key: str) -> bool:
     return skip_reason(key) is None
 
 

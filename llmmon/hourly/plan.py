@@ -16,7 +16,7 @@ import orjson
 
 from llmmon import layout
 from llmmon.airflow_support import window_from_xcom, window_to_xcom
-from llmmon.hourly.ingest import Window, _is_log_object
+from llmmon.hourly.ingest import Window, is_log_object
 from llmmon.store.objects import ObjectInfo, partition_prefix
 from llmmon.timeutil import utc
 
@@ -44,7 +44,7 @@ def done_hours(ctx: Context, window: Window) -> set[datetime]:
         if ctx.store.head(layout.hourly_aggregate_key(hour)) is None:
             continue
         now = {o.key: o.etag for o in ctx.store.list(partition_prefix(ctx.cfg.storage.requests_prefix, hour))
-               if _is_log_object(o.key)}
+               if is_log_object(o.key)}
         if now == seen.get(hour, {}):
             out.add(hour)
     return out

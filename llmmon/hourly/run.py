@@ -363,7 +363,7 @@ def find_late_objects(ctx: Context, window: Window) -> dict[datetime, list[Objec
     """
     from sqlalchemy import and_, select
 
-    from llmmon.hourly.ingest import _is_log_object
+    from llmmon.hourly.ingest import is_log_object
 
     start = window.start - timedelta(hours=ctx.cfg.ingest.late_lookback_hours)
     t, ro = warehouse.runs, warehouse.run_objects
@@ -378,7 +378,7 @@ def find_late_objects(ctx: Context, window: Window) -> dict[datetime, list[Objec
     for hour in sorted(done):
         known = seen.get(hour, {})
         for obj in ctx.store.list(partition_prefix(ctx.cfg.storage.requests_prefix, hour)):
-            if _is_log_object(obj.key) and known.get(obj.key) != obj.etag:
+            if is_log_object(obj.key) and known.get(obj.key) != obj.etag:
                 late.setdefault(hour, []).append(obj)
     return late
 

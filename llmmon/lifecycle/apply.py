@@ -13,18 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from llmmon.layout import MARKER_PREFIX, day_marker_key
 from llmmon.lifecycle.plan import Action, Plan, plan
-from llmmon.lifecycle.policy import (
-    INTENT_PREFIX,
-    MARKER_PREFIX,
-    RetentionConfig,
-    day_marker_key,
-    key_date,
-    retention_config,
-)
+from llmmon.lifecycle.policy import INTENT_PREFIX, RetentionConfig, key_date, retention_config
 from llmmon.lifecycle.rollup import (
     RollupError,
-    _marker_is_current,
+    marker_is_current,
     rollup_day,
     rollup_hour,
     rollup_processed,
@@ -215,7 +209,7 @@ def _run_phase1(store: ObjectStore, p: Plan, run_id: str, audit: _Audit, res: Re
         if a.requires:
             by_marker[a.requires].add((a.key, a.size, a.etag))
     for r in p.rollups:
-        if _marker_is_current(store, r.key, by_marker.get(r.key, set())):
+        if marker_is_current(store, r.key, by_marker.get(r.key, set())):
             continue
         try:
             if r.op == "rollup_hour":

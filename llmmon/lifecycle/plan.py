@@ -8,21 +8,23 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from llmmon.lifecycle.policy import (
+from llmmon.layout import (
     MARKER_PREFIX,
-    LegalHold,
-    RetentionConfig,
-    _classes,
-    _rollup_of,
     day_marker_key,
     hour_marker_key,
-    key_date,
-    key_hour,
     processed_marker_key,
-    retention_config,
     stream_marker_key,
 )
-from llmmon.lifecycle.rollup import _iter_lines, _parse, _user_of
+from llmmon.lifecycle.policy import (
+    LegalHold,
+    RetentionConfig,
+    key_date,
+    key_hour,
+    retention_classes,
+    retention_config,
+    rollup_of,
+)
+from llmmon.lifecycle.rollup import iter_record_lines, parse_record, user_of
 from llmmon.store.objects import ObjectStore
 
 if TYPE_CHECKING:
@@ -81,11 +83,11 @@ def _user_hold_hit(store: ObjectStore, key: str, users: set[str]) -> str | None:
     """The first held user id found in a raw object, or None."""
     needles = [u.encode() for u in users]
     try:
-        for raw in _iter_lines(store, key):
+        for raw in iter_record_lines(store, key):
             if not any(n in raw for n in needles):
                 continue
-            rec = _parse(raw)
-            uid = _user_of(rec) if rec is not None else None
+            rec = parse_record(raw)
+            uid = user_of(rec) if rec is not None else None
             if uid in users:
                 return uid
     except Exception as exc:  # noqa: BLE001 - unreadable: hold conservatively
@@ -122,7 +124,7 @@ def plan(store: ObjectStore, as_of: date, cfg: RetentionConfig | Config | dict[s
     need_days: dict[date, None] = {}
     need_streams: dict[tuple[date, str], None] = {}
     need_processed: dict[date, None] = {}
-    for cls in _classes(cfg):
+    for cls in retention_classes(cfg):
         days = cfg.days(cls.kind)
         cutoff = as_of - timedelta(days=days)
         policy = f"{cls.kind}:{days}d"
@@ -137,7 +139,7 @@ def plan(store: ObjectStore, as_of: date, cfg: RetentionConfig | Config | dict[s
             a = Action(op="delete", key=obj.key, kind=cls.kind, tier=cls.tier, policy=policy,
                        size=obj.size, etag=obj.etag, day=day, hour=hour)
             hold = _hold_for(store, obj.key, day, active, raw)
-            rule, stream = _rollup_of(cls, obj.key, cfg)
+            rule, stream = rollup_of(cls, obj.key, cfg)
             if hold is not None:
                 a.op, a.hold = "exempt", hold.id
                 a.detail = hold.reason

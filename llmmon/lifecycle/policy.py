@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 KINDS = ("requests", "feedback", "events", "quarantine", "profiles_hourly", "profiles_daily",
          "aggregates_hourly", "aggregates_daily", "derived", "reports", "review", "alerts", "audit")
 
-MARKER_PREFIX = "retention/markers"
 INTENT_PREFIX = "audit/intents/"  # write-ahead intent/done objects (see _Audit.intent)
 
 
@@ -153,7 +152,7 @@ def retention_config(config: RetentionConfig | Config | dict[str, Any] | None = 
 # ---- classes of objects -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _Class:
+class RetentionClass:
     kind: str          # config kind
     tier: str          # realtime | recent | historical | compliance
     prefix: str        # listing prefix
@@ -168,21 +167,21 @@ class _Class:
     rollup: str | None
 
 
-def _classes(cfg: RetentionConfig) -> list[_Class]:
+def retention_classes(cfg: RetentionConfig) -> list[RetentionClass]:
     return [
-        _Class("requests", "realtime", cfg.requests_prefix.rstrip("/") + "/", "hour"),
-        _Class("feedback", "realtime", cfg.feedback_prefix.rstrip("/") + "/", "stream"),
-        _Class("events", "realtime", cfg.events_prefix.rstrip("/") + "/", "stream"),
-        _Class("quarantine", "realtime", cfg.quarantine_prefix.rstrip("/") + "/", "by_path"),
-        _Class("profiles_hourly", "recent", "profiles/hourly/", "day"),
-        _Class("aggregates_hourly", "recent", "aggregates/hourly/", "day"),
-        _Class("profiles_daily", "historical", "profiles/daily/", None),
-        _Class("aggregates_daily", "historical", "aggregates/daily/", None),
-        _Class("derived", "recent", "derived/", "report"),
-        _Class("reports", "historical", "reports/daily/", None),
-        _Class("review", "historical", "review/", None),
-        _Class("alerts", "historical", "alerts/", None),
-        _Class("audit", "compliance", "audit/", None),
+        RetentionClass("requests", "realtime", cfg.requests_prefix.rstrip("/") + "/", "hour"),
+        RetentionClass("feedback", "realtime", cfg.feedback_prefix.rstrip("/") + "/", "stream"),
+        RetentionClass("events", "realtime", cfg.events_prefix.rstrip("/") + "/", "stream"),
+        RetentionClass("quarantine", "realtime", cfg.quarantine_prefix.rstrip("/") + "/", "by_path"),
+        RetentionClass("profiles_hourly", "recent", "profiles/hourly/", "day"),
+        RetentionClass("aggregates_hourly", "recent", "aggregates/hourly/", "day"),
+        RetentionClass("profiles_daily", "historical", "profiles/daily/", None),
+        RetentionClass("aggregates_daily", "historical", "aggregates/daily/", None),
+        RetentionClass("derived", "recent", "derived/", "report"),
+        RetentionClass("reports", "historical", "reports/daily/", None),
+        RetentionClass("review", "historical", "review/", None),
+        RetentionClass("alerts", "historical", "alerts/", None),
+        RetentionClass("audit", "compliance", "audit/", None),
     ]
 
 
@@ -212,25 +211,7 @@ def key_hour(key: str) -> datetime | None:
     return datetime.combine(d, time(int(m.group(1))), tzinfo=UTC)
 
 
-def hour_marker_key(hour: datetime) -> str:
-    return f"{MARKER_PREFIX}/hourly/dt={hour:%Y-%m-%d}/hour={hour:%H}.json"
-
-
-def day_marker_key(day: date) -> str:
-    return f"{MARKER_PREFIX}/daily/dt={day.isoformat()}.json"
-
-
-def stream_marker_key(day: date, kind: str) -> str:
-    """Marker of a day's raw feedback/events (and their quarantine) read by the day's report."""
-    return f"{MARKER_PREFIX}/streams/dt={day.isoformat()}/{kind}.json"
-
-
-def processed_marker_key(day: date) -> str:
-    """Marker of a day's derived side state consumed by the day's report."""
-    return f"{MARKER_PREFIX}/processed/dt={day.isoformat()}.json"
-
-
-def _rollup_of(cls: _Class, key: str, cfg: RetentionConfig) -> tuple[str | None, str | None]:
+def rollup_of(cls: RetentionClass, key: str, cfg: RetentionConfig) -> tuple[str | None, str | None]:
     """(rule, stream kind) for one key: quarantine follows the data it was quarantined from."""
     if cls.rollup != "by_path":
         return cls.rollup, cls.kind if cls.rollup == "stream" else None

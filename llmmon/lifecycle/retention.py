@@ -32,6 +32,7 @@ The steps live in one module each, in the order they run:
 
 from __future__ import annotations
 
+from llmmon.layout import hour_marker_key
 from llmmon.lifecycle.apply import (  # noqa: F401
     AUDIT_ACTIONS,
     POSTGRES_APPEND_ONLY_DDL,
@@ -50,19 +51,9 @@ from llmmon.lifecycle.plan import (  # noqa: F401
     Plan,
     plan,
 )
-from llmmon.lifecycle.policy import (  # noqa: F401
-    KINDS,
-    LegalHold,
-    RetentionConfig,
-    hour_marker_key,
-    key_date,
-    key_hour,
-    retention_config,
-)
+from llmmon.lifecycle.policy import KINDS, LegalHold, RetentionConfig, key_date, key_hour, retention_config
 from llmmon.lifecycle.rollup import (  # noqa: F401
     RollupError,
-    _merge,
-    _view,
     daily_quantiles,
     rollup_day,
     rollup_hour,
@@ -90,8 +81,6 @@ __all__ = [
     "RetentionResult",
     "RollupError",
     "_Audit",
-    "_merge",
-    "_view",
     "apply",
     "audit_metadata",
     "create_tables",

@@ -9,21 +9,29 @@ import io
 import json
 import logging
 import os
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from llmmon.lifecycle.policy import (
+from llmmon.layout import (
     MARKER_PREFIX,
-    RetentionConfig,
+    daily_aggregate_key,
+    daily_profile_key,
     day_marker_key,
+    derived_prefix,
     hour_marker_key,
+    hourly_aggregate_key,
+    hourly_aggregate_prefix,
+    hourly_profile_prefix,
     processed_marker_key,
+    report_key,
+    safe_model,
     stream_marker_key,
 )
+from llmmon.lifecycle.policy import RetentionConfig
 from llmmon.store.objects import ObjectInfo, ObjectStore, StorageError
+from llmmon.store.profiles import deserialize, merge_views, model_from_key, serialize
 
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
 
@@ -35,12 +43,6 @@ log = logging.getLogger(__name__)
 
 
 # ---- whylogs helpers ----------------------------------------------------------------------------
-
-def _view(data: bytes) -> Any:
-    from whylogs.core import DatasetProfileView
-
-    return DatasetProfileView.deserialize(data)
-
 
 def view_counts(view: DatasetProfileView) -> dict[str, int]:
     """Per-column ``counts/n`` of a profile view."""
@@ -57,22 +59,14 @@ def view_rows(view: DatasetProfileView) -> int:
     return max(c.values()) if c else 0
 
 
-def _merge(views: list[Any]) -> Any:
-    merged = views[0]
-    for v in views[1:]:
-        merged = merged.merge(v)
-    return merged
 
 
-def _model_of(key: str) -> str:
-    m = re.search(r"model=([^/]+)\.bin$", key)
-    return m.group(1) if m else "_"
 
 
 def daily_quantiles(store: ObjectStore, day: date, model: str, column: str = "total_time_ms",
                     qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> dict[str, float]:
     """Quantiles and count of one column for one day from the merged daily profile (no raw needed)."""
-    view = _view(store.get(f"profiles/daily/dt={day.isoformat()}/model={model}.bin"))
+    view = deserialize(store.get(daily_profile_key(day, model)))
     col = view.get_column(column)
     kll = col.get_metric("distribution").kll.value
     out = {f"p{round(q * 100)}": float(v) for q, v in zip(qs, kll.get_quantiles(list(qs)), strict=True)}
@@ -121,9 +115,6 @@ def _agg_equal(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return probs
 
 
-def _safe(model: str) -> str:
-    # Same mapping as llmmon.layout.safe_model uses for the model=<...>.bin part of profile keys.
-    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in model) or "unknown"
 
 
 # ---- phase 1: rollup + verify -------------------------------------------------------------------
@@ -132,7 +123,7 @@ class RollupError(RuntimeError):
     pass
 
 
-def _iter_lines(store: ObjectStore, key: str) -> Iterator[bytes]:
+def iter_record_lines(store: ObjectStore, key: str) -> Iterator[bytes]:
     """Stream the non-empty lines of a .jsonl / .jsonl.gz object (parquet rows as JSON)."""
     if key.endswith(".parquet"):
         import pyarrow.parquet as pq
@@ -149,7 +140,7 @@ def _iter_lines(store: ObjectStore, key: str) -> Iterator[bytes]:
                 yield line.rstrip(b"\r\n")
 
 
-def _parse(raw: bytes) -> dict[str, Any] | None:
+def parse_record(raw: bytes) -> dict[str, Any] | None:
     try:
         rec = json.loads(raw)
     except (ValueError, RecursionError):  # hostile lines: invalid, or nested 10k levels deep
@@ -157,14 +148,14 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) else None
 
 
-def _user_of(rec: dict[str, Any]) -> str | None:
+def user_of(rec: dict[str, Any]) -> str | None:
     uid = rec.get("user_id")
     if uid is not None:
         return str(uid)
     for k in ("line", "raw", "original", "record"):  # quarantine wrappers keep the original line
         inner = rec.get(k)
         if isinstance(inner, str):
-            inner = _parse(inner.encode())
+            inner = parse_record(inner.encode())
         if isinstance(inner, dict) and inner.get("user_id") is not None:
             return str(inner["user_id"])
     return None
@@ -224,8 +215,8 @@ def rollup_hour(store: ObjectStore, hour: datetime, cfg: RetentionConfig, run_id
     dt, hh = f"{hour:%Y-%m-%d}", f"{hour:%H}"
     raw_objs = [o for o in store.list(f"{cfg.requests_prefix}/dt={dt}/hour={hh}/")
                 if not o.key.endswith(".retention")]
-    prof_objs = [o for o in store.list(f"profiles/hourly/dt={dt}/hour={hh}/") if o.key.endswith(".bin")]
-    agg_key = f"aggregates/hourly/dt={dt}/hour={hh}.json"
+    prof_objs = [o for o in store.list(hourly_profile_prefix(hour, hour)) if o.key.endswith(".bin")]
+    agg_key = hourly_aggregate_key(hour)
     agg_info = store.head(agg_key)
     if not prof_objs:
         raise RollupError(f"{dt} {hh}h: no hourly profiles")
@@ -234,10 +225,10 @@ def rollup_hour(store: ObjectStore, hour: datetime, cfg: RetentionConfig, run_id
     agg = json.loads(store.get(agg_key))
     prof_counts = {}
     for o in prof_objs:
-        prof_counts[_model_of(o.key)] = view_rows(_view(store.get(o.key)))
+        prof_counts[model_from_key(o.key)] = view_rows(deserialize(store.get(o.key)))
     agg_counts: dict[str, int] = defaultdict(int)
     for m, v in (agg.get("models") or {}).items():
-        agg_counts[_safe(m)] += int(v.get("requests", 0))
+        agg_counts[safe_model(m)] += int(v.get("requests", 0))
     if {m: n for m, n in prof_counts.items() if n} != {m: n for m, n in agg_counts.items() if n}:
         raise RollupError(f"{dt} {hh}h: aggregate requests {agg_counts} != profile counts {prof_counts}")
     covers, raw_lines = [], 0
@@ -272,7 +263,7 @@ def rollup_hour(store: ObjectStore, hour: datetime, cfg: RetentionConfig, run_id
 
 
 def _report_info(store: ObjectStore, day: date) -> tuple[ObjectInfo, dict[str, Any]]:
-    key = f"reports/daily/{day.isoformat()}/report.json"
+    key = report_key(day)
     info = store.head(key)
     if info is None:
         raise RollupError(f"{day}: never processed (no {key})")
@@ -335,7 +326,7 @@ def rollup_processed(store: ObjectStore, day: date, cfg: RetentionConfig, run_id
     (so the report consumed it); covers those objects."""
     rinfo, _doc = _report_info(store, day)
     covers = []
-    for o in store.list(f"derived/quality/dt={day.isoformat()}/"):
+    for o in store.list(derived_prefix(day)):
         if o.key.endswith(".retention"):
             continue
         if _newer(o, rinfo):
@@ -353,8 +344,8 @@ def rollup_day(store: ObjectStore, day: date, cfg: RetentionConfig, run_id: str,
     """Build (or check) the day's merged daily profiles and daily aggregate from its hours, verify
     that per-column counts and aggregate sums equal the sum of the hours, and write the marker."""
     dt = day.isoformat()
-    hourly = [o for o in store.list(f"profiles/hourly/dt={dt}/") if o.key.endswith(".bin")]
-    hourly_aggs = [o for o in store.list(f"aggregates/hourly/dt={dt}/") if o.key.endswith(".json")]
+    hourly = [o for o in store.list(hourly_profile_prefix(day)) if o.key.endswith(".bin")]
+    hourly_aggs = [o for o in store.list(hourly_aggregate_prefix(day)) if o.key.endswith(".json")]
     mkey = day_marker_key(day)
     if store.head(mkey) is not None:
         present = {o.key for o in hourly} | {o.key for o in hourly_aggs}
@@ -371,24 +362,24 @@ def rollup_day(store: ObjectStore, day: date, cfg: RetentionConfig, run_id: str,
     for o in hourly:
         data = store.get(o.key)
         covers.append(_cover(o, hashlib.sha256(data).hexdigest()))
-        by_model[_model_of(o.key)].append(_view(data))
+        by_model[model_from_key(o.key)].append(deserialize(data))
     daily_counts: dict[str, dict[str, int]] = {}
     for model, views in sorted(by_model.items()):
         want: dict[str, int] = defaultdict(int)
         for v in views:
             for c, n in view_counts(v).items():
                 want[c] += n
-        dkey = f"profiles/daily/dt={dt}/model={model}.bin"
+        dkey = daily_profile_key(day, model)
         existing = store.head(dkey)
-        got = view_counts(_view(store.get(dkey))) if existing else None
+        got = view_counts(deserialize(store.get(dkey))) if existing else None
         if got != dict(want):
             if existing is not None:
                 log.warning("daily profile %s disagrees with its hours; rebuilding it", dkey)
             if not write:
                 got = dict(want)
             else:
-                store.put(dkey, _merge(views).serialize(), content_type="application/octet-stream")
-                got = view_counts(_view(store.get(dkey)))
+                store.put(dkey, serialize(merge_views(views)), content_type="application/octet-stream")
+                got = view_counts(deserialize(store.get(dkey)))
         if got != dict(want):
             raise RollupError(f"{dkey}: counts {got} != sum of hours {dict(want)}")
         daily_counts[model] = got
@@ -399,7 +390,7 @@ def rollup_day(store: ObjectStore, day: date, cfg: RetentionConfig, run_id: str,
         docs.append(json.loads(data))
     if hourly_aggs:
         want_agg = sum_aggregates(docs, f"{dt}T00:00:00+00:00")
-        akey = f"aggregates/daily/dt={dt}.json"
+        akey = daily_aggregate_key(day)
         have = json.loads(store.get(akey)) if store.head(akey) else None
         if have is None or _agg_equal(have, want_agg):
             if have is not None:
@@ -416,7 +407,7 @@ def rollup_day(store: ObjectStore, day: date, cfg: RetentionConfig, run_id: str,
         # Profiles and aggregates must describe the same traffic.
         per_model: dict[str, int] = defaultdict(int)
         for m, v in want_agg["models"].items():
-            per_model[_safe(m)] += int(v.get("requests", 0))
+            per_model[safe_model(m)] += int(v.get("requests", 0))
         for model, n in per_model.items():
             if by_model and n and max(daily_counts.get(model, {"_": 0}).values()) != n:
                 raise RollupError(f"{dt} {model}: daily aggregate requests {n} != daily profile rows "
@@ -430,7 +421,7 @@ def rollup_day(store: ObjectStore, day: date, cfg: RetentionConfig, run_id: str,
     return marker
 
 
-def _marker_is_current(store: ObjectStore, marker_key: str, keys: set[tuple[str, int, str]]) -> bool:
+def marker_is_current(store: ObjectStore, marker_key: str, keys: set[tuple[str, int, str]]) -> bool:
     if store.head(marker_key) is None:
         return False
     try:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from llmmon.lifecycle.apply import _Audit, create_tables, reconcile_intents
 from llmmon.lifecycle.plan import Action
 from llmmon.lifecycle.policy import LegalHold, RetentionConfig, key_date, retention_config
-from llmmon.lifecycle.rollup import _iter_lines, _parse, _user_of
+from llmmon.lifecycle.rollup import iter_record_lines, parse_record, user_of
 from llmmon.store.objects import ObjectInfo, ObjectStore
 
 if TYPE_CHECKING:
@@ -79,12 +79,12 @@ def _line_of_user(line: bytes, user_id: str, pat: re.Pattern[bytes]) -> dict[str
     needle = str(user_id).encode()
     if needle not in line and b"raw_b64" not in line:
         return None
-    rec = _parse(line)
+    rec = parse_record(line)
     if rec is not None:
-        if _user_of(rec) == str(user_id):
+        if user_of(rec) == str(user_id):
             return rec
         inner = _b64_line(rec)
-        if inner is not None and (pat.search(inner) or _user_of(_parse(inner) or {}) == str(user_id)):
+        if inner is not None and (pat.search(inner) or user_of(parse_record(inner) or {}) == str(user_id)):
             return rec
         return None
     return {"unparsed_line": line.decode("utf-8", "replace")} if pat.search(line) else None
@@ -109,7 +109,7 @@ def _request_ids(rec: dict[str, Any]) -> set[str]:
         out.add(str(rec["request_id"]))
     inner = _b64_line(rec)
     if inner is not None:
-        p = _parse(inner)
+        p = parse_record(inner)
         if p is not None and p.get("request_id") is not None:
             out.add(str(p["request_id"]))
     return out
@@ -133,7 +133,7 @@ def _scan_object(store: ObjectStore, kind: str, o: ObjectInfo, user_id: str, pat
     hit = _Hit(kind, o.key, o.size, o.etag)
     try:
         if kind in ("requests", "feedback", "events", "quarantine"):
-            for line in _iter_lines(store, o.key):
+            for line in iter_record_lines(store, o.key):
                 rec = _line_of_user(line, user_id, pat)
                 if rec is not None:
                     hit.records.append(rec)

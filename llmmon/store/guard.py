@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from llmmon.errors import UserError
+from llmmon.layout import derived_prefix, report_key, report_prefix
 from llmmon.store.objects import ObjectInfo, StorageError
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def day_inputs(store: ObjectStore, day: date, read: int, accepted: int, hours: i
     """What a daily recomputation of ``day`` has to work with (counts only)."""
     d = day.isoformat()
     out = {"records_read": int(read), "records_accepted": int(accepted), "hours_with_data": int(hours),
-           "derived_objects": len([o for o in store.list(f"derived/quality/dt={d}/")
+           "derived_objects": len([o for o in store.list(derived_prefix(day))
                                    if not o.key.endswith(".retention")])}
     for name, prefix in sorted(stream_prefixes.items()):
         out[f"{name}_objects"] = len([o for o in store.list(f"{prefix.rstrip('/')}/dt={d}/")
@@ -83,7 +84,7 @@ def day_inputs(store: ObjectStore, day: date, read: int, accepted: int, hours: i
 def previous_inputs(store: ObjectStore, day: date) -> dict[str, int] | None:
     """The inputs of the report now in place: its sidecar, else what report.json records, else
     None (no report)."""
-    base = f"reports/daily/{day.isoformat()}/"
+    base = report_prefix(day)
     for key, pick in ((base + INPUTS_NAME, None), (base + "report.json", "records")):
         if store.head(key) is None:
             continue
@@ -111,7 +112,7 @@ def check_day(store: ObjectStore, day: date, new: dict[str, int], force: bool,
         return {}
     short = less(new, old)
     if from_rollups and not short and "derived_objects" not in old and store.head(
-            f"reports/daily/{day.isoformat()}/report.json") is not None:
+            report_key(day)) is not None:
         short = {"derived_objects": (new.get("derived_objects", 0), 1)}
     if short and not force:
         raise LessDataError(
@@ -123,7 +124,7 @@ def check_day(store: ObjectStore, day: date, new: dict[str, int], force: bool,
 
 def rebuild_prefix(day: date, now: datetime | None = None) -> str:
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"reports/daily/{day.isoformat()}/rebuilds/{stamp}/"
+    return report_key(day, f"rebuilds/{stamp}/")
 
 
 @dataclass

@@ -129,7 +129,8 @@ def _scrub(x: Any) -> Any:
 
 def store_snapshot(store: Any, skip: tuple[str, ...] = ("audit/", "retention/", "work/")) -> dict[str, str]:
     """key -> digest of the content (JSON without run timestamps; whylogs profiles by their counts)."""
-    from llmmon.lifecycle.retention import _view, view_counts
+    from llmmon.lifecycle.retention import view_counts
+    from llmmon.store.profiles import deserialize
 
     out = {}
     for o in store.list(""):
@@ -144,7 +145,7 @@ def store_snapshot(store: Any, skip: tuple[str, ...] = ("audit/", "retention/", 
         elif o.key.endswith(".json.gz"):
             data = json.dumps(_scrub(json.loads(gzip.decompress(data))), sort_keys=True).encode()
         elif o.key.endswith(".bin"):
-            data = json.dumps(view_counts(_view(data)), sort_keys=True).encode()
+            data = json.dumps(view_counts(deserialize(data)), sort_keys=True).encode()
         out[o.key] = hashlib.sha256(data).hexdigest()[:16]
     return out
 

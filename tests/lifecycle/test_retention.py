@@ -26,6 +26,7 @@ import whylogs as why  # noqa: E402
 from llmmon.lifecycle import apply as apply_mod  # noqa: E402
 from llmmon.lifecycle import retention as R  # noqa: E402
 from llmmon.store.objects import LocalStore, S3Store  # noqa: E402
+from llmmon.store.profiles import deserialize, merge_views
 
 MODELS = ("m-a", "m-b")
 USERS = ("u1", "u2", "u3", "u4", "alice")
@@ -253,9 +254,9 @@ def test_percentiles_and_counts_survive_raw_deletion(tmp_path, engine):
     before = {}
     for (day, m) in truth:
         if day < AS_OF - timedelta(days=2):
-            views = [R._view(store.get(k)) for k in sorted(keys(store, f"profiles/hourly/dt={day}/"))
+            views = [deserialize(store.get(k)) for k in sorted(keys(store, f"profiles/hourly/dt={day}/"))
                      if k.endswith(f"model={m}.bin")]
-            col = R._merge(views).get_column("total_time_ms")
+            col = merge_views(views).get_column("total_time_ms")
             before[(day, m)] = (col.get_metric("distribution").kll.value.get_quantiles(list(qs)),
                                 int(col.get_metric("counts").n.value))
     assert before
