@@ -34,7 +34,7 @@ os.environ.pop("AWS_PROFILE", None)
 # Importing Airflow configures root logging with a handler bound to the sys.stderr of that moment.
 # Import it here, under the session's capture, not first inside a test whose capsys stream is
 # closed after it (every later log line would then be a 'Logging error' in some test's output).
-import airflow  # noqa: E402,F401
+import airflow as _airflow  # noqa: E402,F401
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

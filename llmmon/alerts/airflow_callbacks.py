@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from llmmon.alerts.model import Alert, utc
+from llmmon.alerts.model import Alert
 from llmmon.alerts.notify import NotifyResult, notify
+from llmmon.timeutil import utc
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from llmmon.timeutil import utc
 
 SEVERITIES = ("P0", "P1", "P2", "P3")
 SEVERITY_NAMES = {"P0": "critical", "P1": "high", "P2": "medium", "P3": "low"}
@@ -24,13 +26,6 @@ def at_least(severity: str, minimum: str) -> bool:
 def fingerprint(rule: str, scope: str) -> str:
     """Stable id of an alert series: rule + scope, never the window, so repeats dedup."""
     return hashlib.sha256(f"{rule}\x1f{scope}".encode()).hexdigest()[:16]
-
-
-def utc(ts: datetime | str) -> datetime:
-    """Aware UTC datetime; naive values are taken to be UTC already."""
-    if isinstance(ts, str):
-        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def iso(ts: datetime) -> str:

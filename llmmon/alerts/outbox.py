@@ -33,7 +33,8 @@ from llmmon.alerts.channels import (
     scrub,
     send_with_retry,
 )
-from llmmon.alerts.model import Alert, iso, utc
+from llmmon.alerts.model import Alert, iso
+from llmmon.timeutil import utc
 
 if TYPE_CHECKING:
     from llmmon.alerts.config import AlertsConfig

@@ -27,8 +27,9 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from llmmon.alerts.config import AlertsConfig, RuleConfig, load_alerts_config
-from llmmon.alerts.model import SEVERITIES, Alert, fingerprint, utc
+from llmmon.alerts.model import SEVERITIES, Alert, fingerprint
 from llmmon.store import quantiles as qsketch
+from llmmon.timeutil import utc
 
 if TYPE_CHECKING:
     from llmmon.config import Config

@@ -32,6 +32,7 @@ from llmmon.alerts.outbox import DeliveryRun, enqueue, flush, outbox_status, rep
 from llmmon.alerts.state import AlertStore
 from llmmon.daily.anomalies import read_anomalies
 from llmmon.store import warehouse
+from llmmon.timeutil import utc
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -88,9 +89,6 @@ def grain_configs(section: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return ({**section, "disabled_rules": base + day}, {**section, "disabled_rules": base + hour})
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
 
 def load_metrics(engine: Engine, grain: str, start: datetime, end: datetime) -> dict[datetime, Metrics]:
     """window_start -> model -> metric -> value for every warehouse row of ``grain`` in [start, end)."""
@@ -100,7 +98,7 @@ def load_metrics(engine: Engine, grain: str, start: datetime, end: datetime) -> 
             t.c.grain == grain, t.c.window_start >= start, t.c.window_start < end))).all()
     out: dict[datetime, Metrics] = defaultdict(lambda: defaultdict(dict))
     for ws, model, metric, value in rows:
-        out[_utc(ws)][model][metric] = value
+        out[utc(ws)][model][metric] = value
     return out
 
 
@@ -228,7 +226,7 @@ def expected_hours(engine: Engine, day: datetime, history_days: int = 7, min_req
         rows = conn.execute(select(t.c.window_start, t.c.value).where(and_(
             t.c.grain == "hour", t.c.model == "*", t.c.metric == "requests",
             t.c.window_start >= day - timedelta(days=history_days), t.c.window_start < day))).all()
-    return {_utc(ws).hour for ws, v in rows if (v or 0) >= min_requests}
+    return {utc(ws).hour for ws, v in rows if (v or 0) >= min_requests}
 
 
 def day_health(docs: Hours, start: datetime) -> dict[str, float | None]:
@@ -413,7 +411,7 @@ def alert_rows(result: NotifyResult, deliveries: dict[tuple[str, str, str], list
 def delivery_index(engine: Engine, start: datetime, end: datetime) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
     out: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for d in AlertStore(engine).deliveries_between(start, end):
-        ws = _utc(d["window_start"]).isoformat().replace("+00:00", "Z")
+        ws = utc(d["window_start"]).isoformat().replace("+00:00", "Z")
         out[(d["fingerprint"], ws, d["kind"])].append(
             {"channel": d["channel"], "status": d["status"], "attempts": d["attempts"], "error": d["error"]})
     return {k: sorted(v, key=lambda x: x["channel"]) for k, v in out.items()}
@@ -556,7 +554,7 @@ def delivery_delay(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
 
     Replays and backfills of old windows are left out (over a day late by construction).
     """
-    mins = sorted((_utc(d["sent_at"]) - _utc(d["window_end"])).total_seconds() / 60 for d in rows
+    mins = sorted((utc(d["sent_at"]) - utc(d["window_end"])).total_seconds() / 60 for d in rows
                   if d["status"] == "sent" and d["kind"] == "firing" and d.get("sent_at") is not None)
     mins = [m for m in mins if m < 24 * 60]
     if not mins:
@@ -590,7 +588,7 @@ def delivery_section(ctx: Context, ds: DayState) -> dict[str, Any]:
         by_status[d["status"]] += 1
         if d["status"] not in ("sent", "dry_run"):
             failed.append({"fingerprint": d["fingerprint"], "channel": d["channel"], "kind": d["kind"],
-                           "window_start": _utc(d["window_start"]).isoformat(), "status": d["status"],
+                           "window_start": utc(d["window_start"]).isoformat(), "status": d["status"],
                            "attempts": d["attempts"], "error": d["error"]})
     events = state.events_between(start, end)
     firing = defaultdict(int)
@@ -607,6 +605,6 @@ def delivery_section(ctx: Context, ds: DayState) -> dict[str, Any]:
             "failed": sorted(failed, key=lambda f: (f["window_start"], f["channel"], f["fingerprint"])),
             "firing_by_severity": dict(sorted(firing.items())),
             "notified": [{"rule": e["rule"], "severity": e["severity"], "scope": e["scope"],
-                          "status": e["status"], "window_start": _utc(e["window_start"]).isoformat()}
+                          "status": e["status"], "window_start": utc(e["window_start"]).isoformat()}
                          for e in events if e["notified"]],
             **notes}

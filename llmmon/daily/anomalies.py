@@ -17,7 +17,7 @@ import html
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -27,6 +27,7 @@ from llmmon.detect import Anomaly, DetectConfig, run_detectors
 from llmmon.store import warehouse
 from llmmon.store.objects import ObjectStore, parse_partition
 from llmmon.store.warehouse import anomalies
+from llmmon.timeutil import utc
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -50,9 +51,6 @@ def split_config(section: dict[str, Any]) -> tuple[DetectConfig, dict[str, Any]]
     return DetectConfig.model_validate(raw), knobs
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
 
 def metric_frame(engine: Engine, grain: str, start: datetime, end: datetime, model: str = "*") -> pd.DataFrame:
     """Wide frame (index window_start UTC, one column per metric) of warehouse metrics."""
@@ -63,7 +61,7 @@ def metric_frame(engine: Engine, grain: str, start: datetime, end: datetime, mod
             t.c.window_start < end))).all()
     if not rows:
         return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC"))
-    df = pd.DataFrame([(_utc(ws), m, v) for ws, m, v in rows], columns=["window_start", "metric", "value"])
+    df = pd.DataFrame([(utc(ws), m, v) for ws, m, v in rows], columns=["window_start", "metric", "value"])
     wide = df.pivot_table(index="window_start", columns="metric", values="value", aggfunc="last")
     wide.columns.name = None
     wide.index = pd.DatetimeIndex(wide.index).tz_convert("UTC") if wide.index.tz else \
@@ -81,7 +79,7 @@ def partition_arrivals(store: ObjectStore, requests_prefix: str, start: datetime
             hour = parse_partition(obj.key)
             if hour is None or not (start <= hour < end):
                 continue
-            arrived = _utc(obj.last_modified)
+            arrived = utc(obj.last_modified)
             out[hour] = max(out.get(hour, arrived), arrived)
         day += timedelta(days=1)
     return out
@@ -141,7 +139,7 @@ def read_anomalies(engine: Engine, day: datetime) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         d = dict(r._mapping)
-        d["window_start"], d["window_end"] = _utc(d["window_start"]), _utc(d["window_end"])
+        d["window_start"], d["window_end"] = utc(d["window_start"]), utc(d["window_end"])
         d["detail"] = json.loads(d["detail"] or "{}")
         d["baseline"] = d["expected"]
         d["model"] = None if d["model"] == "*" else d["model"]  # '*' is the overall scope
