@@ -40,6 +40,21 @@ def _day(batches: list[dict]):  # noqa: ANN202 - a date; typed loosely to keep p
     return window_from_xcom(batches[0]["window"]).start.date()
 
 
+def stage(name: str, doc: str):  # noqa: ANN201 - an Airflow task; typed loosely to keep parsing light
+    """The task of one daily stage (``llmmon.daily.run``): after ``previous``, on the day's rollup,
+    it writes its report sections to the store. A failing stage fails its task (retries apply)."""
+
+    @task(task_id=name, doc_md=doc)
+    def run_stage(batches: list[dict], previous: dict | str) -> str:
+        from llmmon import jobs
+        from llmmon.errors import fail_task_on_user_error
+
+        with fail_task_on_user_error():  # a user error: one line, no retry
+            return jobs.daily_stage(jobs.context(), _day(batches), name)
+
+    return run_stage
+
+
 @dag(
     dag_id="llmmon_daily",
     schedule="30 0 * * *",
@@ -96,51 +111,6 @@ def llmmon_daily():
         with fail_task_on_user_error():  # a user error: one line, no retry
             return jobs.daily_merge(jobs.context(), _day(batches))
 
-    @task
-    def quality(batches: list[dict], merged: dict) -> str:
-        """Cost, quality, experience and ROI sections."""
-        from llmmon import jobs
-        from llmmon.errors import fail_task_on_user_error
-
-        with fail_task_on_user_error():  # a user error: one line, no retry
-            return jobs.daily_stage(jobs.context(), _day(batches), "quality")
-
-    @task
-    def drift(batches: list[dict], previous: str) -> str:
-        """Input/output drift against the reference."""
-        from llmmon import jobs
-        from llmmon.errors import fail_task_on_user_error
-
-        with fail_task_on_user_error():  # a user error: one line, no retry
-            return jobs.daily_stage(jobs.context(), _day(batches), "drift")
-
-    @task
-    def anomalies(batches: list[dict], previous: str) -> str:
-        """Anomaly detectors over the day's series."""
-        from llmmon import jobs
-        from llmmon.errors import fail_task_on_user_error
-
-        with fail_task_on_user_error():  # a user error: one line, no retry
-            return jobs.daily_stage(jobs.context(), _day(batches), "anomalies")
-
-    @task
-    def alerts(batches: list[dict], previous: str) -> str:
-        """Evaluate alert rules and notify."""
-        from llmmon import jobs
-        from llmmon.errors import fail_task_on_user_error
-
-        with fail_task_on_user_error():  # a user error: one line, no retry
-            return jobs.daily_stage(jobs.context(), _day(batches), "alerts")
-
-    @task
-    def batch_jobs(batches: list[dict], previous: str) -> str:
-        """Batch inference jobs seen during the day."""
-        from llmmon import jobs
-        from llmmon.errors import fail_task_on_user_error
-
-        with fail_task_on_user_error():  # a user error: one line, no retry
-            return jobs.daily_stage(jobs.context(), _day(batches), "batch_jobs")
-
     @task(trigger_rule="all_done")
     def report(batches: list[dict]) -> dict:
         """Write reports/daily/<date>/ (sections of failed stages are marked not computed)."""
@@ -153,9 +123,12 @@ def llmmon_daily():
     batches = plan()
     totals = reduce(batches, process.expand(batch=batches))
     merged = merge(batches, totals)
-    last = batch_jobs(batches, alerts(batches, anomalies(batches, drift(batches, quality(batches, merged)))))
-    done = report(batches)
-    last >> done
+    quality = stage("quality", "Cost, quality, experience and ROI sections.")(batches, merged)
+    drift = stage("drift", "Input/output drift against the reference.")(batches, quality)
+    anomalies = stage("anomalies", "Anomaly detectors over the day's series.")(batches, drift)
+    alerts = stage("alerts", "Evaluate alert rules, open or update incidents, notify.")(batches, anomalies)
+    batch_jobs = stage("batch_jobs", "Batch inference jobs seen during the day.")(batches, alerts)
+    batch_jobs >> report(batches)
 
 
 llmmon_daily()
