@@ -61,9 +61,13 @@ def activity_key(hour: datetime) -> str:
     return f"{derived_prefix(hour)}hour={hour:%H}/activity.parquet"
 
 
+def examples_prefix(day: date) -> str:
+    return f"examples/hourly/dt={day:%Y-%m-%d}/"
+
+
 def examples_key(hour: datetime) -> str:
     """Alert evidence of one hour: example request ids per model, per-app counts."""
-    return f"examples/hourly/dt={hour:%Y-%m-%d}/hour={hour:%H}.json"
+    return f"{examples_prefix(hour)}hour={hour:%H}.json"
 
 
 def partial_prefix(grain: str, start: datetime) -> str:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 #: Data kinds whose retention can be overridden in ``retention.kinds``.
 KINDS = ("requests", "feedback", "events", "quarantine", "profiles_hourly", "profiles_daily",
-         "aggregates_hourly", "aggregates_daily", "derived", "reports", "review", "alerts", "audit")
+         "aggregates_hourly", "aggregates_daily", "derived", "examples", "reports", "review", "alerts", "audit")
 
 INTENT_PREFIX = "audit/intents/"  # write-ahead intent/done objects (see _Audit.intent)
 
@@ -127,6 +127,8 @@ class RetentionConfig(_Model):
             "profiles_hourly": self.recent_days, "aggregates_hourly": self.recent_days,
             # Per-hour side state of scorers (review reservoirs, activity), read by the daily job.
             "derived": self.recent_days, "review": self.historical_days,
+            # Alert evidence (example request ids, per-app counts per hour), read by the daily job.
+            "examples": self.recent_days,
             "profiles_daily": self.historical_days, "aggregates_daily": self.historical_days,
             "reports": self.historical_days, "alerts": self.historical_days,
             "audit": self.compliance_years * 366,
@@ -178,6 +180,7 @@ def retention_classes(cfg: RetentionConfig) -> list[RetentionClass]:
         RetentionClass("profiles_daily", "historical", "profiles/daily/", None),
         RetentionClass("aggregates_daily", "historical", "aggregates/daily/", None),
         RetentionClass("derived", "recent", "derived/", "report"),
+        RetentionClass("examples", "recent", "examples/", "report"),
         RetentionClass("reports", "historical", "reports/daily/", None),
         RetentionClass("review", "historical", "review/", None),
         RetentionClass("alerts", "historical", "alerts/", None),

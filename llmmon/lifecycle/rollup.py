@@ -20,6 +20,7 @@ from llmmon.layout import (
     daily_profile_key,
     day_marker_key,
     derived_prefix,
+    examples_prefix,
     hour_marker_key,
     hourly_aggregate_key,
     hourly_aggregate_prefix,
@@ -322,11 +323,11 @@ def rollup_stream(store: ObjectStore, day: date, kind: str, cfg: RetentionConfig
 
 def rollup_processed(store: ObjectStore, day: date, cfg: RetentionConfig, run_id: str,
                      write: bool = True) -> dict[str, Any]:
-    """Verify that the day's report was built after every derived object of the day was written
-    (so the report consumed it); covers those objects."""
+    """Verify that the day's report was built after every derived object and every alert-evidence
+    object of the day was written (so the report consumed them); covers those objects."""
     rinfo, _doc = _report_info(store, day)
     covers = []
-    for o in store.list(derived_prefix(day)):
+    for o in [*store.list(derived_prefix(day)), *store.list(examples_prefix(day))]:
         if o.key.endswith(".retention"):
             continue
         if _newer(o, rinfo):

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import socket
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -112,6 +113,8 @@ def make_history(store, end: date, days: int, hours=(0, 12), per: int = 3, seed:
                                   "performance": {"total_time_ms": float(lat[j])},
                                   "output": {"content": "hi", "tokens_generated": float(tok[j])}})
             store.put(f"aggregates/hourly/{part}.json", json.dumps(agg).encode())
+            store.put(f"examples/hourly/{part}.json", json.dumps(
+                {"models": {m: [f"{hour:%Y%m%d%H}-{m}-0"] for m in MODELS}}).encode())
             body = "".join(json.dumps(x) + "\n" for x in lines).encode()
             if h % 2:
                 store.put(f"raw/requests/{part}/part-0.jsonl.gz", gzip.compress(body))
@@ -192,6 +195,7 @@ def test_full_tier_walk(store, engine):
     assert min(days_of("quarantine/")) >= AS_OF - timedelta(days=5) and min(days_of("quarantine/")) < d3
     assert any(k.endswith(".gz") for k in before - after if k.startswith("raw/requests/"))
     assert min(days_of("profiles/hourly/")) == d30 and min(days_of("aggregates/hourly/")) == d30
+    assert min(days_of("examples/")) == d30  # alert evidence: the recent tier, once the report read it
     # Daily rollups exist for every day whose hours went, and expire after 100 days.
     assert days_of("profiles/daily/") == {d100 + timedelta(days=i) for i in range((d30 - d100).days)}
     assert days_of("aggregates/daily/") == days_of("profiles/daily/")
@@ -335,6 +339,19 @@ def test_phase1_only_then_phase2(tmp_path, engine):
     assert r1.rollups_verified > 0 and "deleted" not in r1.counts
     r2 = R.apply(store, engine, R.plan(store, AS_OF, WALK_CFG), "p2", phases=("delete",))
     assert r2.counts["deleted"] == len([a for a in p if a.op == "delete"])
+
+
+def test_alert_evidence_written_after_its_report_stays(tmp_path, engine):
+    store = LocalStore(tmp_path / "s")
+    make_history(store, AS_OF, 8, quarantine_every=0)
+    late_day = AS_OF - timedelta(days=6)
+    time.sleep(0.05)  # a later modification time than the report's
+    store.put(f"examples/hourly/dt={late_day}/hour=23.json", b'{"models": {}}')
+    res = R.run_retention(store, engine, AS_OF, SHORT_CFG, run_id="ev")
+    assert keys(store, f"examples/hourly/dt={late_day}/") == {
+        f"examples/hourly/dt={late_day}/hour={h:02d}.json" for h in (0, 12, 23)}
+    assert not keys(store, f"examples/hourly/dt={late_day - timedelta(days=1)}/")
+    assert any("written after" in f for f in res.rollup_failures), res.rollup_failures
 
 
 def test_unverifiable_rollup_keeps_raw(tmp_path, engine):
