@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from llmmon.context import Context
     from llmmon.daily.merge import DayState
-    from llmmon.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -80,26 +79,6 @@ def feature_groups(knobs: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def column_sketches(aggs: list[dict[str, Any]], columns: list[str]) -> dict[str, dict[str, int]]:
-    """column -> the deterministic sketch merged over ``aggs`` (model aggregates)."""
-    return {c: qsketch.merge_all(qsketch.of(a, c) for a in aggs) for c in columns}
-
-
-def reference_sketches(store: ObjectStore, days: list[str], columns: list[str]) -> dict[str, dict[str, int]] | None:
-    """Sketches of the reference days from their daily aggregates; None if any day lacks one."""
-    from datetime import date as _date
-
-    from llmmon.layout import daily_aggregate_key
-
-    aggs = []
-    for d in days:
-        key = daily_aggregate_key(_date.fromisoformat(d))
-        if store.head(key) is None:
-            return None
-        aggs += list(orjson.loads(store.get(key)).get("models", {}).values())
-    return column_sketches(aggs, columns)
-
-
 def day_drift(ref_views: dict[str, Any], cur_views: dict[str, Any], cfg: DriftConfig,
               groups: dict[str, str], sketches: dict[str, SketchPair] | None = None) -> list[FeatureDrift]:
     """Drift of every configured feature present in both merged profiles, plus the model mix.
@@ -125,7 +104,6 @@ def feature_rows(results: list[FeatureDrift], groups: dict[str, str]) -> list[di
 def write_rows(engine: Engine, start: datetime, features: list[dict[str, Any]], reference: dict[str, Any],
                drifted: int | None) -> None:
     """Replace the day's drift rows and its ``drifted_features`` metric."""
-    import orjson
 
     ref_txt = orjson.dumps(reference, option=orjson.OPT_SORT_KEYS).decode()
     rows = [{"window_start": start, "grain": "day", "feature": f["name"], "feature_group": f["group"],
@@ -152,12 +130,11 @@ def drift_section(ctx: Context, ds: DayState) -> dict[str, Any]:
     groups = feature_groups(knobs)
     ref = baseline.resolve(ctx.store, cfg, ds.day)
     sketches = None
-    if ref.description.get("source") == "config":
-        cols = [c for c in groups if c in qsketch.SKETCH_COLUMNS]
-        rs = reference_sketches(ctx.store, ref.description.get("days", []), cols)
-        if rs is not None:
-            cs = column_sketches(list(ds.aggs.values()), cols)
-            sketches = {c: (rs[c], cs[c]) for c in cols if qsketch.count(rs[c]) and qsketch.count(cs[c])}
+    cols = [c for c in groups if c in qsketch.SKETCH_COLUMNS]
+    rs = baseline.reference_sketches(ctx.store, ref, cols)
+    if rs is not None:
+        cs = qsketch.merge_columns(ds.aggs.values(), cols)
+        sketches = {c: (rs[c], cs[c]) for c in cols if qsketch.count(rs[c]) and qsketch.count(cs[c])}
     results = day_drift(ref.views, ds.views, cfg, groups, sketches) if ref.views and ds.views else []
     features = feature_rows(results, groups)
     summary = summarize(results, cfg.dataset_share)

@@ -1,7 +1,10 @@
 """Drift reference profiles: the trailing N days (default) or a pinned, vetted baseline.
 
 A pinned baseline is the merge of a period's daily profiles, stored once under
-``baselines/pinned/<from>_<to>/model=<m>.bin`` with a record at ``baselines/pinned/current.json``.
+``baselines/pinned/<from>_<to>/model=<m>.bin`` with a record at ``baselines/pinned/current.json``,
+plus the period's deterministic quantile sketches (``sketches.json``, merged from its daily
+aggregates): numeric drift against a pin is as reproducible as against the trailing days, and
+survives the retention of those aggregates.
 Pinning is explicit (``llmmon baseline set``); while a pin exists it overrides the trailing
 reference, and ``llmmon baseline clear`` returns to the config's reference.
 """
@@ -17,10 +20,12 @@ import orjson
 from llmmon import layout
 from llmmon.metrics.drift import DriftConfig, reference_dates
 from llmmon.store import profiles
+from llmmon.store import quantiles as qsketch
 from llmmon.store.objects import ObjectStore
 
 PINNED_PREFIX = layout.pinned_baseline_prefix()
 PINNED_RECORD = layout.pinned_baseline_record()
+SKETCHES_NAME = "sketches.json"
 
 
 @dataclass
@@ -63,6 +68,30 @@ def load_days(store: ObjectStore, days: list[date]) -> tuple[dict[str, Any], lis
     return merge_by_model(parts), found, missing
 
 
+def day_sketches(store: ObjectStore, days: list[str], columns: list[str]) -> dict[str, qsketch.Sketch] | None:
+    """column -> sketch merged over the daily aggregates of ``days`` (ISO dates); None when a day
+    has no daily aggregate (then the caller falls back to the profiles' KLL)."""
+    aggs: list[dict[str, Any]] = []
+    for d in days:
+        key = layout.daily_aggregate_key(date.fromisoformat(d))
+        if store.head(key) is None:
+            return None
+        aggs += list(orjson.loads(store.get(key)).get("models", {}).values())
+    return qsketch.merge_columns(aggs, columns)
+
+
+def reference_sketches(store: ObjectStore, ref: Reference, columns: list[str]) -> dict[str, qsketch.Sketch] | None:
+    """The reference's sketches of ``columns``: a pin's stored ``sketches.json``, else the
+    reference days' daily aggregates. None when they are not all there."""
+    if ref.description.get("source") == "baseline set":
+        key = ref.description["key"] + SKETCHES_NAME
+        if store.head(key) is None:
+            return None  # pinned before sketches were stored
+        stored = orjson.loads(store.get(key))
+        return {c: stored.get(c, {}) for c in columns}
+    return day_sketches(store, ref.description.get("days", []), columns)
+
+
 def pin(store: ObjectStore, start: date, end: date, now: datetime | None = None) -> dict[str, Any]:
     """Merge the period's daily profiles into a pinned baseline and record it as current."""
     if start > end:
@@ -76,7 +105,11 @@ def pin(store: ObjectStore, start: date, end: date, now: datetime | None = None)
     for model, view in sorted(views.items()):
         name = layout.daily_profile_key(datetime(2000, 1, 1, tzinfo=UTC), model).rsplit("/", 1)[1]
         store.put(prefix + name, profiles.serialize(view), "application/octet-stream")
+    sketches = day_sketches(store, found, list(qsketch.SKETCH_COLUMNS))
+    if sketches is not None:
+        store.put(prefix + SKETCHES_NAME, orjson.dumps(sketches, option=orjson.OPT_SORT_KEYS), "application/json")
     record = {"from": start.isoformat(), "to": end.isoformat(), "prefix": prefix, "days": found,
+              "sketches": sketches is not None,
               "days_missing": missing, "models": sorted(views),
               "rows": sum(profiles.row_count(v) for v in views.values()),
               "pinned_at": (now or datetime.now(UTC)).isoformat(timespec="seconds")}
@@ -97,7 +130,7 @@ def clear(store: ObjectStore) -> dict[str, Any] | None:
     if record is None:
         return None
     for obj in store.list(record["prefix"]):
-        store.delete(obj.key)
+        store.delete(obj.key)  # the profiles and sketches.json
     store.delete(PINNED_RECORD)
     return record
 

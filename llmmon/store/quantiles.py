@@ -126,6 +126,12 @@ def merge_all(sketches: Iterable[Mapping[str, int] | None]) -> Sketch:
     return out
 
 
+def merge_columns(aggs: Iterable[Mapping[str, object]], columns: Iterable[str]) -> dict[str, Sketch]:
+    """column -> the sketch of that column merged over ``aggs`` (model aggregates)."""
+    aggs = list(aggs)
+    return {c: merge_all(of(a, c) for a in aggs) for c in columns}
+
+
 def of(agg: Mapping[str, object] | None, column: str) -> Sketch:
     """The sketch of ``column`` inside an aggregate (empty when absent)."""
     s = (agg or {}).get(PREFIX + column)
