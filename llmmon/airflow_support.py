@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from llmmon.errors import BadDateError
 
 if TYPE_CHECKING:
-    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.window import Window
 
 log = logging.getLogger("llmmon")
 
@@ -36,7 +36,7 @@ def hour_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
     Airflow 3 cron schedules use CronTriggerTimetable (data_interval_start == end), so the
     window is computed here, explicitly, from the run's time.
     """
-    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.window import Window
 
     raw = (params.get("hour") or "").strip()
     if raw:
@@ -50,7 +50,7 @@ def hour_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
 
 def day_window(params: dict[str, Any], context: dict[str, Any]) -> Window:
     """The UTC day to process: the ``date`` Param (``YYYY-MM-DD``) or the day before the run."""
-    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.window import Window
 
     raw = (params.get("date") or "").strip()
     if raw:
@@ -66,6 +66,6 @@ def window_to_xcom(w: Window) -> dict[str, str]:
 
 
 def window_from_xcom(d: dict[str, str]) -> Window:
-    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.window import Window
 
     return Window(datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"]))

@@ -89,7 +89,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---- stage 1 and stage 2 --------------------------------------------------------------------
 
 def cmd_run_hour(args: argparse.Namespace) -> int:
-    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.window import Window
 
     ctx = _ctx(args)
     _print(jobs.run_hours(ctx, Window.hour(args.hour))[0])
@@ -107,8 +107,8 @@ def cmd_run_hour(args: argparse.Namespace) -> int:
 
 
 def cmd_run_day(args: argparse.Namespace) -> int:
-    from llmmon.hourly.ingest import Window
     from llmmon.hourly.parallel import default_workers, run_hours_parallel
+    from llmmon.hourly.window import Window
 
     ctx = _ctx(args)
     workers = args.workers or default_workers()

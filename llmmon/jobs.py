@@ -29,7 +29,7 @@ from llmmon.sections import load
 
 if TYPE_CHECKING:
     from llmmon.config import Config
-    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.window import Window
     from llmmon.lifecycle import retention as R
 
 log = logging.getLogger("llmmon")

@@ -206,8 +206,8 @@ def run_llmmon(store_dir: Path, workdir: Path) -> tuple[float, int]:
     from llmmon.config import load_config
     from llmmon.context import Context
     from llmmon.daily.run import run_daily
-    from llmmon.hourly.ingest import Window
     from llmmon.hourly.run import process_hours, write_hours
+    from llmmon.hourly.window import Window
 
     db = workdir / "warehouse.db"
     db.unlink(missing_ok=True)

@@ -90,7 +90,7 @@ def run_demo(home: Path, days: int = 7, requests_per_day: int = 20_000, use_airf
             if "success" not in state:
                 return 1
     else:
-        from llmmon.hourly.ingest import Window
+        from llmmon.hourly.window import Window
         from llmmon.jobs import run_daily, run_hours
 
         for d in day_list:

@@ -31,8 +31,8 @@ def day_start(day: date) -> datetime:
 def run_day(ctx: Context, day: date) -> dict[str, Any]:
     """The hourly job over the day's 24 hours in one pass, then the daily job; the report."""
     from llmmon.daily.run import run_daily
-    from llmmon.hourly.ingest import Window
     from llmmon.hourly.run import run_hours
+    from llmmon.hourly.window import Window
 
     run_hours(ctx, Window.day(day))
     return run_daily(ctx, day)["report"]
@@ -42,8 +42,8 @@ def run_day_split(ctx: Context, day: date, batch: int, seed: int) -> dict[str, A
     """The mapped-task path: objects shuffled (``seed``) into batches of ``batch``, each batch
     processed and saved as a partial, the partials reduced in shuffled order; then the daily job."""
     from llmmon.daily.run import run_daily
-    from llmmon.hourly.ingest import Window
     from llmmon.hourly.run import batch_objects, list_objects, process_hours, reduce_partials, save_partial
+    from llmmon.hourly.window import Window
 
     window = Window.day(day)
     objects = list_objects(ctx, window)

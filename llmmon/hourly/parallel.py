@@ -23,7 +23,7 @@ from llmmon.store.objects import ObjectInfo, parse_partition
 
 if TYPE_CHECKING:
     from llmmon.context import Context
-    from llmmon.hourly.ingest import Window
+    from llmmon.hourly.window import Window
 
 log = logging.getLogger(__name__)
 

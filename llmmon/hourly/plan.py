@@ -16,7 +16,7 @@ import orjson
 
 from llmmon import layout
 from llmmon.airflow_support import window_from_xcom, window_to_xcom
-from llmmon.hourly.ingest import Window, is_log_object
+from llmmon.hourly.window import Window, is_log_object
 from llmmon.store.objects import ObjectInfo, partition_prefix
 from llmmon.timeutil import utc
 

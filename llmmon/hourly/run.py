@@ -29,15 +29,9 @@ from llmmon import layout
 from llmmon.hourly import examples, score, side_state
 from llmmon.hourly.finish import SUM_COLUMNS as FINISH_SUM_COLUMNS
 from llmmon.hourly.finish import finish_chunk
-from llmmon.hourly.ingest import (
-    IngestStats,
-    QuarantinedLine,
-    Window,
-    encode_quarantine,
-    list_window_objects,
-    read_span,
-)
+from llmmon.hourly.ingest import IngestStats, QuarantinedLine, encode_quarantine, read_span
 from llmmon.hourly.validate import ContractValidator, ValidationTotals
+from llmmon.hourly.window import Window, list_window_objects
 from llmmon.metrics.performance import check_thresholds, metric_rows, performance_metrics
 from llmmon.metrics.quality import quality_window_metrics
 from llmmon.store import aggregates as aggmod
@@ -363,7 +357,7 @@ def find_late_objects(ctx: Context, window: Window) -> dict[datetime, list[Objec
     """
     from sqlalchemy import and_, select
 
-    from llmmon.hourly.ingest import is_log_object
+    from llmmon.hourly.window import is_log_object
 
     start = window.start - timedelta(hours=ctx.cfg.ingest.late_lookback_hours)
     t, ro = warehouse.runs, warehouse.run_objects

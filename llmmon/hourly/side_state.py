@@ -25,15 +25,9 @@ import orjson
 import pandas as pd
 
 from llmmon import layout
-from llmmon.hourly.ingest import (
-    IngestStats,
-    QuarantinedLine,
-    Window,
-    encode_quarantine,
-    list_window_objects,
-    read_span,
-)
+from llmmon.hourly.ingest import IngestStats, QuarantinedLine, encode_quarantine, read_span
 from llmmon.hourly.score import configs
+from llmmon.hourly.window import Window, list_window_objects
 from llmmon.metrics import experience
 from llmmon.scoring.pii import redact
 from llmmon.store.objects import ObjectStore

@@ -21,8 +21,8 @@ from llmmon.context import Context
 from llmmon.daily.alerts import incidents_section
 from llmmon.daily.merge import DayState
 from llmmon.hourly.alerts import evaluate_hour
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import run_hours
+from llmmon.hourly.window import Window
 from llmmon.reports.blocks import incidents_html
 from tests.factories import hour_key, lines, put_jsonl, spread
 

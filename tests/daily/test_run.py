@@ -9,8 +9,8 @@ import pytest
 
 from llmmon.context import Context
 from llmmon.daily import run
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import run_hours
+from llmmon.hourly.window import Window
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, spread
 

@@ -12,8 +12,8 @@ from tests.faults import world as W
 def sites(tmp_path_factory) -> dict[str, W.Site]:
     """``seeded`` (raw only), ``hours`` (hourly job done), ``day`` (hourly and daily jobs done)."""
     from llmmon.daily.run import run_daily
-    from llmmon.hourly.ingest import Window
     from llmmon.hourly.run import run_hours
+    from llmmon.hourly.window import Window
 
     base = tmp_path_factory.mktemp("faultday")
     seeded = W.Site(base / "seeded")

@@ -15,8 +15,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import run_hours
+from llmmon.hourly.window import Window
 from llmmon.lifecycle import retention as R
 from tests.faults import world as W
 from tests.faults.crash import crash_points, record_writes, run_killed_at

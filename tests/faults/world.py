@@ -100,8 +100,8 @@ class Site:
 def run_day(ctx: Any) -> None:
     """What ``llmmon run-day`` does for DAY."""
     from llmmon.daily.run import run_daily
-    from llmmon.hourly.ingest import Window
     from llmmon.hourly.run import run_hours
+    from llmmon.hourly.window import Window
 
     run_hours(ctx, Window.day(DAY), job="daily")
     run_daily(ctx, DAY)

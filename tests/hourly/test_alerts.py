@@ -19,8 +19,8 @@ from llmmon.context import Context
 from llmmon.daily.alerts import alerts_section
 from llmmon.daily.merge import DayState
 from llmmon.hourly.alerts import evaluate_hour
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import run_hours
+from llmmon.hourly.window import Window
 from llmmon.store.objects import LocalStore
 from tests.alerts.alertmanager import wait_for
 from tests.alerts.conftest import Receiver, free_port

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import orjson
 
 from llmmon.config import IngestConfig
-from llmmon.hourly.ingest import IngestStats, Window, list_window_objects, read_span, skip_reason
+from llmmon.hourly.ingest import IngestStats, read_span
+from llmmon.hourly.window import Window, list_window_objects, skip_reason
 from llmmon.store.objects import partition_prefix
 
 HOUR = datetime(2026, 11, 2, 10, tzinfo=UTC)

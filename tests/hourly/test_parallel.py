@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 
 from llmmon.context import Context
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.parallel import run_hours_parallel, split_by_partition
+from llmmon.hourly.window import Window
 from llmmon.layout import hourly_aggregate_key as aggregate_key
 from llmmon.store.objects import LocalStore, ObjectInfo
 from tests.conftest import make_config

@@ -9,8 +9,8 @@ import orjson
 
 from llmmon import jobs, layout
 from llmmon.context import Context
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.plan import done_hours, sub_windows
+from llmmon.hourly.window import Window
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, spread
 

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from llmmon.context import Context
 from llmmon.daily.run import run_daily
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import process_hours, run_hours, write_hours
+from llmmon.hourly.window import Window
 from llmmon.layout import quarantine_key
 from llmmon.store import warehouse
 from tests.conftest import make_config

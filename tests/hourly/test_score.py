@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 from llmmon.context import Context
 from llmmon.hourly import score
-from llmmon.hourly.ingest import IngestStats, Window, read_span
+from llmmon.hourly.ingest import IngestStats, read_span
 from llmmon.hourly.run import list_objects, process_hours
+from llmmon.hourly.window import Window
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, request, spread
 

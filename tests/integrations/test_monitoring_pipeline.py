@@ -27,8 +27,8 @@ from llmmon.config import Config, StorageConfig, WarehouseConfig
 from llmmon.context import Context
 from llmmon.daily.run import run_daily
 from llmmon.dev.synthetic import Incident, generate
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import run_hours
+from llmmon.hourly.window import Window
 from llmmon.store.objects import parse_partition
 from tests.alerts.conftest import Receiver
 

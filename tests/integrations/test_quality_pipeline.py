@@ -12,8 +12,8 @@ from genai_prices import Usage, calc_price
 from llmmon.context import Context
 from llmmon.daily.reprice import reprice_range
 from llmmon.daily.run import run_daily
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import run_hours
+from llmmon.hourly.window import Window
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, request
 

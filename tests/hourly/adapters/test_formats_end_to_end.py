@@ -12,8 +12,8 @@ import pytest
 
 from llmmon.context import Context
 from llmmon.daily.run import run_daily
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import process_hours, write_hours
+from llmmon.hourly.window import Window
 from llmmon.layout import quarantine_key
 from tests.conftest import make_config
 from tests.hourly.adapters import spec_fixtures as sf

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmmon.config import FieldSpec, IngestConfig, MappingConfig
-from llmmon.hourly.ingest import IngestStats, Window, read_span
+from llmmon.hourly.ingest import IngestStats, read_span
+from llmmon.hourly.window import Window
 from llmmon.store.objects import LocalStore, ObjectInfo, partition_prefix
 from tests.hourly.adapters import spec_fixtures as sf
 
