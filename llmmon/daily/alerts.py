@@ -89,7 +89,6 @@ def grain_configs(section: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return ({**section, "disabled_rules": base + day}, {**section, "disabled_rules": base + hour})
 
 
-
 def load_metrics(engine: Engine, grain: str, start: datetime, end: datetime) -> dict[datetime, Metrics]:
     """window_start -> model -> metric -> value for every warehouse row of ``grain`` in [start, end)."""
     t = warehouse.metrics

@@ -51,7 +51,6 @@ def split_config(section: dict[str, Any]) -> tuple[DetectConfig, dict[str, Any]]
     return DetectConfig.model_validate(raw), knobs
 
 
-
 def metric_frame(engine: Engine, grain: str, start: datetime, end: datetime, model: str = "*") -> pd.DataFrame:
     """Wide frame (index window_start UTC, one column per metric) of warehouse metrics."""
     t = warehouse.metrics

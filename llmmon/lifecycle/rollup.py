@@ -60,10 +60,6 @@ def view_rows(view: DatasetProfileView) -> int:
     return max(c.values()) if c else 0
 
 
-
-
-
-
 def daily_quantiles(store: ObjectStore, day: date, model: str, column: str = "total_time_ms",
                     qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> dict[str, float]:
     """Quantiles and count of one column for one day from the merged daily profile (no raw needed)."""
@@ -114,8 +110,6 @@ def _agg_equal(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         if abs(x - y) > 1e-9 * max(1.0, abs(x), abs(y)):
             probs.append(f"{k}: {x} != {y}")
     return probs
-
-
 
 
 # ---- phase 1: rollup + verify -------------------------------------------------------------------
