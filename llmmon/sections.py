@@ -20,9 +20,9 @@ from llmmon.config import Config, ConfigError, first_error, load_config
 
 def _validators() -> dict[str, Callable[[dict[str, Any]], object]]:
     from llmmon.alerts.config import load_alerts_config
-    from llmmon.daily.alerts import split_config as split_alerts
     from llmmon.daily.anomalies import split_config as split_detect
     from llmmon.daily.drift import split_config as split_drift
+    from llmmon.hourly.alerts import split_config as split_alerts
     from llmmon.lifecycle.retention import retention_config
     from llmmon.reports.compliance import compliance_config
     from llmmon.scoring.cost import CostConfig

@@ -11,3 +11,12 @@ def utc(ts: datetime | str) -> datetime:
     if isinstance(ts, str):
         ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def iso(ts: datetime | str) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix, as alerts, incidents and reports print instants."""
+    return utc(ts).isoformat().replace("+00:00", "Z")
+
+
+def iso_or_none(ts: datetime | str | None) -> str | None:
+    return None if ts is None else iso(ts)

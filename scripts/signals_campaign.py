@@ -159,8 +159,8 @@ def decisions(root: Path, ratio: float, days: int, rpd: int, seed: int,
 
     from llmmon.alerts import AlertStore, notify_window
     from llmmon.alerts.config import default_rules
-    from llmmon.daily.alerts import hour_sketches, scoped
     from llmmon.dev.synthetic import hour_latencies
+    from llmmon.hourly.alerts import hour_sketches, scoped
 
     root.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{root / 'decisions.db'}")

@@ -31,7 +31,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from llmmon.alerts.config import AlertsConfig, ChannelConfig, HookConfig
-from llmmon.alerts.model import SEVERITY_NAMES, Alert, at_least, iso
+from llmmon.alerts.model import SEVERITY_NAMES, Alert, at_least
+from llmmon.timeutil import iso
 
 log = logging.getLogger(__name__)
 

@@ -11,24 +11,17 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from llmmon.errors import UserError
+from llmmon.timeutil import iso_or_none, utc
 
 if TYPE_CHECKING:
     from llmmon.alerts.state import AlertStore
     from llmmon.config import IncidentsConfig
 
 STATUSES = ("open", "acknowledged", "resolved")
-
-
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def _z(ts: datetime | None) -> str | None:
-    return None if ts is None else _utc(ts).isoformat().replace("+00:00", "Z")
 
 
 # ---- owner routing ----------------------------------------------------------------------------
@@ -64,15 +57,15 @@ def incident_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         c = json.loads(r["context"])
         out.append({"id": r["id"], "rule": r["rule"], "scope": r["scope"], "severity": r["severity"],
-                    "status": r["status"], "owner": r["owner"], "opened_at": _z(r["opened_at"]),
-                    "acknowledged_at": _z(r["acknowledged_at"]), "resolved_at": _z(r["resolved_at"]),
-                    "last_seen_at": _z(r["last_seen_at"]), "occurrences": r["occurrences"],
+                    "status": r["status"], "owner": r["owner"], "opened_at": iso_or_none(r["opened_at"]),
+                    "acknowledged_at": iso_or_none(r["acknowledged_at"]), "resolved_at": iso_or_none(r["resolved_at"]),
+                    "last_seen_at": iso_or_none(r["last_seen_at"]), "occurrences": r["occurrences"],
                     "peak_value": r["peak_value"], "fingerprint": r["fingerprint"], **c})
     return out
 
 
 def _minutes(a: datetime, b: datetime) -> float:
-    return (_utc(b) - _utc(a)).total_seconds() / 60
+    return (utc(b) - utc(a)).total_seconds() / 60
 
 
 def response_times(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -134,12 +127,12 @@ def resolve(store: AlertStore, incident_id: str, note: str, now: datetime) -> di
 def timeline(incident: dict[str, Any], events: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(time, what happened) from the fingerprint's alert events within the incident, plus the
     people's acknowledge and resolve (pure, oldest first)."""
-    opened = _utc(incident["opened_at"])
+    opened = utc(incident["opened_at"])
     end = incident.get("resolved_at")
     out: list[tuple[datetime, str]] = []
     for e in events:
-        ws = _utc(e["window_start"])
-        if ws < opened or (end is not None and ws > _utc(end)):
+        ws = utc(e["window_start"])
+        if ws < opened or (end is not None and ws > utc(end)):
             continue
         what = e["status"]
         if e["status"] == "firing" and str(e.get("suppressed_reason") or "").startswith("pending:"):
@@ -147,24 +140,24 @@ def timeline(incident: dict[str, Any], events: list[dict[str, Any]]) -> list[tup
         alert = json.loads(e.get("alert_json") or "{}")
         obs = alert.get("observed")
         note = "notified" if e.get("notified") else f"not notified ({e.get('suppressed_reason') or '-'})"
-        out.append((ws, f"{e['severity']} {what}: window {_z(ws)} to {_z(e['window_end'])}"
+        out.append((ws, f"{e['severity']} {what}: window {iso_or_none(ws)} to {iso_or_none(e['window_end'])}"
                         + (f", observed {obs:.4g}" if isinstance(obs, (int, float)) else "") + f"; {note}"))
     if incident.get("acknowledged_at") is not None:
-        out.append((_utc(incident["acknowledged_at"]), f"acknowledged by {incident.get('owner') or '?'}"))
+        out.append((utc(incident["acknowledged_at"]), f"acknowledged by {incident.get('owner') or '?'}"))
     ctx = json.loads(incident.get("context") or "{}")
     if incident.get("resolved_at") is not None:
         res = ctx.get("resolution")
-        out.append((_utc(incident["resolved_at"]),
+        out.append((utc(incident["resolved_at"]),
                     f"resolved by hand: {res['note']}" if res else "resolved (condition cleared)"))
     out.sort(key=lambda x: x[0])
-    return [(_z(t) or "", what) for t, what in out]
+    return [(iso_or_none(t) or "", what) for t, what in out]
 
 
 def postmortem_markdown(incident: dict[str, Any], events: list[dict[str, Any]]) -> str:
     """A postmortem draft (pure): summary, impact from the incident's numbers and context, an
     auto-filled timeline, and empty root-cause and actions sections for people to write."""
     ctx = json.loads(incident.get("context") or "{}")
-    opened = _utc(incident["opened_at"])
+    opened = utc(incident["opened_at"])
     until = incident.get("resolved_at") or incident.get("last_seen_at")
     duration = f"{_minutes(opened, until):.0f} min" if until is not None else "ongoing"
 
@@ -174,14 +167,14 @@ def postmortem_markdown(incident: dict[str, Any], events: list[dict[str, Any]]) 
     lines = [f"# Postmortem (draft): {incident['rule']} on {incident['scope']}", "",
              f"- Incident: `{incident['id']}` (fingerprint `{incident['fingerprint']}`)",
              f"- Severity: {incident['severity']}; status: {incident['status']}; owner: {incident.get('owner') or '—'}",
-             f"- Opened: {_z(opened)}; acknowledged: {_z(incident.get('acknowledged_at')) or '—'}; "
-             f"resolved: {_z(incident.get('resolved_at')) or '—'} (duration {duration})", "",
+             f"- Opened: {iso_or_none(opened)}; acknowledged: {iso_or_none(incident.get('acknowledged_at')) or '—'}; "
+             f"resolved: {iso_or_none(incident.get('resolved_at')) or '—'} (duration {duration})", "",
              "## Summary", "", str(ctx.get("summary") or "—"), "",
              "## Impact", "",
              f"- Metric: {val(ctx.get('metric'))}; peak {val(incident.get('peak_value'))} "
              f"(threshold {val(ctx.get('threshold'))}, baseline {val(ctx.get('baseline'))})",
              f"- Occurrences (alert windows firing): {incident['occurrences']}",
-             f"- Last seen: {_z(incident.get('last_seen_at')) or '—'}"]
+             f"- Last seen: {iso_or_none(incident.get('last_seen_at')) or '—'}"]
     segs = ctx.get("top_segments") or []
     if segs:
         lines.append("- Top segments: " + "; ".join(json.dumps(s, sort_keys=True, default=str) for s in segs[:5]))

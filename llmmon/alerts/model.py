@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from llmmon.timeutil import utc
+from llmmon.timeutil import iso, utc
 
 SEVERITIES = ("P0", "P1", "P2", "P3")
 SEVERITY_NAMES = {"P0": "critical", "P1": "high", "P2": "medium", "P3": "low"}
@@ -27,9 +27,6 @@ def fingerprint(rule: str, scope: str) -> str:
     """Stable id of an alert series: rule + scope, never the window, so repeats dedup."""
     return hashlib.sha256(f"{rule}\x1f{scope}".encode()).hexdigest()[:16]
 
-
-def iso(ts: datetime) -> str:
-    return utc(ts).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

@@ -45,7 +45,7 @@ from llmmon.alerts.channels import (
     send_with_retry,
 )
 from llmmon.alerts.config import AlertsConfig, RuleConfig, load_alerts_config
-from llmmon.alerts.model import Alert, iso, severity_rank
+from llmmon.alerts.model import Alert, severity_rank
 from llmmon.alerts.outbox import (
     DeliveryOutcome,
     DeliveryRun,
@@ -56,7 +56,7 @@ from llmmon.alerts.outbox import (
 )
 from llmmon.alerts.rules import Evaluation, evaluate_detailed
 from llmmon.alerts.state import DELIVERED, TABLES, AlertStore, Tables
-from llmmon.timeutil import utc
+from llmmon.timeutil import iso, utc
 
 __all__ = ["DeliveryOutcome", "DeliveryRun", "NotifyResult", "notify", "notify_window"]
 

@@ -33,8 +33,8 @@ from llmmon.alerts.channels import (
     scrub,
     send_with_retry,
 )
-from llmmon.alerts.model import Alert, iso
-from llmmon.timeutil import utc
+from llmmon.alerts.model import Alert
+from llmmon.timeutil import iso, utc
 
 if TYPE_CHECKING:
     from llmmon.alerts.config import AlertsConfig

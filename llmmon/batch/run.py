@@ -27,6 +27,7 @@ from llmmon.batch import tables as bt
 from llmmon.batch.assess import Assessment, Snapshot, assess
 from llmmon.batch.sources import Observation, Rejection, read_object
 from llmmon.store.objects import StorageError
+from llmmon.timeutil import iso
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -166,9 +167,6 @@ def observe(ctx: Context, as_of: datetime) -> dict[str, Any]:
 
 
 # ---- stage 2: assess -----------------------------------------------------------------------
-
-def iso(ts: datetime | None) -> str | None:
-    return None if ts is None else utc(ts).isoformat().replace("+00:00", "Z")
 
 
 def _opt(ts: datetime | None) -> datetime | None:

@@ -129,23 +129,6 @@ def write_anomalies(engine: Engine, day: datetime, found: list[Anomaly]) -> None
             conn.execute(anomalies.insert(), rows)
 
 
-def read_anomalies(engine: Engine, day: datetime) -> list[dict[str, Any]]:
-    """The day's stored anomalies (status 'anomaly' only) as dicts the alert rules accept."""
-    t = anomalies
-    with engine.connect() as conn:
-        rows = conn.execute(select(t).where(and_(t.c.day == day, t.c.status == "anomaly"))
-                            .order_by(t.c.window_start, t.c.kind, t.c.key)).all()
-    out = []
-    for r in rows:
-        d = dict(r._mapping)
-        d["window_start"], d["window_end"] = utc(d["window_start"]), utc(d["window_end"])
-        d["detail"] = json.loads(d["detail"] or "{}")
-        d["baseline"] = d["expected"]
-        d["model"] = None if d["model"] == "*" else d["model"]  # '*' is the overall scope
-        out.append(d)
-    return out
-
-
 def anomalies_section(ctx: Context, ds: DayState) -> dict[str, Any]:
     """Day section ``anomalies``: anomalies[], insufficient-baseline checks, skipped detectors."""
     cfg, knobs = split_config(ctx.cfg.detect)

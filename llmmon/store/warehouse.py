@@ -10,6 +10,7 @@ a rerun.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -31,9 +32,12 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from llmmon.timeutil import utc
 
 metadata = MetaData()
 
@@ -223,3 +227,20 @@ def replace_metrics(conn: Connection, window_start: datetime, grain: str, rows: 
     if rows:
         conn.execute(metrics.insert(), list(rows))
     return len(rows)
+
+
+def read_anomalies(engine: Engine, day: datetime) -> list[dict[str, Any]]:
+    """The day's stored anomalies (status 'anomaly' only) as dicts the alert rules accept."""
+    t = anomalies
+    with engine.connect() as conn:
+        rows = conn.execute(select(t).where(and_(t.c.day == day, t.c.status == "anomaly"))
+                            .order_by(t.c.window_start, t.c.kind, t.c.key)).all()
+    out = []
+    for r in rows:
+        d = dict(r._mapping)
+        d["window_start"], d["window_end"] = utc(d["window_start"]), utc(d["window_end"])
+        d["detail"] = json.loads(d["detail"] or "{}")
+        d["baseline"] = d["expected"]
+        d["model"] = None if d["model"] == "*" else d["model"]  # '*' is the overall scope
+        out.append(d)
+    return out

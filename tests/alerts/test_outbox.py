@@ -127,7 +127,7 @@ def test_report_links_last_the_incident_plus_a_margin() -> None:
 
 def test_presigned_report_link_is_made_at_send_time(tmp_path, s3_store, moto_endpoint) -> None:
     from llmmon.context import Context
-    from llmmon.daily.alerts import delivery_run
+    from llmmon.hourly.alerts import delivery_run
     from tests.conftest import make_config
 
     cfg = make_config(s3_store.url, f"sqlite:///{tmp_path / 'wh.db'}", endpoint=moto_endpoint)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from llmmon.daily.alerts import day_health, hour_sketches, input_health
+from llmmon.daily.alerts import day_health
+from llmmon.hourly.alerts import hour_sketches, input_health
 from llmmon.store import quantiles as q
 
 H0 = datetime(2026, 1, 1, 10, tzinfo=UTC)
