@@ -18,5 +18,9 @@ def iso(ts: datetime | str) -> str:
     return utc(ts).isoformat().replace("+00:00", "Z")
 
 
+def utc_or_none(ts: datetime | str | None) -> datetime | None:
+    return None if ts is None else utc(ts)
+
+
 def iso_or_none(ts: datetime | str | None) -> str | None:
     return None if ts is None else iso(ts)

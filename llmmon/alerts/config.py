@@ -11,12 +11,13 @@ count; trailing windows used by burn-rate tiers carry an ``_<N>h`` suffix (``err
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from llmmon.strict import StrictModel
+from llmmon.timeutil import utc
 
 Severity = Literal["P0", "P1", "P2", "P3"]
 ScopeKind = Literal["overall", "model", "app"]
@@ -367,3 +368,12 @@ def load_alerts_config(section: dict[str, Any] | AlertsConfig | Any | None) -> A
     if section is not None and hasattr(section, "alerts") and not isinstance(section, dict):
         section = section.alerts
     return AlertsConfig.model_validate(section or {})
+
+
+def resolve_now(knob: Any, window_end: datetime) -> datetime:
+    """The ``now`` for max-notify-age: knob ISO time, ``window_end``, or the wall clock."""
+    if knob in (None, "", "wall"):
+        return datetime.now(UTC)
+    if knob == "window_end":
+        return window_end
+    return utc(knob if isinstance(knob, datetime) else str(knob))

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from llmmon.alerts.config import load_alerts_config
+from llmmon.alerts.config import load_alerts_config, resolve_now
 from llmmon.alerts.model import Alert
 from llmmon.alerts.notify import notify
 from llmmon.alerts.rules import Evaluation
+from llmmon.timeutil import utc_or_none
 
 if TYPE_CHECKING:
     from llmmon.config import BatchJobsConfig
@@ -37,12 +38,6 @@ RUNBOOKS = {
 }
 
 
-def _utc(ts: datetime | None) -> datetime | None:
-    if ts is None:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.3g}%"
 
@@ -50,7 +45,7 @@ def _pct(v: float | None) -> str:
 def _alert(reason: str, row: dict[str, Any], as_of: datetime, cfg: BatchJobsConfig,
            report_url: str | None) -> Alert:
     job = row["job_id"]
-    eta, due = _utc(row.get("eta")), _utc(row.get("deadline"))
+    eta, due = utc_or_none(row.get("eta")), utc_or_none(row.get("deadline"))
     if reason == "stalled":
         observed, threshold, metric = row.get("unchanged_minutes"), cfg.stall_minutes, "unchanged_minutes"
         summary = (f"batch job {job} stalled: no progress for {observed or 0:.0f} min at "
@@ -84,16 +79,6 @@ def build_alerts(rows: Sequence[dict[str, Any]], as_of: datetime, cfg: BatchJobs
     return out
 
 
-def notify_now(knob: str | None, window_end: datetime) -> datetime:
-    """``alerts.now``: an ISO time, ``window_end`` (replays), or the wall clock (read here, at the edge)."""
-    if knob in (None, "", "wall"):
-        return datetime.now(UTC)
-    if knob == "window_end":
-        return window_end
-    ts = datetime.fromisoformat(str(knob).replace("Z", "+00:00"))
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
 def send_alerts(ctx: Context, as_of: datetime, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Notify the alerts of ``as_of``; a summary for the task log. Never raises on delivery trouble."""
     from llmmon.batch.report import report_key
@@ -109,7 +94,7 @@ def send_alerts(ctx: Context, as_of: datetime, rows: Sequence[dict[str, Any]]) -
     alerts = [a for a in build_alerts(rows, as_of, cfg, url) if a.rule in rules]
     ws, we = as_of - timedelta(minutes=cfg.interval_minutes), as_of
     result = notify(Evaluation(alerts=alerts, evaluated_rules=rules), ws, we, cfg=ctx.cfg,
-                    now=notify_now(acfg.now, we), engine=ctx.engine, store=ctx.store)
+                    now=resolve_now(acfg.now, we), engine=ctx.engine, store=ctx.store)
     for a in result.alerts:
         why = result.suppressed.get(a.fingerprint)
         log.info("batch alert %s %s %s %s: %s", a.severity, a.rule, a.status, a.scope,

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from llmmon.batch import tables as bt
 from llmmon.batch.assess import Assessment, risk_rank
 from llmmon.batch.sources import Observation
+from llmmon.timeutil import iso_or_none
 
 if TYPE_CHECKING:
     from llmmon.config import BatchJobsConfig
@@ -31,13 +32,6 @@ if TYPE_CHECKING:
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("llmmon", "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined)
-
-
-def _iso(ts: datetime | None) -> str | None:
-    if ts is None:
-        return None
-    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    return ts.isoformat().replace("+00:00", "Z")
 
 
 def _r(v: float | None, digits: int = 6) -> float | None:
@@ -54,15 +48,15 @@ def job_entry(a: Assessment, o: Observation) -> dict[str, Any]:
         "job_id": a.job_id, "source": a.source, "status": a.status, "state": a.state,
         "progress": _r(a.progress), "success_rate": _r(a.success_rate), "items_per_s": _r(a.items_per_s),
         "progress_per_hour": _r(None if a.progress_per_s is None else a.progress_per_s * 3600),
-        "eta": _iso(a.eta), "deadline": _iso(a.deadline), "deadline_source": a.deadline_source,
+        "eta": iso_or_none(a.eta), "deadline": iso_or_none(a.deadline), "deadline_source": a.deadline_source,
         "risk": a.risk, "reasons": list(a.reasons), "unchanged_minutes": _r(a.unchanged_minutes, 4),
         "failure_share": _r(a.failure_share), "failure_evidence": a.failure_evidence,
         "total_items": o.total_items, "processed_items": o.processed_items, "failed_items": o.failed_items,
         "errors_total": o.errors_total, "error_taxonomy": o.error_taxonomy,
-        "started_at": _iso(o.started_at), "finished_at": _iso(o.finished_at),
-        "first_seen": _iso(a.first_seen), "snapshots_used": a.snapshots_used,
+        "started_at": iso_or_none(o.started_at), "finished_at": iso_or_none(o.finished_at),
+        "first_seen": iso_or_none(a.first_seen), "snapshots_used": a.snapshots_used,
         # The job's own claims, for comparison only; nothing above is computed from them.
-        "claimed": {"items_per_s": _r(o.claimed_items_per_s), "eta": _iso(o.claimed_eta)},
+        "claimed": {"items_per_s": _r(o.claimed_items_per_s), "eta": iso_or_none(o.claimed_eta)},
         "object_key": o.object_key,
     }
 
@@ -73,7 +67,7 @@ def build_report(as_of: datetime, results: Sequence[Assessment], latest: dict[st
     jobs = sorted((job_entry(a, latest[a.job_id]) for a in results),
                   key=lambda j: (risk_rank(j["risk"]), j["job_id"]))
     counts = Counter(j["risk"] for j in jobs)
-    return {"kind": "batch_jobs", "as_of": _iso(as_of), "date": f"{as_of.astimezone(UTC):%Y-%m-%d}",
+    return {"kind": "batch_jobs", "as_of": iso_or_none(as_of), "date": f"{as_of.astimezone(UTC):%Y-%m-%d}",
             "objects": objects, "counts_by_risk": dict(sorted(counts.items(), key=lambda kv: risk_rank(kv[0]))),
             "jobs": jobs}
 
@@ -128,7 +122,7 @@ def batch_jobs_section(ctx: Context, day: date) -> dict[str, Any]:
         last = snaps[-1]
         jobs.append({"job_id": job_id, "source": last.source, "status": last.status,
                      "risk": last.risk, "progress": _r(last.progress), "success_rate": _r(last.success_rate),
-                     "last_seen": _iso(last.as_of), "eta": _iso(last.eta), "deadline": _iso(last.deadline),
+                     "last_seen": iso_or_none(last.as_of), "eta": iso_or_none(last.eta), "deadline": iso_or_none(last.deadline),
                      "risks_seen": sorted({x.risk for x in snaps if x.risk}, key=risk_rank),
                      "minutes_by_risk": _minutes_by_risk(snaps, cap),
                      "error_taxonomy": json.loads(last.error_taxonomy or "{}")})

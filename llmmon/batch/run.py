@@ -27,7 +27,7 @@ from llmmon.batch import tables as bt
 from llmmon.batch.assess import Assessment, Snapshot, assess
 from llmmon.batch.sources import Observation, Rejection, read_object
 from llmmon.store.objects import StorageError
-from llmmon.timeutil import iso
+from llmmon.timeutil import iso, utc
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -37,10 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmmon.batch")
 
 MAX_REJECTED_KEYS = 50
-
-
-def utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def parse_as_of(raw: str) -> datetime:

@@ -30,7 +30,7 @@ from sqlalchemy import and_, select
 
 from llmmon import layout
 from llmmon.alerts import NotifyResult, evaluate_detailed, load_alerts_config, notify_window
-from llmmon.alerts.config import AlertsConfig, RuleConfig
+from llmmon.alerts.config import AlertsConfig, RuleConfig, resolve_now
 from llmmon.alerts.incidents import owner_router
 from llmmon.alerts.outbox import DeliveryRun, report_delivery
 from llmmon.alerts.rules import sketch_key
@@ -68,16 +68,6 @@ def split_config(section: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     """(alerts section for ``llmmon.alerts``, pipeline knobs)."""
     raw = dict(section or {})
     return raw, {k: raw.pop(k) for k in PIPELINE_KNOBS if k in raw}
-
-
-def resolve_now(knob: Any, window_end: datetime) -> datetime:
-    """The ``now`` for max-notify-age: knob ISO time, ``window_end``, or the wall clock."""
-    if knob in (None, "", "wall"):
-        return datetime.now(UTC)
-    if knob == "window_end":
-        return window_end
-    ts = knob if isinstance(knob, datetime) else datetime.fromisoformat(str(knob).replace("Z", "+00:00"))
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def is_day_rule(rule: RuleConfig) -> bool:
