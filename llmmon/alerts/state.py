@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -298,14 +299,17 @@ class AlertStore:
                 "suppressed_reason": reason, "alert_json": json.dumps(alert.to_dict(), default=str),
                 "recorded_at": now})
 
+    def _last_resolved(self, conn: Connection, fp: str, before: datetime) -> datetime | None:
+        """Window start of ``fp``'s last resolve before ``before`` (None: never resolved)."""
+        e = self.t.events
+        return conn.execute(select(func.max(e.c.window_start)).where(
+            e.c.fingerprint == fp, e.c.window_start < before, e.c.status == "resolved")).scalar()
+
     def history(self, fp: str, before: datetime) -> list[dict[str, Any]]:
         """Events of ``fp`` before ``before``, newest first, back to and including the last resolve."""
         e = self.t.events
         with self.engine.connect() as conn:
-            last_resolved = conn.execute(
-                select(func.max(e.c.window_start)).where(
-                    e.c.fingerprint == fp, e.c.window_start < before, e.c.status == "resolved")
-            ).scalar()
+            last_resolved = self._last_resolved(conn, fp, before)
             q = select(e.c.window_start, e.c.window_end, e.c.status, e.c.notified, e.c.severity,
                        e.c.suppressed_reason).where(e.c.fingerprint == fp, e.c.window_start < before)
             if last_resolved is not None:
@@ -535,10 +539,7 @@ class AlertStore:
         """Events of ``fp``'s current incident before ``before`` (since its last resolve), oldest first."""
         e = self.t.events
         with self.engine.connect() as conn:
-            last_resolved = conn.execute(
-                select(func.max(e.c.window_start)).where(
-                    e.c.fingerprint == fp, e.c.window_start < before, e.c.status == "resolved")
-            ).scalar()
+            last_resolved = self._last_resolved(conn, fp, before)
             q = select(e.c.window_start, e.c.window_end, e.c.status, e.c.notified, e.c.severity,
                        e.c.alert_json).where(e.c.fingerprint == fp, e.c.window_start < before,
                                              e.c.status == "firing")
