@@ -32,13 +32,15 @@ SUM_COLUMNS: list[str] = ["input_tokens", "output_tokens", "cache_read_tokens", 
 Agg = dict[str, Any]
 
 # Sum columns with fractional values, and the decimals their exact integer sums keep. Integer
-# valued columns (tokens, counts) are exact as floats already (below 2**53).
+# valued columns (tokens, counts) are exact as floats already (below 2**53). Costs keep 1e-11 USD
+# (a cheap request costs ~1e-6 USD; exact up to ~92 million USD per aggregate), scores 1e-9
+# (exact up to ~9 billion records), milliseconds 1e-3.
 FIXED_POINT: dict[str, int] = {
-    "cost_usd": 9, "reported_cost_usd": 9, "cost_usd_of_reported": 9,
+    "cost_usd": 11, "reported_cost_usd": 11, "cost_usd_of_reported": 11,
     "relevance_sum": 9, "safety_sum": 9, "consistency_sim_sum": 9,
     "total_time_ms": 3, "first_token_time_ms": 3, "queue_time_ms": 3, "processing_ms_x_gpu": 3,
 }
-FX = "fx:"  # agg key prefix: agg["fx:cost_usd"] is cost_usd in units of 10**-9 (a Python int)
+FX = "fx:"  # agg key prefix: agg["fx:relevance_sum"] is relevance_sum in 10**-9 units (an int)
 # Exact sums stop at the JSON integer range (orjson: 64 bits): beyond it, the float sum remains.
 _FX_LIMIT = 2**63
 

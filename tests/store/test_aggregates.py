@@ -45,7 +45,7 @@ def test_sums_are_identical_for_any_split_and_order():
     want = _aggregate(df, 0, 1)
     for seed, parts in ((1, 2), (2, 9), (3, 77), (4, 500)):
         assert _aggregate(df, seed, parts) == want  # == on floats: bit for bit
-    # The value is the sum of the values rounded to 1e-9 (1e-3 for milliseconds).
+    # The value is the sum of the values rounded to 1e-9 (scores; 1e-11 USD, 1e-3 ms).
     (key, agg), *_ = want.items()
     hour, model = key
     sel = df[(df["ts"] // 3600 * 3600 == int(hour.timestamp())) & (df["model_version"] == model)]
