@@ -124,8 +124,8 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def airflow_db() -> str:
     """Migrate the throwaway Airflow metadata DB once per session."""
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], check=True, env=dict(os.environ),
+    airflow_bin = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow_bin), "db", "migrate"], check=True, env=dict(os.environ),
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return _AIRFLOW_HOME
 

@@ -190,7 +190,9 @@ def quality_section(ctx: Context, ds: DayState, inputs: DayInputs) -> dict[str, 
                                    for mm, a in sorted(ds.aggs.items())}},
         "consistency": {"repeated_records": int(cons_n),
                         "mean_similarity": ratio(tot.get("consistency_sim_sum", 0.0), cons_n),
-                        "scope": "prompts repeated within one processing chunk"},
+                        "scope": "prompts repeated within one hour and model (a sample by hash: "
+                                 f"{qc.consistency.max_prompts} prompts, {qc.consistency.max_responses} "
+                                 "responses each)"},
         "review": _review(ctx, ds, qc, inputs),
     }
 

@@ -64,7 +64,7 @@ class HourState:
     side: side_state.SideState | None = None  # review candidates and user activity
     examples: examples.State | None = None  # alert evidence: example request ids, per-app counts
 
-    def merge(self, other: HourState, review_k: int) -> None:
+    def merge(self, other: HourState, caps: side_state.SideCaps) -> None:
         self.stats.merge(other.stats)
         for m, v in other.views.items():
             self.views[m] = self.views[m].merge(v) if m in self.views else v
@@ -73,15 +73,30 @@ class HourState:
         self.quarantine.extend(other.quarantine)
         self.validation.merge_rows(other.validation.rows())
         self.objects.extend(other.objects)
-        self.side = merge_side(self.side, other.side, review_k)
+        self.side = merge_side(self.side, other.side, caps)
         self.examples = merge_examples(self.examples, other.examples)
 
 
 def merge_side(a: side_state.SideState | None, b: side_state.SideState | None,
-               review_k: int) -> side_state.SideState | None:
+               caps: side_state.SideCaps) -> side_state.SideState | None:
     if a is None or b is None:
         return a if b is None else b
-    return side_state.merge_hour_state(a, b, review_k)
+    return side_state.merge_hour_state(a, b, caps)
+
+
+def add_consistency(st: HourState, min_repeats: int) -> None:
+    """Score the whole hour's consistency sample into its aggregates (``consistency_n``: records
+    of repeated prompts; ``consistency_sim_sum``: their record-weighted similarity, summed
+    exactly). Runs once the hour is complete (after every chunk and mapped task is merged), so
+    the result does not depend on how the hour was split; assignment, so it is idempotent."""
+    if st.side is None:
+        return
+    terms = side_state.consistency_terms(st.side, min_repeats)
+    decimals = aggmod.FIXED_POINT["consistency_sim_sum"]
+    for model, agg in st.aggs.items():
+        n, contrib = terms.get(model, (0, []))
+        agg["consistency_n"] = n
+        aggmod.set_fixed(agg, "consistency_sim_sum", aggmod.exact_sum(aggmod.to_fixed(contrib, decimals)))
 
 
 def merge_examples(a: examples.State | None, b: examples.State | None) -> examples.State | None:
@@ -133,7 +148,7 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
     validator = ContractValidator(cfg.ingest)
     profile_cols = list(cfg.profiles.columns) + (score.PROFILE_COLUMNS if scoring else [])
     sum_cols = list(FINISH_SUM_COLUMNS) + (list(score.SUM_COLUMNS) if scoring else [])
-    review_k = side_state.review_k(cfg)
+    caps = side_state.side_caps(cfg)
     hp = profiles.HourlyProfiles(profile_cols)
     acc: dict[tuple[datetime, str], aggmod.Agg] = {}
     t0 = time.monotonic()
@@ -150,8 +165,8 @@ def process_hours(ctx: Context, window: Window, objects: list[ObjectInfo] | None
         for h, ev in examples.collect(chunk).items():
             hours[h].examples = merge_examples(hours[h].examples, ev)
         if scoring:
-            for h, part in side_state.collect_hour_state(chunk, review_k).items():
-                hours[h].side = merge_side(hours[h].side, part, review_k)
+            for h, part in side_state.collect_hour_state(chunk, caps).items():
+                hours[h].side = merge_side(hours[h].side, part, caps)
     validator.flush()
     # Validation runs on large batches across hours, so its totals belong to the whole span;
     # the first hour carries them (write_hours stores them at the span's grain).
@@ -186,6 +201,9 @@ def write_hours(ctx: Context, hours: dict[datetime, HourState], job: str = "hour
     """Persist every hour's outputs, replacing an earlier run's. Returns one summary per hour."""
     from llmmon.store.guard import check_hour
 
+    min_repeats = score.configs(ctx.cfg)[0].consistency.min_repeats
+    for st in hours.values():
+        add_consistency(st, min_repeats)
     for hour, st in sorted(hours.items()):  # all hours checked before any is written
         check_hour(ctx.store, layout.hourly_aggregate_key(hour), st.stats.read, hour)
     summaries = []
@@ -337,10 +355,10 @@ def reduce_partials(ctx: Context, window: Window, keys: list[str], job: str = "h
                     ) -> list[dict[str, Any]]:
     """Merge mapped tasks' partial states (counts exactly, sketches by KLL merge) and write."""
     merged: dict[datetime, HourState] = {h: HourState() for h in hour_windows(window)}
-    review_k = side_state.review_k(ctx.cfg)
+    caps = side_state.side_caps(ctx.cfg)
     for key in keys:
         for h, st in load_partial(ctx, key).items():
-            merged.setdefault(h, HourState()).merge(st, review_k)
+            merged.setdefault(h, HourState()).merge(st, caps)
     summaries = write_hours(ctx, merged, job)
     for key in keys:
         ctx.store.delete(key)

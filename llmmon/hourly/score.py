@@ -2,6 +2,8 @@
 
 :func:`score` adds the columns that the profile step sketches (``PROFILE_COLUMNS``) and the
 aggregate step sums exactly (``SUM_COLUMNS``). Only counts and types of PII are kept, never values.
+Response consistency is not a per-record score: it is scored per hour from the side state's
+sample (``hourly.side_state.consistency_terms``), whatever the chunk boundaries.
 Where each number comes from: ``llmmon.scoring.quality.score_chunk`` (PII, safety, relevance,
 language) and ``llmmon.scoring.cost.price_chunk`` (cost).
 """
@@ -26,7 +28,7 @@ PROFILE_COLUMNS = ["relevance", "safety_score", "cost_usd", "pii_prompt_count", 
                    "prompt_lang", "response_lang"]
 SUM_COLUMNS = ["cost_usd", "priced_requests", "unpriced_requests", "processing_ms_x_gpu",
                "pii_prompt_record", "pii_response_record", "pii_leak_record", "jailbreak", "refusal",
-               "toxic", "relevance_sum", "relevance_n", "safety_sum", "consistency_n", "consistency_sim_sum",
+               "toxic", "relevance_sum", "relevance_n", "safety_sum",
                *[f"pii_prompt:{t}" for t in PII_TYPES], *[f"pii_leak:{t}" for t in PII_TYPES]]
 
 
@@ -42,27 +44,6 @@ def configs(cfg: Config) -> tuple[QualityConfig, CostConfig]:
     """(QualityConfig, CostConfig) of an llmmon Config, validated once per distinct section."""
     return _configs(orjson.dumps(cfg.quality, option=orjson.OPT_SORT_KEYS),
                     orjson.dumps(cfg.cost, option=orjson.OPT_SORT_KEYS))
-
-
-def _consistency(df: pd.DataFrame, scores: pd.DataFrame, qc: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: 1 and the group's mean similarity for prompts repeated within the chunk, else 0."""
-    from llmmon.scoring.consistency import consistency_by_prompt
-
-    n = np.zeros(len(df))
-    sim = np.zeros(len(df))
-    counts = scores["prompt_hash"].value_counts()
-    rep = counts[counts >= qc.consistency.min_repeats].index
-    if len(rep) == 0:
-        return n, sim
-    mask = scores["prompt_hash"].isin(rep).to_numpy()
-    sub = df.loc[mask, ["response_text"]].assign(prompt_hash=scores.loc[mask, "prompt_hash"].to_numpy())
-    by = consistency_by_prompt(sub, min_repeats=qc.consistency.min_repeats,
-                               max_responses=qc.consistency.max_responses,
-                               max_prompts=qc.consistency.max_prompts)
-    m = scores["prompt_hash"].map(by.set_index("prompt_hash")["mean_similarity"]).to_numpy(dtype=float)
-    ok = np.isfinite(m)
-    n[ok], sim[ok] = 1.0, m[ok]
-    return n, sim
 
 
 def score(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
@@ -97,5 +78,5 @@ def score(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
         for t in PII_TYPES:
             cols[f"{kind}:{t}"] = (types.str.contains(t, regex=False).astype("int64") if types.any()
                                    else np.zeros(len(df), dtype="int64"))
-    cols["consistency_n"], cols["consistency_sim_sum"] = _consistency(df, s, qc)
+    cols["prompt_hash"] = s["prompt_hash"]  # for the hour's consistency sample (hourly.side_state)
     return df.assign(**cols)

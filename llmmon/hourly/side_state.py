@@ -6,6 +6,12 @@
   overall and among low-scoring rows; texts PII-redacted before they leave the chunk) and a
   compact activity table (requests and cost per hashed user, session and app). Both merge exactly
   across chunks and mapped tasks, and a rerun replaces the hour's object.
+* **Consistency sample** (in memory and in mapped tasks' partials only, never written as an
+  hour's output): per (hour, model) the ``quality.consistency.max_prompts`` distinct prompts with
+  the smallest prompt hash, with exact record counts, and per prompt the ``max_responses``
+  responses with the smallest request-id hash (texts cut to ``max_chars`` and PII-redacted).
+  It merges exactly too, so :func:`consistency_terms` scores the whole hour at write time
+  whatever the chunks, batches or their order (``llmmon.scoring.consistency``).
 * **Feedback and business events** of a day, read with the core's ``read_span`` (same accepted /
   quarantined guarantees as requests), quarantine under ``quarantine/{feedback,events}/``.
 * **User tables** for retention: ``user_first_seen`` and ``user_activity`` (hashed user ids).
@@ -17,6 +23,7 @@ import gzip
 import hashlib
 import io
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +36,7 @@ from llmmon.hourly.ingest import IngestStats, QuarantinedLine, encode_quarantine
 from llmmon.hourly.score import configs
 from llmmon.hourly.window import Window, list_window_objects
 from llmmon.metrics import experience
+from llmmon.scoring import consistency
 from llmmon.scoring.pii import redact
 from llmmon.store.objects import ObjectStore
 
@@ -39,14 +47,29 @@ REVIEW_COLUMNS = ["request_id", "ts", "model_version", "app", "prompt_text", "re
                   "safety_score", "refusal", "jailbreak", "toxic", "pii_prompt_types", "pii_leak_types"]
 ACTIVITY_COLUMNS = ["user_key", "session_id", "app", "model_version", "requests", "cost_usd", "first_ts"]
 
-# One hour's side state: "review" (candidate rows for the human-review sample) and "activity"
-# (requests and cost per user/session/app/model), both mergeable across chunks and mapped tasks.
+# One hour's side state: "review" (candidate rows for the human-review sample), "activity"
+# (requests and cost per user/session/app/model), "cons_prompts" and "cons_samples" (the
+# consistency sample), all mergeable across chunks and mapped tasks.
 SideState = dict[str, pd.DataFrame]
 
 
-def review_k(cfg: Config) -> int:
-    """Review candidates kept per hour (``quality.review.candidates_per_hour``)."""
-    return configs(cfg)[0].review.candidates_per_hour
+@dataclass(frozen=True)
+class SideCaps:
+    """Bounds of one (hour, model)'s side state: review candidates (``quality.review.
+    candidates_per_hour``) and the consistency sample (``quality.consistency.max_prompts``,
+    ``max_responses``, ``max_chars``)."""
+
+    review_k: int = 20
+    max_prompts: int = 200
+    max_responses: int = 10
+    max_chars: int = 1000
+
+
+def side_caps(cfg: Config) -> SideCaps:
+    qc = configs(cfg)[0]
+    c = qc.consistency
+    return SideCaps(review_k=qc.review.candidates_per_hour, max_prompts=c.max_prompts,
+                    max_responses=c.max_responses, max_chars=c.max_chars)
 
 
 def user_key(user_id: str) -> str:
@@ -105,12 +128,40 @@ def state_key(hour: datetime) -> str:
     return layout.side_state_key(hour)
 
 
-def collect_hour_state(df: pd.DataFrame, review_k: int) -> dict[datetime, dict[str, pd.DataFrame]]:
-    """Per hour of a scored chunk: review candidates and activity rows (pipeline hour-state hook)."""
+def consistency_sample(df: pd.DataFrame, caps: SideCaps) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The consistency sample of one chunk's hour; sampled texts are cut and redacted here, before
+    they leave the chunk (the same text gives the same redaction, so merging stays exact)."""
+    prompts, samples = consistency.sample_responses(
+        df[["model_version", "prompt_hash", "request_id", "response_text"]],
+        max_prompts=caps.max_prompts, max_responses=caps.max_responses)
+    samples = samples.assign(response_text=[redact(t[:caps.max_chars]) for t in samples["response_text"]])
+    return prompts, samples
+
+
+def collect_hour_state(df: pd.DataFrame, caps: SideCaps) -> dict[datetime, SideState]:
+    """Per hour of a scored chunk: review candidates, activity rows and the consistency sample."""
     hours = (df["ts"] // 3600 * 3600).astype("int64")
-    return {datetime.fromtimestamp(int(h), UTC): {"review": review_candidates(part, review_k),
-                                                  "activity": activity_rows(part)}
-            for h, part in df.groupby(hours, sort=True)}
+    out: dict[datetime, SideState] = {}
+    for h, part in df.groupby(hours, sort=True):
+        prompts, samples = consistency_sample(part, caps)
+        out[datetime.fromtimestamp(int(h), UTC)] = {
+            "review": review_candidates(part, caps.review_k), "activity": activity_rows(part),
+            "cons_prompts": prompts, "cons_samples": samples}
+    return out
+
+
+def consistency_terms(state: SideState, min_repeats: int) -> dict[str, tuple[int, list[float]]]:
+    """Per model of a whole hour: records of repeated (sampled) prompts and each prompt's
+    ``n * mean_similarity`` (``llmmon.scoring.consistency.record_weighted``)."""
+    prompts, samples = _cons(state)
+    by = consistency.score_samples(prompts, samples, min_repeats=min_repeats)
+    return consistency.record_weighted(by)
+
+
+def _cons(state: SideState) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if "cons_prompts" not in state:
+        return consistency.empty_samples()
+    return state["cons_prompts"], state["cons_samples"]
 
 
 def _sum_activity(act: pd.DataFrame) -> pd.DataFrame:
@@ -119,23 +170,30 @@ def _sum_activity(act: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
-def merge_hour_state(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame], review_k: int
-                     ) -> dict[str, pd.DataFrame]:
-    """Bottom-k review samples and summed activity: the same result whatever the chunking."""
+def merge_hour_state(a: SideState, b: SideState, caps: SideCaps) -> SideState:
+    """Bottom-k review and consistency samples, summed activity: the same result whatever the
+    chunking and the order of the parts."""
     review = pd.concat([a["review"], b["review"]], ignore_index=True).drop_duplicates("request_id")
-    review = review_candidates(review, review_k) if len(review) else review
+    review = review_candidates(review, caps.review_k) if len(review) else review
     act = pd.concat([a["activity"], b["activity"]], ignore_index=True)
-    return {"review": review, "activity": _sum_activity(act) if len(act) else act}
+    prompts, samples = consistency.merge_samples(_cons(a), _cons(b), max_prompts=caps.max_prompts,
+                                                 max_responses=caps.max_responses)
+    return {"review": review, "activity": _sum_activity(act) if len(act) else act,
+            "cons_prompts": prompts, "cons_samples": samples}
 
 
-def dump_hour_state(state: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def dump_hour_state(state: SideState) -> dict[str, Any]:
     return {k: orjson.loads(orjson.dumps(v.to_dict(orient="list"), option=orjson.OPT_SERIALIZE_NUMPY))
             for k, v in state.items()}
 
 
-def load_hour_state(doc: dict[str, Any]) -> dict[str, pd.DataFrame]:
+def load_hour_state(doc: dict[str, Any]) -> SideState:
+    prompts, samples = consistency.empty_samples()
     return {"review": pd.DataFrame(doc["review"], columns=REVIEW_COLUMNS),
-            "activity": pd.DataFrame(doc["activity"], columns=ACTIVITY_COLUMNS)}
+            "activity": pd.DataFrame(doc["activity"], columns=ACTIVITY_COLUMNS),
+            "cons_prompts": pd.DataFrame(doc.get("cons_prompts", prompts), columns=consistency.PROMPT_COLUMNS)
+            .astype({"n": "int64"}),
+            "cons_samples": pd.DataFrame(doc.get("cons_samples", samples), columns=consistency.SAMPLE_COLUMNS)}
 
 
 def activity_key(hour: datetime) -> str:
@@ -152,7 +210,7 @@ def _activity_parquet(act: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def write_hour_state(store: ObjectStore, hour: datetime, state: dict[str, pd.DataFrame] | None) -> None:
+def write_hour_state(store: ObjectStore, hour: datetime, state: SideState | None) -> None:
     """Review sample (JSON) and activity (Parquet) of one hour, replaced on rerun; an hour
     without data leaves none behind. Activity is one row per (user, session, app, model), so it
     is stored columnar: the daily job reads a day of it without building millions of objects."""

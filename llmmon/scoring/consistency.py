@@ -1,9 +1,16 @@
 """Response consistency for prompts repeated within a window.
 
 Prompts are grouped by a hash of their normalised text (lowercase, whitespace collapsed,
-punctuation and symbols removed), so "What is RAG?" and "what is rag" are one prompt. For each
-repeated prompt the score is the mean pairwise cosine similarity of its responses' character
-n-gram vectors: 1 = the model says the same thing every time.
+punctuation and symbols removed), so "What is RAG?" and "what is rag" are one prompt, and by
+model. For each repeated prompt the score is the mean pairwise cosine similarity of its
+responses' character n-gram vectors: 1 = the model says the same thing every time.
+
+The score depends only on the set of records of the window, never on how they were chunked,
+batched or ordered: :func:`sample_responses` keeps, per model, a bounded sample chosen by hashes
+(the ``max_prompts`` distinct prompts with the smallest prompt hash, each with its exact record
+count and the ``max_responses`` responses with the smallest request-id hash). Such bottom-k
+samples merge exactly (:func:`merge_samples`: the sample of a union is the sample of the
+samples), and :func:`score_samples` scores them in a canonical order once the window is whole.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from llmmon.scoring.language import as_text_list
 from llmmon.scoring.relevance import ngram_matrix
 from llmmon.scoring.safety import to_arrow
 
-BY_PROMPT_COLUMNS = ["prompt_hash", "n", "mean_similarity"]
+PROMPT_COLUMNS = ["model_version", "prompt_hash", "n"]
+SAMPLE_COLUMNS = ["model_version", "prompt_hash", "id_hash", "response_text"]
+BY_PROMPT_COLUMNS = ["model_version", "prompt_hash", "n", "mean_similarity"]
 
 
 def normalise_prompts(prompts: pd.Series | Sequence[object]) -> list[str]:
@@ -47,39 +56,105 @@ def mean_pairwise_similarity(texts: Sequence[str], *, dim: int = 1024) -> float:
     return float(sims[iu].mean())
 
 
-def consistency_by_prompt(df: pd.DataFrame, *, min_repeats: int = 2, max_responses: int = 50,
-                          dim: int = 1024, max_prompts: int | None = None) -> pd.DataFrame:
-    """``prompt_hash, n, mean_similarity`` for every prompt seen at least ``min_repeats`` times.
+def id_hash(ids: pd.Series | Sequence[object]) -> np.ndarray:
+    """16-hex-digit hash of each request id (fixed width, so string order is numeric order)."""
+    hashed = pd.util.hash_pandas_object(pd.Series(ids, dtype=object).astype(str), index=False).to_numpy()
+    return np.array([f"{h:016x}" for h in hashed.tolist()], dtype=object)
 
-    Uses ``df.prompt_hash`` when present, else hashes ``df.prompt_text``. Empty responses
-    (errors, timeouts) are left out: they say nothing about what the model answers. At most
-    ``max_responses`` responses per prompt are compared (the first ones, so it is deterministic),
-    and with ``max_prompts`` only that many repeated prompts (those with the smallest hashes, a
-    deterministic sample) are scored, which bounds the cost on template-heavy traffic.
+
+def empty_samples() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (pd.DataFrame(columns=PROMPT_COLUMNS).astype({"n": "int64"}),
+            pd.DataFrame(columns=SAMPLE_COLUMNS))
+
+
+def _bottom_k(prompts: pd.DataFrame, samples: pd.DataFrame, max_prompts: int,
+              max_responses: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per model the ``max_prompts`` smallest prompt hashes; per prompt the ``max_responses``
+    smallest id hashes. Sorted, so the result is the same whatever the input order."""
+    prompts = (prompts.groupby(["model_version", "prompt_hash"], sort=True)["n"].sum().reset_index()
+               .groupby("model_version", sort=True).head(max_prompts).reset_index(drop=True))
+    keep = pd.MultiIndex.from_frame(prompts[["model_version", "prompt_hash"]])
+    samples = samples[pd.MultiIndex.from_frame(samples[["model_version", "prompt_hash"]]).isin(keep)]
+    samples = (samples.drop_duplicates(["model_version", "prompt_hash", "id_hash"])
+               .sort_values(["model_version", "prompt_hash", "id_hash"], kind="stable")
+               .groupby(["model_version", "prompt_hash"], sort=True).head(max_responses)
+               .reset_index(drop=True))
+    return prompts.astype({"n": "int64"}), samples[SAMPLE_COLUMNS]
+
+
+def sample_responses(df: pd.DataFrame, *, max_prompts: int, max_responses: int
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(prompts, samples) of one window or chunk: ``model_version, prompt_hash, n`` for the
+    ``max_prompts`` smallest prompt hashes per model, and ``model_version, prompt_hash, id_hash,
+    response_text`` for their ``max_responses`` responses with the smallest request-id hash.
+
+    Reads ``response_text``, ``prompt_hash`` (else hashes ``prompt_text``), ``request_id`` (else
+    the index) and ``model_version`` (else one model ""). Empty responses (errors, timeouts) are
+    left out: they say nothing about what the model answers.
     """
+    if df.empty:
+        return empty_samples()
     hashes = df["prompt_hash"].to_numpy() if "prompt_hash" in df else prompt_hash(df["prompt_text"])
     responses = np.array(as_text_list(df["response_text"]), dtype=object)
     has_text = np.array([bool(r.strip()) for r in responses], dtype=bool)
-    frame = pd.DataFrame({"h": hashes[has_text], "r": responses[has_text]})
-    sizes = frame.groupby("h", sort=True).size()
-    repeated = sizes[sizes >= max(2, min_repeats)]
-    if max_prompts is not None and len(repeated) > max_prompts:
-        repeated = repeated.iloc[:max_prompts]  # index is sorted by hash
-    sub = frame[frame["h"].isin(repeated.index)].sort_values("h", kind="stable")
-    sub = sub.groupby("h", sort=True).head(max_responses)
+    ids = df["request_id"] if "request_id" in df else pd.Series(df.index.astype(str), index=df.index)
+    models = df["model_version"].astype(str).to_numpy() if "model_version" in df else np.full(len(df), "")
+    frame = pd.DataFrame({"model_version": models[has_text], "prompt_hash": hashes[has_text],
+                          "id_hash": id_hash(ids.to_numpy()[has_text]), "response_text": responses[has_text]})
+    prompts = frame.groupby(["model_version", "prompt_hash"], sort=True).size().rename("n").reset_index()
+    return _bottom_k(prompts, frame, max_prompts, max_responses)
+
+
+def merge_samples(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame], *,
+                  max_prompts: int, max_responses: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sample of the union of two windows' records: counts added, bottom-k kept. Exact: a
+    prompt in the union's bottom-k is in the bottom-k of every part it occurs in (so is a response)."""
+    prompts = pd.concat([p for p in (a[0], b[0]) if len(p)] or [a[0]], ignore_index=True)
+    samples = pd.concat([s for s in (a[1], b[1]) if len(s)] or [a[1]], ignore_index=True)
+    return _bottom_k(prompts, samples, max_prompts, max_responses)
+
+
+def score_samples(prompts: pd.DataFrame, samples: pd.DataFrame, *, min_repeats: int = 2,
+                  dim: int = 1024) -> pd.DataFrame:
+    """``model_version, prompt_hash, n, mean_similarity`` for every sampled prompt with at least
+    ``min_repeats`` records, from its sampled responses, in (model, prompt, id hash) order."""
+    repeated = prompts[prompts["n"] >= max(2, min_repeats)].sort_values(["model_version", "prompt_hash"])
+    keys = pd.MultiIndex.from_frame(repeated[["model_version", "prompt_hash"]])
+    sub = samples[pd.MultiIndex.from_frame(samples[["model_version", "prompt_hash"]]).isin(keys)]
+    sub = sub.sort_values(["model_version", "prompt_hash", "id_hash"], kind="stable")
     if sub.empty:
         return pd.DataFrame(columns=BY_PROMPT_COLUMNS).astype({"n": "int64", "mean_similarity": "float64"})
     # One n-gram matrix for every compared response, then per group the mean pairwise cosine
     # from the sum of its unit vectors: sum_{i!=j} v_i.v_j = |sum v|^2 - sum |v|^2.
-    mat = ngram_matrix(sub["r"].tolist(), dim=dim)
-    keys, starts = np.unique(sub["h"].to_numpy(), return_index=True)
+    mat = ngram_matrix(sub["response_text"].tolist(), dim=dim)
+    group = (sub["model_version"] + "\x00" + sub["prompt_hash"]).to_numpy()
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     sums = np.add.reduceat(mat, starts, axis=0)
     self_dots = np.add.reduceat((mat * mat).sum(axis=1), starts)
     k = np.diff(np.append(starts, len(sub))).astype(float)
     pair = ((sums * sums).sum(axis=1) - self_dots) / (k * (k - 1))
-    out = pd.DataFrame({"prompt_hash": keys, "n": repeated.loc[keys].to_numpy(),
-                        "mean_similarity": np.clip(pair, 0.0, 1.0)})
-    return out.astype({"n": "int64", "mean_similarity": "float64"})
+    out = sub.iloc[starts][["model_version", "prompt_hash"]].reset_index(drop=True)
+    n = repeated.set_index(["model_version", "prompt_hash"])["n"]
+    out["n"] = n.loc[pd.MultiIndex.from_frame(out)].to_numpy()
+    out["mean_similarity"] = np.clip(pair, 0.0, 1.0)
+    return out[BY_PROMPT_COLUMNS].astype({"n": "int64", "mean_similarity": "float64"})
+
+
+def consistency_by_prompt(df: pd.DataFrame, *, min_repeats: int = 2, max_responses: int = 10,
+                          dim: int = 1024, max_prompts: int = 200) -> pd.DataFrame:
+    """:func:`score_samples` of :func:`sample_responses`: one window's records scored at once."""
+    prompts, samples = sample_responses(df, max_prompts=max_prompts, max_responses=max_responses)
+    return score_samples(prompts, samples, min_repeats=min_repeats, dim=dim)
+
+
+def record_weighted(by_prompt: pd.DataFrame) -> dict[str, tuple[int, list[float]]]:
+    """Per model: records of its scored prompts and each prompt's ``n * mean_similarity`` (the
+    terms of the record-weighted similarity sum; the caller sums them exactly)."""
+    out: dict[str, tuple[int, list[float]]] = {}
+    for model, g in by_prompt.groupby("model_version", sort=True):
+        n = g["n"].to_numpy(dtype="int64")
+        out[str(model)] = (int(n.sum()), (n * g["mean_similarity"].to_numpy(dtype=float)).tolist())
+    return out
 
 
 def consistency_summary(by_prompt: pd.DataFrame, *, low_similarity: float = 0.3) -> dict[str, float]:

@@ -26,7 +26,8 @@ Config (``quality:`` in the llmmon YAML; every key optional, defaults below)::
         model: sentence-transformers/all-MiniLM-L6-v2   # embedding only; must be local
         batch_size: 64
       language: {zh_min_share: 0.2, en_min_share: 0.6, max_chars: 400}
-      consistency: {min_repeats: 2, max_responses: 50, max_prompts: 100, low_similarity: 0.3}
+      consistency: {min_repeats: 2, max_responses: 10, max_prompts: 200, max_chars: 1000,
+                    low_similarity: 0.3}   # per (hour, model); see ConsistencyConfig
       review: {relevance_threshold: 0.1, safety_threshold: 0.5, low_relevance_quantile: 0.2,
                sample_per_model: 20, candidates_per_hour: 20, low_score_share: 0.5, seed: 0}
 """
@@ -127,10 +128,17 @@ class LanguageConfig(_Model):
 
 
 class ConsistencyConfig(_Model):
+    """Scored per (hour, model) on a bounded sample chosen by hashes, so it is the same whatever
+    the chunks, batches or their order (``scoring/consistency.py``). Memory per (hour, model) is
+    at most ``max_prompts`` x ``max_responses`` texts of ``max_chars`` characters."""
+
     min_repeats: int = Field(2, ge=2)
-    max_responses: int = Field(50, ge=2)
-    # Repeated prompts scored per chunk (a deterministic sample by prompt hash): bounds the cost.
-    max_prompts: int = Field(100, ge=1)
+    # Responses compared per prompt: the ones with the smallest request-id hash.
+    max_responses: int = Field(10, ge=2)
+    # Distinct prompts tracked per (hour, model), repeated or not: the smallest prompt hashes.
+    max_prompts: int = Field(200, ge=1)
+    # Sampled responses are cut to this many characters (and PII-redacted) before comparison.
+    max_chars: int = Field(1000, ge=16)
     low_similarity: float = Field(0.3, ge=0, le=1)
 
 

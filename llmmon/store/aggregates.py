@@ -4,6 +4,13 @@ Quantiles that decide something come from the deterministic sketches kept here u
 ``q:<column>`` (``llmmon.store.quantiles``); everything that must be exact (request
 and error counts, token and cost totals) lives here, and survives as small JSON objects under
 ``aggregates/`` after the raw logs expire.
+
+Fractional sums (cost, relevance and safety scores, latencies: ``FIXED_POINT``) are carried
+exactly as integers under ``fx:<column>``: each value is rounded to ``10**-decimals`` once, per
+record, and the integers add without rounding, so a sum has the same bits whatever the chunk
+boundaries, batch split or merge order. ``<column>`` itself is always ``fx / 10**decimals``
+(correctly rounded), which is what readers use. Float addition is not associative: summing the
+floats directly differs in the last bits from one split to the next.
 """
 
 from __future__ import annotations
@@ -24,14 +31,63 @@ SUM_COLUMNS: list[str] = ["input_tokens", "output_tokens", "cache_read_tokens", 
 
 Agg = dict[str, Any]
 
+# Sum columns with fractional values, and the decimals their exact integer sums keep. Integer
+# valued columns (tokens, counts) are exact as floats already (below 2**53). Costs keep 1e-11 USD
+# (a cheap request costs ~1e-6 USD; exact up to ~92 million USD per aggregate), scores 1e-9
+# (exact up to ~9 billion records), milliseconds 1e-3.
+FIXED_POINT: dict[str, int] = {
+    "cost_usd": 11, "reported_cost_usd": 11, "cost_usd_of_reported": 11,
+    "relevance_sum": 9, "safety_sum": 9, "consistency_sim_sum": 9,
+    "total_time_ms": 3, "first_token_time_ms": 3, "queue_time_ms": 3, "processing_ms_x_gpu": 3,
+}
+FX = "fx:"  # agg key prefix: agg["fx:relevance_sum"] is relevance_sum in 10**-9 units (an int)
+# Exact sums stop at the JSON integer range (orjson: 64 bits): beyond it, the float sum remains.
+_FX_LIMIT = 2**63
+
+
+def to_fixed(values: np.ndarray | pd.Series | list[float], decimals: int) -> np.ndarray:
+    """Each value rounded to ``10**-decimals``, as int64 units (NaN counts as 0; a value beyond
+    the int64 range, which no cost, score or latency reaches, is clipped to it)."""
+    arr = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
+    units = np.clip(np.rint(arr * 10.0**decimals), -(2.0**62), 2.0**62)
+    return units.astype(np.int64)
+
+
+def exact_sum(units: np.ndarray) -> int:
+    """Sum of int64 units as a Python int (int64 arithmetic when it cannot overflow)."""
+    if len(units) == 0:
+        return 0
+    if int(np.abs(units).max()) * len(units) < _FX_LIMIT:
+        return int(units.sum())
+    return sum(int(u) for u in units.tolist())
+
+
+def set_fixed(agg: Agg, column: str, units: int) -> None:
+    """``agg[column]`` and its exact sum ``agg["fx:<column>"]`` from ``units`` (10**-decimals)."""
+    agg[column] = units / 10**FIXED_POINT[column]  # int / int: correctly rounded, deterministic
+    if abs(units) < _FX_LIMIT:
+        agg[FX + column] = units
+    else:
+        agg.pop(FX + column, None)
+
 
 def empty_agg() -> Agg:
     return {"requests": 0, "success": 0, "errors": 0, "retried": 0, "input_tokens_estimated": 0,
             "errors_by_type": {}}
 
 
+def _exact(agg: Agg, column: str) -> bool:
+    """Whether ``agg`` holds ``column`` exactly (a side without the column adds an exact 0)."""
+    return FX + column in agg or column not in agg
+
+
 def merge_agg(a: Agg, b: Agg) -> Agg:
-    """Add two aggregates key by key (nested dicts too)."""
+    """Add two aggregates key by key (nested dicts too); fixed-point sums stay exact.
+
+    A ``FIXED_POINT`` column is re-derived from its exact integer sum when both sides carry one;
+    when one side does not (an aggregate written before exact sums), the float sum is kept and
+    the exact one dropped.
+    """
     out = dict(a)
     for k, v in b.items():
         if isinstance(v, dict):
@@ -41,6 +97,13 @@ def merge_agg(a: Agg, b: Agg) -> Agg:
             out[k] = merged
         else:
             out[k] = out.get(k, 0) + v
+    for col in FIXED_POINT:
+        if col not in out and FX + col not in out:
+            continue
+        if _exact(a, col) and _exact(b, col):
+            set_fixed(out, col, int(out.get(FX + col, 0)))
+        else:
+            out.pop(FX + col, None)
     return out
 
 
@@ -57,14 +120,26 @@ def aggregate_chunk(df: pd.DataFrame, sum_columns: Iterable[str] = ()) -> dict[t
         "retried": (df["retries"] > 0).astype("int64"),
         "input_tokens_estimated": df["input_tokens_estimated"].astype("int64"),
     })
+    fixed = [c for c in sums if c in FIXED_POINT]
     for c in sums:
-        frame[c] = pd.to_numeric(df[c], errors="coerce").fillna(0.0).astype(float)
+        vals = pd.to_numeric(df[c], errors="coerce").fillna(0.0).astype(float)
+        # Fractional columns as exact integer units (their float sum would depend on the order).
+        frame[c] = to_fixed(vals, FIXED_POINT[c]) if c in fixed else vals
     grouped = frame.groupby(["hour", "model"], sort=True).sum()
+    for c in fixed:  # int64 group sums are exact unless they could overflow: then Python ints
+        units = frame[c].to_numpy()
+        if len(units) and int(np.abs(units).max()) * len(units) >= _FX_LIMIT:
+            grouped[c] = frame.groupby(["hour", "model"], sort=True)[c].agg(
+                lambda g: exact_sum(g.to_numpy())).astype(object)
     out: dict[tuple[datetime, str], Agg] = {}
-    for (h, m), row in grouped.iterrows():
+    for i, (h, m) in enumerate(grouped.index):
         agg = empty_agg()
-        for col, val in row.items():
-            agg[col] = float(val) if col in sums else int(val)
+        for col in grouped.columns:
+            val = grouped[col].iat[i]
+            if col in fixed:
+                set_fixed(agg, col, int(val))
+            else:
+                agg[col] = float(val) if col in sums else int(val)
         out[(datetime.fromtimestamp(int(h), UTC), str(m))] = agg
     # Error types: the error.type field, or the status for errors that name none.
     errs = df.loc[~ok]

@@ -89,7 +89,7 @@ def test_consistency_by_prompt():
                           "I like turtles and the ocean breeze.", "x"],
     })
     by = consistency_by_prompt(df)
-    assert list(by.columns) == ["prompt_hash", "n", "mean_similarity"]
+    assert list(by.columns) == ["model_version", "prompt_hash", "n", "mean_similarity"]
     assert sorted(by["n"].tolist()) == [2, 3]
     rag = by.loc[by["n"] == 3, "mean_similarity"].item()
     joke = by.loc[by["n"] == 2, "mean_similarity"].item()
