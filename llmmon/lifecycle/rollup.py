@@ -31,6 +31,7 @@ from llmmon.layout import (
     stream_marker_key,
 )
 from llmmon.lifecycle.policy import RetentionConfig
+from llmmon.store.aggregates import merge_agg
 from llmmon.store.objects import ObjectInfo, ObjectStore, StorageError
 from llmmon.store.profiles import deserialize, merge_views, model_from_key, serialize
 
@@ -73,21 +74,13 @@ def daily_quantiles(store: ObjectStore, day: date, model: str, column: str = "to
 
 # ---- aggregates ---------------------------------------------------------------------------------
 
-def _add(acc: dict[str, Any], v: dict[str, Any]) -> None:
-    """Add aggregate ``v`` into ``acc`` key by key (numbers summed, nested dicts merged)."""
-    for k, x in v.items():
-        if isinstance(x, dict):
-            _add(acc.setdefault(k, {}), x)
-        elif isinstance(x, (int, float)) and not isinstance(x, bool):
-            acc[k] = acc.get(k, 0) + x
-
-
 def sum_aggregates(docs: Iterable[dict[str, Any]], window_start: str) -> dict[str, Any]:
-    """Sum hourly aggregate documents into one (every numeric field, per model)."""
+    """Sum hourly aggregate documents into one, per model, with the hourly job's own merge (exact
+    fixed-point sums stay exact; an hour written before them drops the exact sum, not the float)."""
     models: dict[str, dict[str, Any]] = {}
     for doc in docs:
         for m, v in (doc.get("models") or {}).items():
-            _add(models.setdefault(m, {}), v)
+            models[m] = merge_agg(models.get(m, {}), v)
     return {"window_start": window_start, "models": models}
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from llmmon.context import Context
 from llmmon.hourly import side_state
-from llmmon.hourly.ingest import Window
 from llmmon.hourly.run import HourState, add_consistency, list_objects, process_hours
+from llmmon.hourly.window import Window
 from tests.conftest import make_config
 from tests.factories import hour_key, lines, put_jsonl, request
 
