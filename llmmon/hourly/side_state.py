@@ -38,6 +38,7 @@ from llmmon.hourly.window import Window, list_window_objects
 from llmmon.metrics import experience
 from llmmon.scoring import consistency
 from llmmon.scoring.pii import redact
+from llmmon.store.aggregates import FIXED_POINT, to_fixed
 from llmmon.store.objects import ObjectStore
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 
 REVIEW_COLUMNS = ["request_id", "ts", "model_version", "app", "prompt_text", "response_text", "relevance",
                   "safety_score", "refusal", "jailbreak", "toxic", "pii_prompt_types", "pii_leak_types"]
-ACTIVITY_COLUMNS = ["user_key", "session_id", "app", "model_version", "requests", "cost_usd", "first_ts"]
+ACTIVITY_COLUMNS = ["user_key", "session_id", "app", "model_version", "requests", "cost_usd", "cost_units",
+                    "first_ts"]
+COST_DECIMALS = FIXED_POINT["cost_usd"]  # cost_units = cost in 10**-11 USD: sums exact in any order
 
 # One hour's side state: "review" (candidate rows for the human-review sample), "activity"
 # (requests and cost per user/session/app/model), "cons_prompts" and "cons_samples" (the
@@ -109,19 +112,18 @@ def redact_texts(df: pd.DataFrame, max_chars: int = 500) -> pd.DataFrame:
 
 def activity_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Requests, cost and first timestamp per (hashed user, session, app, model) of one chunk.
-    Requests without a session id get per-user sessions (30-minute gap) within the chunk."""
+    Requests without a session id get the user's 30-minute slot as their session
+    (``experience.sessionize``); costs are summed as integer units, so every merge is exact."""
     sess = experience.sessionize(df)
     users = df["user_id"].fillna("").astype(str)
     uniq = {u: user_key(u) for u in users.unique()}
     keys = users.map(uniq)
-    # sessionize names sessionless ones "~<user>#n": hash the user part out.
-    sess = sess.where(~sess.str.startswith("~"), "~" + keys + "#" + sess.str.rsplit("#", n=1).str[-1])
+    # sessionize names sessionless ones "~<user>@<slot>": hash the user part out.
+    sess = sess.where(~sess.str.startswith("~"), "~" + keys + "@" + sess.str.rsplit("@", n=1).str[-1])
     frame = pd.DataFrame({"user_key": keys, "session_id": sess, "app": df["app"].fillna(""),
                           "model_version": df["model_version"], "requests": 1,
-                          "cost_usd": df["cost_usd"].fillna(0.0), "first_ts": df["ts"]})
-    return (frame.groupby(ACTIVITY_COLUMNS[:4], sort=True)
-            .agg(requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), first_ts=("first_ts", "min"))
-            .reset_index())
+                          "cost_units": to_fixed(df["cost_usd"], COST_DECIMALS), "first_ts": df["ts"]})
+    return _sum_activity(frame)
 
 
 def state_key(hour: datetime) -> str:
@@ -165,9 +167,12 @@ def _cons(state: SideState) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _sum_activity(act: pd.DataFrame) -> pd.DataFrame:
-    return (act.groupby(ACTIVITY_COLUMNS[:4], sort=True)
-            .agg(requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), first_ts=("first_ts", "min"))
-            .reset_index())
+    """One row per (user, session, app, model); ``cost_usd`` is derived from the exact units."""
+    out = (act.groupby(ACTIVITY_COLUMNS[:4], sort=True)
+           .agg(requests=("requests", "sum"), cost_units=("cost_units", "sum"), first_ts=("first_ts", "min"))
+           .reset_index())
+    out["cost_usd"] = out["cost_units"].to_numpy(dtype=np.int64) / 10**COST_DECIMALS
+    return out[ACTIVITY_COLUMNS]
 
 
 def merge_hour_state(a: SideState, b: SideState, caps: SideCaps) -> SideState:

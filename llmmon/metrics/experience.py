@@ -7,8 +7,11 @@ order), or raise ``schema.RecordError`` so ingest can quarantine the line, like 
 
 Definitions (all over one window's DataFrames; timestamps are ``ts`` epoch seconds, UTC):
 
-* **Session**: a request's ``session_id``; requests without one are sessionised per user with a
-  30-minute inactivity gap (``sessionize``), so apps that do not log sessions still get a count.
+* **Session**: a request's ``session_id``; requests without one are grouped per user into fixed
+  30-minute slots of the clock (``sessionize``), so apps that do not log sessions still get a
+  count. Each request decides its slot alone, so sessions come out the same however the requests
+  are chunked or split across mapped tasks (an inactivity-gap rule would cut them differently at
+  every chunk edge); a visit across a :00/:30 boundary counts as two.
 * **Repeat-usage rate**: share of active users (non-empty ``user_id``) with two or more sessions
   in the window. A user returning from before the window with one session in it does not count;
   retention cohorts cover the cross-window view.
@@ -63,7 +66,7 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
 FEEDBACK_COLUMN_NAMES = tuple(c for c, _ in FEEDBACK_COLUMNS)
 EVENT_COLUMN_NAMES = tuple(c for c, _ in EVENT_COLUMNS)
 EVENT_TYPES = ("session_start", "task_completed", "conversion", "churn")
-SESSION_GAP_S = 1800.0
+SESSION_SLOT_S = 1800.0
 _THUMBS = {"up": 1.0, "down": 0.0, True: 1.0, False: 0.0}
 
 
@@ -138,18 +141,17 @@ def frame(rows: list[tuple], columns: tuple[tuple[str, str], ...]) -> pd.DataFra
 
 # --- sessions and satisfaction ---------------------------------------------------------------
 
-def sessionize(requests: pd.DataFrame, gap_s: float = SESSION_GAP_S) -> pd.Series:
-    """Session key per request: its ``session_id``, else ``<user>#<n>`` split at ``gap_s`` of inactivity."""
+def sessionize(requests: pd.DataFrame, slot_s: float = SESSION_SLOT_S) -> pd.Series:
+    """Session key per request: its ``session_id``, else ``~<user>@<slot>``, the user's fixed
+    ``slot_s`` slot of the clock (see the module docstring: chunking cannot change it)."""
     sid = requests["session_id"].fillna("").astype(str)
     missing = sid == ""
     if not missing.any():
         return sid
-    r = requests.loc[missing, ["user_id", "ts"]].assign(user_id=lambda d: d["user_id"].fillna("").astype(str))
-    r = r.sort_values(["user_id", "ts"], kind="stable")
-    new = (r["user_id"] != r["user_id"].shift()) | (r["ts"].diff() > gap_s)
-    n = new.astype(int).groupby(r["user_id"]).cumsum()
+    user = requests.loc[missing, "user_id"].fillna("").astype(str)
+    slot = (requests.loc[missing, "ts"].fillna(0) // slot_s).astype("int64").astype(str)
     out = sid.copy()
-    out.loc[r.index] = "~" + r["user_id"] + "#" + n.astype(str)  # "~" keeps them apart from real ids
+    out.loc[missing] = "~" + user + "@" + slot  # "~" keeps them apart from real ids
     return out
 
 
@@ -184,9 +186,9 @@ def satisfaction(feedback: pd.DataFrame, requests: pd.DataFrame | None = None) -
     return out
 
 
-def repeat_usage(requests: pd.DataFrame, gap_s: float = SESSION_GAP_S) -> dict[str, Any]:
+def repeat_usage(requests: pd.DataFrame, slot_s: float = SESSION_SLOT_S) -> dict[str, Any]:
     """Share of active users with two or more sessions in the window (see module docstring)."""
-    r = requests.assign(user_id=requests["user_id"].fillna("").astype(str), _s=sessionize(requests, gap_s))
+    r = requests.assign(user_id=requests["user_id"].fillna("").astype(str), _s=sessionize(requests, slot_s))
     r = r[r["user_id"] != ""]
     per_user = r.groupby("user_id")["_s"].nunique()
     users = int(len(per_user))

@@ -1,5 +1,6 @@
 """One hour through the hourly stage with different chunk sizes, batch splits and object orders:
-the consistency and relevance sums it writes are the same, bit for bit."""
+the consistency and relevance sums and the user activity (sessions, per-user cost) it writes are
+the same, bit for bit."""
 
 from __future__ import annotations
 
@@ -26,11 +27,13 @@ def _records(n: int = 120) -> list[dict]:
         q = rng.randrange(6)
         rec["input"]["messages"] = [{"role": "user", "content": f"How do I rotate key {q}?"}]
         rec["output"]["content"] = f"Open the console, pick key {q}, press rotate {rng.randrange(3)} times."
+        rec.pop("session_id", None)  # sessionless: sessions come from the user's 30-minute slots
+        rec["cost_usd"] = rng.random() / 3000  # costs whose float sums depend on the order
         recs.append(rec)
     return recs
 
 
-def _aggs(ctx: Context, chunk_rows: int, batches: int, seed: int) -> dict[str, dict]:
+def _aggs(ctx: Context, chunk_rows: int, batches: int, seed: int) -> tuple[dict[str, dict], list[dict]]:
     ctx.cfg.ingest.chunk_rows = chunk_rows
     objects = list_objects(ctx, Window.hour(H))
     random.Random(seed).shuffle(objects)
@@ -40,7 +43,9 @@ def _aggs(ctx: Context, chunk_rows: int, batches: int, seed: int) -> dict[str, d
     for p in parts:
         merged.merge(p[H], side_state.side_caps(ctx.cfg))
     add_consistency(merged, 2)
-    return {m: {k: a.get(k) for k in KEYS} for m, a in sorted(merged.aggs.items())}
+    assert merged.side is not None
+    activity = merged.side["activity"].to_dict(orient="records")
+    return {m: {k: a.get(k) for k in KEYS} for m, a in sorted(merged.aggs.items())}, activity
 
 
 def test_consistency_and_relevance_sums_ignore_chunks_batches_and_order(local_store, tmp_path):
@@ -49,6 +54,7 @@ def test_consistency_and_relevance_sums_ignore_chunks_batches_and_order(local_st
         put_jsonl(local_store, hour_key(H, f"part-{j}.jsonl"), lines(recs[j::6]))
     ctx = Context.from_config(make_config(local_store.url, f"sqlite:///{tmp_path / 'w.db'}"))
     want = _aggs(ctx, 20_000, 1, 0)
-    assert all(a["consistency_n"] > 0 and a["relevance_n"] > 0 for a in want.values()), want
+    assert all(a["consistency_n"] > 0 and a["relevance_n"] > 0 for a in want[0].values()), want
+    assert want[1] and any(r["session_id"].startswith("~") for r in want[1])
     for chunk_rows, batches, seed in ((7, 1, 1), (13, 3, 2), (50, 6, 3), (3, 2, 4)):
         assert _aggs(ctx, chunk_rows, batches, seed) == want, (chunk_rows, batches, seed)
