@@ -79,3 +79,22 @@ def test_no_registries_for_our_own_stages():
     for name in ("register_scorer", "register_section", "register_window_metrics", "register_hour_state",
                  "EXTRA_COMMANDS", "EXTRA_METADATA", "HTML_BLOCKS"):
         assert name not in text, name
+
+
+# The data flows store -> hourly (stage 1) -> daily (stage 2) -> reports (the daily job's last
+# step): an earlier stage never imports a later one. daily -> reports is the daily job writing
+# its report, so it is allowed.
+LATER = {"store": {"hourly", "daily", "reports"}, "hourly": {"daily", "reports"}}
+
+
+def test_stages_import_only_earlier_stages():
+    """The tree reads in flow order: stage 1 never reaches into stage 2 or the report, and the
+    store into neither, so a newcomer follows the data one way."""
+    mods = _modules()
+    back = []
+    for a, targets in _edges(mods).items():
+        for b in targets:
+            sa, sb = a.split(".")[1], b.split(".")[1] if b.count(".") else ""
+            if sb in LATER.get(sa, ()):
+                back.append(f"{a} -> {b}")
+    assert not back, back

@@ -301,12 +301,10 @@ def bucket_anomalies(items: list[dict[str, Any]], day: datetime) -> dict[datetim
 def report_url(ctx: Context, day: datetime, seconds: float | None = None) -> str | None:
     """The day's HTML report: ``alerts.report_url_template`` when set (e.g. the Airflow plugin's
     URL, which never expires), else a presigned URL valid ``seconds`` (or a plain URI)."""
-    from llmmon.reports.daily import report_prefix
-
     template = (ctx.cfg.alerts or {}).get("report_url_template")
     if template:
         return str(template).format(date=f"{day:%Y-%m-%d}", window_start=day.isoformat())
-    key = report_prefix(day.date()) + "report.html"
+    key = layout.report_key(day.date(), "report.html")
     try:
         return ctx.store.presign(key, int(seconds or ctx.cfg.storage.presign_seconds))
     except Exception:  # noqa: BLE001 - a store without presigning still has a URI

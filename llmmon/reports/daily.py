@@ -43,10 +43,6 @@ from llmmon.reports.csv_safe import safe_row
 REPORT_FILES = ("report.json", "report.html", "metrics.csv")
 
 
-def report_prefix(day: date) -> str:
-    return layout.report_prefix(day)
-
-
 def _perf_block(m: dict[str, Any]) -> dict[str, Any]:
     return {
         "requests": m["requests"],
@@ -200,7 +196,7 @@ def write_report(store: ObjectStore, day: date, report: dict[str, Any], metrics:
                                    f"{html.escape(str(section.get('reason', 'unknown')))}</p>"})
         elif isinstance(section, list | dict):
             blocks.append(block(section))
-    prefix = report_prefix(day)
+    prefix = layout.report_prefix(day)
     files = {
         "report.json": orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
         "report.html": render_html(report, cfg, blocks).encode(),
