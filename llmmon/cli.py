@@ -68,7 +68,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     incidents = [] if args.clean else default_incidents(args.start, args.days)
     truth = generate(store, start=args.start, days=args.days, requests_per_day=args.requests_per_day,
                      seed=args.seed, incidents=incidents)
-    print(f"wrote {truth.get('valid_lines', '?')} valid and {truth.get('invalid_lines', '?')} invalid "
+    lines = truth.get("lines", {})
+    print(f"wrote {lines.get('valid', '?')} valid and {lines.get('invalid', '?')} invalid "
           f"lines to {store.url}; truth at {store.uri('truth.json')}")
     return 0
 

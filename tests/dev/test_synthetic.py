@@ -400,3 +400,12 @@ def test_s3_store_gets_the_same_bytes(tmp_path, s3_store):
     generate(s3_store, START, 1, 300, seed=5, incidents=incs)
     assert {o.key: s3_store.get(o.key) for o in s3_store.list("")} == {o.key: local.get(o.key)
                                                                       for o in local.list("")}
+
+
+def test_generate_command_says_how_many_lines_it_wrote(tmp_path, capsys):
+    from llmmon import cli
+
+    assert cli.main(["generate", "--start", "2026-11-01", "--days", "1", "--requests-per-day", "200",
+                     "--dest", str(tmp_path / "store")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("wrote 200 valid and ") and "?" not in out, out
