@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from llmmon.layout import MARKER_PREFIX, day_marker_key
-from llmmon.lifecycle.plan import Action, Plan, plan
-from llmmon.lifecycle.policy import INTENT_PREFIX, RetentionConfig, key_date, retention_config
+from llmmon.lifecycle.plan import Action, Plan, expired_markers, plan
+from llmmon.lifecycle.policy import INTENT_PREFIX, RetentionConfig, retention_config
 from llmmon.lifecycle.rollup import (
     RollupError,
     marker_is_current,
@@ -230,26 +229,9 @@ def _run_phase1(store: ObjectStore, p: Plan, run_id: str, audit: _Audit, res: Re
 
 
 def _new_hour_markers(store: ObjectStore, p: Plan) -> list[Action]:
-    """Hour markers written by this run's phase 1 for days whose hourly tier expires in this run."""
+    """Markers written by this run's phase 1 for days whose tiers expire in this run."""
     planned = {a.key for a in p if a.op in ("delete", "exempt")}
-    days_h, days_d = p.cfg.days("profiles_hourly"), p.cfg.days("profiles_daily")
-    cutoff_h, cutoff_d = p.as_of - timedelta(days=days_h), p.as_of - timedelta(days=days_d)
-    out = []
-    for obj in store.list(f"{MARKER_PREFIX}/hourly/"):
-        d = key_date(obj.key)
-        if obj.key in planned or d is None or d >= cutoff_h:
-            continue
-        out.append(Action(op="delete", key=obj.key, kind="markers_hourly", tier="recent",
-                          policy=f"profiles_hourly:{days_h}d", size=obj.size, etag=obj.etag, day=d,
-                          requires=day_marker_key(d) if d >= cutoff_d else None))
-    for sub, kind in (("streams", "feedback"), ("processed", "derived")):  # same rule as plan()
-        keep = max(p.cfg.days(kind), p.cfg.days("quarantine")) if sub == "streams" else p.cfg.days(kind)
-        for obj in store.list(f"{MARKER_PREFIX}/{sub}/"):
-            d = key_date(obj.key)
-            if obj.key not in planned and d is not None and d < p.as_of - timedelta(days=keep):
-                out.append(Action(op="delete", key=obj.key, kind=f"markers_{sub}", tier="realtime",
-                                  policy=f"{kind}:{keep}d", size=obj.size, etag=obj.etag, day=d))
-    return out
+    return [a for a in expired_markers(store, p.cfg, p.as_of) if a.key not in planned]
 
 
 def _run_phase2(store: ObjectStore, p: Plan, audit: _Audit, res: RetentionResult) -> None:

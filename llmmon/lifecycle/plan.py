@@ -110,6 +110,30 @@ def _hold_for(store: ObjectStore, key: str, day: date | None, holds: list[LegalH
     return None
 
 
+def expired_markers(store: ObjectStore, cfg: RetentionConfig, as_of: date) -> list[Action]:
+    """Deletes of the hour, stream and processed markers whose tiers have expired. An hour marker
+    goes with its day's hourly tier and needs the day marker while the daily tier lasts; a
+    stream/processed marker goes once nothing it covers is left (the quarantine tier may outlive
+    raw feedback): after the longest of the tiers it covers. Phase 2 calls this again for the
+    markers its own phase 1 wrote."""
+    days_h, cutoff_d = cfg.days("profiles_hourly"), as_of - timedelta(days=cfg.days("profiles_daily"))
+    out = []
+    for obj in store.list(f"{MARKER_PREFIX}/hourly/"):
+        d = key_date(obj.key)
+        if d is not None and d < as_of - timedelta(days=days_h):
+            out.append(Action(op="delete", key=obj.key, kind="markers_hourly", tier="recent",
+                              policy=f"profiles_hourly:{days_h}d", size=obj.size, etag=obj.etag, day=d,
+                              requires=day_marker_key(d) if d >= cutoff_d else None))
+    for sub, kind in (("streams", "feedback"), ("processed", "derived")):
+        keep = max(cfg.days(kind), cfg.days("quarantine")) if sub == "streams" else cfg.days(kind)
+        for obj in store.list(f"{MARKER_PREFIX}/{sub}/"):
+            d = key_date(obj.key)
+            if d is not None and d < as_of - timedelta(days=keep):
+                out.append(Action(op="delete", key=obj.key, kind=f"markers_{sub}", tier="realtime",
+                                  policy=f"{kind}:{keep}d", size=obj.size, etag=obj.etag, day=d))
+    return out
+
+
 def plan(store: ObjectStore, as_of: date, cfg: RetentionConfig | Config | dict[str, Any] | None = None,
          holds: list[LegalHold] | None = None) -> Plan:
     """Decide what to roll up and delete on ``as_of`` (lists and reads small markers; writes nothing).
@@ -161,24 +185,11 @@ def plan(store: ObjectStore, as_of: date, cfg: RetentionConfig | Config | dict[s
             elif rule == "none_known":
                 a.op, a.detail = "exempt", "no rollup is known to cover this object"
             actions.append(a)
-        # Hourly markers go with their day's hourly tier; daily markers with the daily tier.
-    cutoff_h = as_of - timedelta(days=cfg.days("profiles_hourly"))
-    for obj in store.list(f"{MARKER_PREFIX}/hourly/"):
-        d = key_date(obj.key)
-        if d is not None and d < cutoff_h:
-            actions.append(Action(op="delete", key=obj.key, kind="markers_hourly", tier="recent",
-                                  policy=f"profiles_hourly:{cfg.days('profiles_hourly')}d",
-                                  size=obj.size, etag=obj.etag, day=d, requires=day_marker_key(d)))
-            need_days[d] = None
-    for sub, kind in (("streams", "feedback"), ("processed", "derived")):
-        # A stream/processed marker goes once nothing it covers is left (the quarantine tier may
-        # outlive raw feedback): after the longest of the tiers it covers.
-        keep = max(cfg.days(kind), cfg.days("quarantine")) if sub == "streams" else cfg.days(kind)
-        for obj in store.list(f"{MARKER_PREFIX}/{sub}/"):
-            d = key_date(obj.key)
-            if d is not None and d < as_of - timedelta(days=keep):
-                actions.append(Action(op="delete", key=obj.key, kind=f"markers_{sub}", tier="realtime",
-                                      policy=f"{kind}:{keep}d", size=obj.size, etag=obj.etag, day=d))
+    # Hourly, stream and processed markers go with the tiers they cover; daily markers with theirs.
+    for a in expired_markers(store, cfg, as_of):
+        actions.append(a)
+        if a.kind == "markers_hourly":
+            need_days[a.day] = None
     cutoff_d = as_of - timedelta(days=cfg.days("profiles_daily"))
     for obj in store.list(f"{MARKER_PREFIX}/daily/"):
         d = key_date(obj.key)

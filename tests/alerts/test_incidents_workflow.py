@@ -6,7 +6,7 @@ local store and SQLite, no channels."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,8 @@ from llmmon.hourly.alerts import evaluate_hour
 from llmmon.hourly.run import run_hours
 from llmmon.hourly.window import Window
 from llmmon.reports.blocks import incidents_html
-from tests.factories import hour_key, lines, put_jsonl, spread
+from tests.hourly.test_alerts import D0, DAY, H, seed_day
 
-DAY = date(2026, 11, 3)
-D0 = datetime(2026, 11, 3, tzinfo=UTC)
-H = timedelta(hours=1)
-BURST = D0 + 14 * H
 ROUTES = {"routes": [{"match": {"rule": "no_such_rule"}, "owner": "nobody"},
                      {"match": {"severity": "P0"}, "owner": "pager-p0"},
                      {"match": {"severity": "P1"}, "owner": "pager-p1"}],
@@ -49,13 +45,7 @@ def write_config(tmp_path: Path, incidents: dict[str, Any]) -> str:
 def seed_and_run(ctx: Context, hours: range) -> None:
     """300 requests an hour, all fine, except an error burst (40% errors) at 14:00; each hour
     runs as the hourly DAG does (write the hour's outputs, then evaluate and notify)."""
-    for h in hours:
-        hour = D0 + h * H
-        ok = spread(300, hour, start=h * 10_000)
-        if hour == BURST:
-            ok = spread(180, hour, start=h * 10_000) + spread(120, hour, start=h * 10_000 + 5000,
-                                                            status="error", error_type="server_error")
-        put_jsonl(ctx.store, hour_key(hour, "part-0.jsonl"), lines(ok))
+    seed_day(ctx.store, hours)
     for h in hours:
         run_hours(ctx, Window.hour(D0 + h * H))
         evaluate_hour(ctx, D0 + h * H)
