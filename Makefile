@@ -26,8 +26,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # Not part of `make test`: prints records/s vs a naive pandas+whylogs baseline and peak RSS.
+# BENCH_ARGS: e.g. --skip-baseline, --workers 2.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py --records $(N)
+	$(BIN)/python scripts/bench.py --records $(N) $(BENCH_ARGS)
 
 # Not part of `make test`: precision/recall of the PII, jailbreak, refusal and toxicity detectors on
 # held-out test splits of public corpora (docs/detectors.md), and texts/s per detector. Needs the

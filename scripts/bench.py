@@ -67,15 +67,25 @@ class PeakRSS:
         self._t.start()
         return self
 
+    def _rss(self) -> int:
+        """This process's RSS plus its live children's (``--workers`` spawns processes)."""
+        total = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # ended between the listing and the read
+                pass
+        return total
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
+            self.peak = max(self.peak, self._rss())
             time.sleep(self.interval)
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._t.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
+        self.peak = max(self.peak, self._rss())
 
     @property
     def peak_mb(self) -> float:
@@ -202,7 +212,7 @@ def run_floor(store_dir: Path) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
-def run_llmmon(store_dir: Path, workdir: Path) -> tuple[float, int]:
+def run_llmmon(store_dir: Path, workdir: Path, workers: int = 1) -> tuple[float, int]:
     from llmmon.config import load_config
     from llmmon.context import Context
     from llmmon.daily.run import run_daily
@@ -215,8 +225,13 @@ def run_llmmon(store_dir: Path, workdir: Path) -> tuple[float, int]:
                                "LLMMON_WAREHOUSE_URL": f"sqlite:///{db}"})
     ctx = Context.from_config(cfg)
     t = time.perf_counter()
-    hours = process_hours(ctx, Window.day(DAY))
-    write_hours(ctx, hours, job="bench")
+    if workers > 1:  # the same path as ``llmmon run-day --workers N``
+        from llmmon.hourly.parallel import run_hours_parallel
+
+        run_hours_parallel(ctx, Window.day(DAY), workers, job="bench")
+    else:
+        hours = process_hours(ctx, Window.day(DAY))
+        write_hours(ctx, hours, job="bench")
     report = run_daily(ctx, DAY)["report"]
     elapsed = time.perf_counter() - t
     return elapsed, report["records"]["accepted"]
@@ -248,13 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--workdir", default=".bench")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker processes for stage 1 (as run-day --workers); stage times then cover only "
+                         "the parent's share, and peak RSS sums the workers'")
     args = ap.parse_args(argv)
     workdir = Path(args.workdir).resolve() / str(args.records)
     workdir.mkdir(parents=True, exist_ok=True)
     store_dir = generate(workdir, args.records)
 
     # Import (and warm) the libraries both sides use before timing either side.
-    import great_expectations  # noqa: F401
     import pandas  # noqa: F401
     import whylogs  # noqa: F401
 
@@ -266,11 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     timer = StageTimer()
     timer.install()
     with PeakRSS() as rss:
-        t_ours, n_ours = run_llmmon(store_dir, workdir)
+        t_ours, n_ours = run_llmmon(store_dir, workdir, args.workers)
     timer.uninstall()
     rps = n_ours / t_ours
     print(f"llmmon:   {n_ours} records in {t_ours:.1f}s = {rps:,.0f} records/s, peak RSS {rss.peak_mb:.0f} MB "
-          "(scoring on)", flush=True)
+          f"(scoring on, {args.workers} worker(s))", flush=True)
     floor = f"floor_rps={floor_rps:.0f} floor_ratio={rps / floor_rps:.3f}"
     if args.skip_baseline:
         print(timer.table(t_ours))
