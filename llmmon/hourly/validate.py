@@ -95,8 +95,6 @@ class ValidationTotals:
             self.unexpected[key] += int(r["unexpected_count"] or 0)
 
 
-
-
 # ---- results, and the suite as vector expressions -------------------------------------------
 
 MAX_EXAMPLES = 3  # unexpected values kept per expectation (GX's BASIC format keeps 20)
