@@ -13,7 +13,7 @@ os.environ.update(LLMMON_STORAGE_URL=f"file://{TMP}/store", LLMMON_WAREHOUSE_URL
                   LLMMON_HOME=f"{TMP}/home")
 # The list llmmon.celery_preload imports (that module itself needs the Celery provider).
 PRELOAD = ("llmmon.hourly.run", "llmmon.daily.run", "llmmon.store.warehouse", "llmmon.store.objects",
-           "great_expectations", "great_expectations.expectations", "pyarrow.parquet", "boto3")
+           "llmmon.scoring.quality", "llmmon.scoring.cost", "pyarrow.parquet", "boto3")
 if sys.argv[1] == "preload":
     t = time.monotonic()
     for m in PRELOAD:
@@ -26,7 +26,7 @@ if pid == 0:
     ctx = jobs.context()
     from llmmon.hourly.run import process_hours  # noqa: F401  what process_batch imports
     from llmmon.hourly.validate import ContractValidator
-    ContractValidator(ctx.cfg.ingest)  # built before process_hours' first log line (imports GX)
+    ContractValidator(ctx.cfg.ingest)  # built before process_hours' first log line
     print(f"{sys.argv[1]}: task body -> first llmmon log line {time.monotonic() - t0:.2f}s")
     os._exit(0)
 os.waitpid(pid, 0)
