@@ -44,7 +44,10 @@ class Groups:
 
 def hour_starts(ts: np.ndarray) -> np.ndarray:
     """Hour start per epoch-seconds value, as int64 (what ``(ts // 3600 * 3600)`` gives)."""
-    return (np.asarray(ts) // 3600 * 3600).astype(np.int64)
+    hours = np.asarray(ts) // 3600 * 3600
+    if hours.dtype.kind == "f" and not np.isfinite(hours).all():  # pandas refuses these too
+        raise ValueError("timestamps must be finite to be grouped by hour")
+    return hours.astype(np.int64)
 
 
 def group_codes(hours: np.ndarray, models: np.ndarray) -> Groups:
