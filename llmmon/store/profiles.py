@@ -6,7 +6,8 @@ after the raw logs expire, and they merge exactly across mapped tasks, hours and
 Speed: ``why.log(pandas=df)`` splits every float column with per-element Python lambdas
 (~25-35k rows/s for 16 columns here). We feed whylogs the same preprocessed numpy arrays that
 its pandas path would produce (non-null values + null/NaN counts), which is ~10x faster and
-gives the same metrics; ``tests/test_profiles.py`` checks the two paths agree.
+gives the same metrics; ``tests/test_profiles.py`` checks the two paths agree. A chunk is split
+per (hour, model) once (``store.groups``), and plain string columns go in as numpy arrays.
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ class HourlyProfiles:
         cols = [c for c in self.columns if c in df.columns]
         for key in g.keys:
             if key not in self._live:
-                self._live[key] = (new_profile(df[cols]), cols)
+                self._live[key] = (new_profile(df.iloc[:0][cols]), cols)  # dtypes only
         needed = dict.fromkeys(c for key in g.keys for c in self._live[key][1])
         whole = len(g) == 1 and g.bounds[-1] == len(df)  # one group: its rows in chunk order
         arrays = {c: df[c].to_numpy() if whole else df[c].to_numpy()[g.order] for c in needed}
