@@ -15,13 +15,15 @@ Stored as ``examples/hourly/dt=YYYY-MM-DD/hour=HH.json`` (ids only, no text), re
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
 from llmmon import layout
+from llmmon.store.groups import Groups, group_codes, hour_starts
 from llmmon.store.objects import ObjectStore
 
 K = 5  # examples kept per (hour, model, kind); alerts show 3-5
@@ -67,13 +69,79 @@ def _model_state(part: pd.DataFrame) -> dict[str, Any]:
 
 
 def collect(df: pd.DataFrame) -> dict[datetime, State]:
-    """hour -> model -> evidence for one scored chunk."""
+    """hour -> model -> evidence for one scored chunk (``_model_state`` of each (hour, model)
+    group, computed on the whole chunk's columns at once)."""
     if df.empty:
         return {}
-    hours = (df["ts"] // 3600 * 3600).astype("int64")
+    g = group_codes(hour_starts(df["ts"].to_numpy()), df["model_version"].astype(str).to_numpy())
+    rid = df["request_id"].astype(str).to_numpy()
+    ms = pd.to_numeric(df["total_time_ms"], errors="coerce").to_numpy(float) \
+        if "total_time_ms" in df.columns else None
+    ok = df["status"].eq("success").to_numpy()
+    status = _status_ids(df, g, rid, ok)
+    apps = _app_counts(df, g, ok)
     out: dict[datetime, State] = {}
-    for (h, model), part in df.groupby([hours, df["model_version"].astype(str)], sort=True):
-        out.setdefault(datetime.fromtimestamp(int(h), UTC), {})[str(model)] = _model_state(part)
+    for gi, ((hour, model), rows) in enumerate(zip(g.keys, g.slices(), strict=True)):
+        slow = _top_slow(ms[rows], rid[rows]) if ms is not None else []
+        out.setdefault(hour, {})[model] = {"slow": slow, "status": status.get(gi, {}), "apps": apps.get(gi, {})}
+    return out
+
+
+def _top_slow(ms: np.ndarray, rid: np.ndarray, k: int = K) -> list[list[Any]]:
+    """``_slowest`` of the ``k`` first rows by (time desc, id) (rows without a time skipped)."""
+    keep = ~np.isnan(ms)
+    ms, rid = ms[keep], rid[keep]
+    if len(ms) > k:  # only values tied with or above the k-th largest can be among the first k
+        cand = ms >= np.partition(ms, len(ms) - k)[len(ms) - k]
+        ms, rid = ms[cand], rid[cand]
+    top = sorted(zip(ms.tolist(), rid.tolist(), strict=True), key=lambda x: (-x[0], x[1]))[:k]
+    return _slowest([[float(m), str(r)] for m, r in top])
+
+
+def _status_ids(df: pd.DataFrame, g: Groups, rid: np.ndarray, ok: np.ndarray) -> dict[int, dict[str, list[str]]]:
+    """group -> kind (error type, else status) -> ``_bottom`` of its failed request ids."""
+    err = np.flatnonzero(~ok & (g.codes >= 0))
+    if not len(err):
+        return {}
+    status = df["status"].to_numpy()[err]
+    if "error_type" in df.columns:
+        et = df["error_type"].iloc[err]
+        kind = pd.Series(np.where(et.astype(bool).to_numpy(), et.to_numpy(), status)).astype(str).to_numpy()
+    else:
+        kind = pd.Series(status).astype(str).to_numpy()
+    kcodes, kinds = pd.factorize(kind)
+    order = np.argsort(kinds.astype(object), kind="stable")
+    rank = np.empty(len(kinds), dtype=np.int64)
+    rank[order] = np.arange(len(kinds))
+    pair = g.codes[err] * len(kinds) + rank[kcodes]
+    by_pair = np.argsort(pair, kind="stable")
+    pairs, starts = np.unique(pair[by_pair], return_index=True)
+    ids = rid[err][by_pair]
+    out: dict[int, dict[str, list[str]]] = {}
+    for p, a, b in zip(pairs.tolist(), starts.tolist(), [*starts[1:].tolist(), len(ids)], strict=True):
+        gi, ki = divmod(p, len(kinds))
+        out.setdefault(gi, {})[str(kinds[order[ki]])] = _bottom(ids[a:b].tolist())
+    return out
+
+
+def _app_counts(df: pd.DataFrame, g: Groups, ok: np.ndarray) -> dict[int, dict[str, list[int]]]:
+    """group -> app -> [requests, errors] (apps named "" left out)."""
+    if "app" not in df.columns:
+        return {}
+    keep = g.codes >= 0
+    acodes, apps = pd.factorize(df["app"].astype(str).to_numpy()[keep])
+    order = np.argsort(apps.astype(object), kind="stable")
+    rank = np.empty(len(apps), dtype=np.int64)
+    rank[order] = np.arange(len(apps))
+    pair = g.codes[keep] * len(apps) + rank[acodes]
+    pairs, req = np.unique(pair, return_counts=True)
+    err = np.bincount(np.searchsorted(pairs, pair[~ok[keep]]), minlength=len(pairs))
+    out: dict[int, dict[str, list[int]]] = {}
+    for p, r, e in zip(pairs.tolist(), req.tolist(), err.tolist(), strict=True):
+        gi, ai = divmod(p, len(apps))
+        name = str(apps[order[ai]])
+        if name:
+            out.setdefault(gi, {})[name] = [r, e]
     return out
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from llmmon.store import quantiles
+from llmmon.store.groups import Groups, group_codes, hour_starts
 
 # Columns summed exactly per (hour, model). Scoring modules append theirs (cost, PII counts...).
 SUM_COLUMNS: list[str] = ["input_tokens", "output_tokens", "cache_read_tokens", "retries",
@@ -112,55 +113,96 @@ def aggregate_chunk(df: pd.DataFrame, sum_columns: Iterable[str] = ()) -> dict[t
     if df.empty:
         return {}
     sums = [c for c in dict.fromkeys([*SUM_COLUMNS, *sum_columns]) if c in df.columns]
-    hour = (df["ts"] // 3600 * 3600).astype("int64")
-    ok = df["status"].eq("success")
-    frame = pd.DataFrame({
-        "hour": hour, "model": df["model_version"],
-        "requests": 1, "success": ok.astype("int64"), "errors": (~ok).astype("int64"),
-        "retried": (df["retries"] > 0).astype("int64"),
-        "input_tokens_estimated": df["input_tokens_estimated"].astype("int64"),
-    })
-    fixed = [c for c in sums if c in FIXED_POINT]
+    hour = hour_starts(df["ts"].to_numpy())
+    g = group_codes(hour, df["model_version"].to_numpy())
+    if not len(g):
+        return {}
+    ok = df["status"].eq("success").to_numpy()
+    cols: dict[str, list[Any]] = {
+        "requests": np.diff(g.bounds).tolist(),
+        "success": _count(g, ok),
+        "errors": _count(g, ~ok),
+        "retried": _count(g, (df["retries"] > 0).to_numpy()),
+        "input_tokens_estimated": _int_sums(g, df["input_tokens_estimated"].astype("int64").to_numpy()),
+    }
     for c in sums:
-        vals = pd.to_numeric(df[c], errors="coerce").fillna(0.0).astype(float)
+        vals = pd.to_numeric(df[c], errors="coerce").fillna(0.0).astype(float).to_numpy()
         # Fractional columns as exact integer units (their float sum would depend on the order).
-        frame[c] = to_fixed(vals, FIXED_POINT[c]) if c in fixed else vals
-    grouped = frame.groupby(["hour", "model"], sort=True).sum()
-    for c in fixed:  # int64 group sums are exact unless they could overflow: then Python ints
-        units = frame[c].to_numpy()
-        if len(units) and int(np.abs(units).max()) * len(units) >= _FX_LIMIT:
-            grouped[c] = frame.groupby(["hour", "model"], sort=True)[c].agg(
-                lambda g: exact_sum(g.to_numpy())).astype(object)
+        cols[c] = _fixed_sums(g, to_fixed(vals, FIXED_POINT[c])) if c in FIXED_POINT else _float_sums(g, vals)
     out: dict[tuple[datetime, str], Agg] = {}
-    for i, (h, m) in enumerate(grouped.index):
+    for i, key in enumerate(g.keys):
         agg = empty_agg()
-        for col in grouped.columns:
-            val = grouped[col].iat[i]
-            if col in fixed:
-                set_fixed(agg, col, int(val))
+        for col, vals in cols.items():
+            if col in FIXED_POINT and col in sums:
+                set_fixed(agg, col, int(vals[i]))
             else:
-                agg[col] = float(val) if col in sums else int(val)
-        out[(datetime.fromtimestamp(int(h), UTC), str(m))] = agg
+                agg[col] = float(vals[i]) if col in sums else int(vals[i])
+        out[key] = agg
     # Error types: the error.type field, or the status for errors that name none.
-    errs = df.loc[~ok]
-    if not errs.empty:
-        etype = errs["error_type"].where(errs["error_type"].astype(bool), errs["status"])
-        counts = pd.DataFrame({"hour": hour[~ok], "model": errs["model_version"], "type": etype}) \
-            .value_counts().sort_index()
-        for (h, m, t), n in counts.items():
-            key = (datetime.fromtimestamp(int(h), UTC), str(m))
-            out[key]["errors_by_type"][str(t)] = int(n)
+    err = np.flatnonzero(~ok)
+    if len(err):
+        et = df["error_type"].to_numpy()[err]
+        etype = np.where(df["error_type"].iloc[err].astype(bool).to_numpy(), et, df["status"].to_numpy()[err])
+        _nested_counts(out, g, g.codes[err], etype, "errors_by_type")
     # Exact releases behind each (rolled-up) model: the version stays available.
     if "model_release" in df.columns:
-        rel = pd.DataFrame({"hour": hour, "model": df["model_version"], "release": df["model_release"]})
-        for (h, m, r), n in rel.value_counts().sort_index().items():
-            key = (datetime.fromtimestamp(int(h), UTC), str(m))
-            out[key].setdefault("model_releases", {})[str(r)] = int(n)
+        _nested_counts(out, g, g.codes, df["model_release"].to_numpy(), "model_releases")
     # Deterministic quantile sketches (``q:<column>``): integer bin counts merge by addition.
-    for key, sketches in quantiles.sketch_frame(df, hour).items():
+    for key, sketches in quantiles.sketch_frame(df, hour, groups=g).items():
         for col, sk in sketches.items():
             out[key][quantiles.PREFIX + col] = sk
     return out
+
+
+def _count(g: Groups, mask: np.ndarray) -> list[int]:
+    """Rows per group where ``mask`` holds."""
+    rows = mask & (g.codes >= 0)
+    return np.bincount(g.codes[rows], minlength=len(g)).tolist()
+
+
+def _int_sums(g: Groups, values: np.ndarray) -> list[int]:
+    """int64 sums per group (int64 arithmetic, as pandas' groupby sum)."""
+    return np.add.reduceat(values[g.order[:g.bounds[-1]]], g.bounds[:-1]).tolist()
+
+
+def _fixed_sums(g: Groups, units: np.ndarray) -> list[int]:
+    """Exact sums of int64 units per group, as Python ints (no int64 overflow)."""
+    units = units[g.order[:g.bounds[-1]]]
+    if len(units) and int(np.abs(units).max()) * len(units) >= _FX_LIMIT:
+        return [exact_sum(units[a:b]) for a, b in zip(g.bounds[:-1], g.bounds[1:], strict=True)]
+    return np.add.reduceat(units, g.bounds[:-1]).tolist()
+
+
+def _float_sums(g: Groups, values: np.ndarray) -> list[float]:
+    """Float sums per group, with the bits of pandas' groupby sum (compensated summation).
+
+    Integer values whose sum stays below 2**53 add exactly in any order, so ``bincount`` (which
+    starts from +0.0, as pandas does) gives the same bits; other values go through pandas itself.
+    """
+    keep = g.codes >= 0
+    v, codes = values[keep], g.codes[keep]
+    if not len(v) or (np.isfinite(v).all() and (v == np.rint(v)).all()
+                      and float(np.abs(v).max()) * len(v) < 2.0**53):
+        return np.bincount(codes, weights=v, minlength=len(g)).tolist()
+    return pd.Series(v).groupby(codes, sort=True).sum().reindex(range(len(g)), fill_value=0.0).tolist()
+
+
+def _nested_counts(out: dict[tuple[datetime, str], Agg], g: Groups, codes: np.ndarray,
+                   values: np.ndarray, name: str) -> None:
+    """``out[key][name][str(value)]``: rows per (group, value), values in sorted order (as
+    ``value_counts().sort_index()``; null values and rows without a group are not counted)."""
+    rows = (codes >= 0) & ~pd.isna(values)
+    if not rows.any():
+        return
+    vcodes, uniq = pd.factorize(values[rows])
+    by_value = np.argsort(np.asarray(uniq, dtype=object), kind="stable")
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[by_value] = np.arange(len(uniq))
+    pairs, counts = np.unique(codes[rows] * len(uniq) + rank[vcodes], return_counts=True)
+    keys = g.keys
+    for pair, c in zip(pairs.tolist(), counts.tolist(), strict=True):
+        gi, vi = divmod(pair, len(uniq))
+        out[keys[gi]].setdefault(name, {})[str(uniq[by_value[vi]])] = c
 
 
 def merge_into(acc: dict[tuple[datetime, str], Agg], part: dict[tuple[datetime, str], Agg]) -> None:

@@ -6,7 +6,8 @@ after the raw logs expire, and they merge exactly across mapped tasks, hours and
 Speed: ``why.log(pandas=df)`` splits every float column with per-element Python lambdas
 (~25-35k rows/s for 16 columns here). We feed whylogs the same preprocessed numpy arrays that
 its pandas path would produce (non-null values + null/NaN counts), which is ~10x faster and
-gives the same metrics; ``tests/test_profiles.py`` checks the two paths agree.
+gives the same metrics; ``tests/test_profiles.py`` checks the two paths agree. A chunk is split
+per (hour, model) once (``store.groups``), and plain string columns go in as numpy arrays.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from whylogs.core.preprocessing import NumpyView, PreprocessedColumn
 from whylogs.core.resolvers import MetricSpec, ResolverSpec
 from whylogs.core.schema import DeclarativeSchema
 
+from llmmon.store.groups import group_codes, hour_starts
 from llmmon.store.objects import ObjectStore
 
 # whylogs logs every profile it deserialises at INFO; that floods task logs.
@@ -59,8 +61,12 @@ def model_from_key(key: str) -> str:
     return key.rsplit("model=", 1)[-1].removesuffix(".bin")
 
 
-def _preprocessed(values: np.ndarray) -> PreprocessedColumn:
-    """What whylogs' pandas path makes of a column, without its per-element lambdas."""
+def _preprocessed(values: np.ndarray, max_item: int | None = None) -> PreprocessedColumn:
+    """What whylogs' pandas path makes of a column, without its per-element lambdas.
+
+    ``max_item`` is the column's frequent-item length: strings no longer than it go to whylogs
+    as a numpy array, which it feeds its sketches as they are instead of cutting each one.
+    """
     col = PreprocessedColumn()
     col.len = len(values)
     if values.dtype.kind == "f":
@@ -74,12 +80,27 @@ def _preprocessed(values: np.ndarray) -> PreprocessedColumn:
         col.numpy = NumpyView(ints=values.astype(int, copy=False))
     elif values.dtype.kind == "b":
         col.numpy = NumpyView(ints=values.astype(int))
+    elif (strings := _plain_strings(values, max_item)) is not None:
+        col.null_count = len(values) - len(strings)
+        col.numpy = NumpyView(strings=strings)
     else:
         s = pd.Series(values, dtype=object)
         nonnull = s[s.notna() & (s != "")]
         col.null_count = len(s) - len(nonnull)
         col.pandas.strings = nonnull.astype(str)
     return col
+
+
+def _plain_strings(values: np.ndarray, max_item: int | None) -> np.ndarray | None:
+    """The non-empty values when every value is a ``str`` of at most ``max_item`` characters
+    (no null, nothing to convert or cut: the same strings the pandas path would give), else None."""
+    if max_item is None or values.dtype != object or pd.api.types.infer_dtype(values, skipna=False) != "string":
+        return None
+    kept = values[values != ""]
+    uniq = pd.unique(kept)  # a categorical column has few distinct values: measure those
+    if any(type(u) is not str or len(u) > max_item for u in uniq):
+        return None
+    return kept
 
 
 def profile_frame(df: pd.DataFrame, columns: Iterable[str]) -> DatasetProfileView:
@@ -99,9 +120,16 @@ def new_profile(sample: pd.DataFrame) -> DatasetProfile:
 
 def track(prof: DatasetProfile, df: pd.DataFrame, cols: list[str]) -> None:
     """Add ``df[cols]`` to a live profile (columns must have been registered)."""
+    track_arrays(prof, {c: df[c].to_numpy() for c in dict.fromkeys(cols)}, cols)
+
+
+def track_arrays(prof: DatasetProfile, arrays: dict[str, np.ndarray], cols: list[str]) -> None:
+    """Add one array per column (same length) to a live profile."""
     for c in cols:
+        column = prof._columns[c]
+        fi = column._metrics.get("frequent_items")
         # whylogs keeps no public numpy entry point; this is the call its pandas path ends in.
-        prof._columns[c]._process_extracted_column(_preprocessed(df[c].to_numpy()))
+        column._process_extracted_column(_preprocessed(arrays[c], getattr(fi, "max_frequent_item_size", None)))
     prof._track_count += 1
 
 
@@ -199,14 +227,17 @@ class HourlyProfiles:
     def add(self, df: pd.DataFrame) -> None:
         if df.empty:
             return
-        hour = (df["ts"] // 3600 * 3600).astype("int64")
-        for (h, model), part in df.groupby([hour, df["model_version"]], sort=True):
-            key = (datetime.fromtimestamp(int(h), UTC), str(model))
+        g = group_codes(hour_starts(df["ts"].to_numpy()), df["model_version"].to_numpy())
+        cols = [c for c in self.columns if c in df.columns]
+        for key in g.keys:
             if key not in self._live:
-                cols = [c for c in self.columns if c in part.columns]
-                self._live[key] = (new_profile(part[cols]), cols)
-            prof, cols = self._live[key]
-            track(prof, part, cols)
+                self._live[key] = (new_profile(df.iloc[:0][cols]), cols)  # dtypes only
+        needed = dict.fromkeys(c for key in g.keys for c in self._live[key][1])
+        whole = len(g) == 1 and g.bounds[-1] == len(df)  # one group: its rows in chunk order
+        arrays = {c: df[c].to_numpy() if whole else df[c].to_numpy()[g.order] for c in needed}
+        for key, a, b in zip(g.keys, g.bounds[:-1].tolist(), g.bounds[1:].tolist(), strict=True):
+            prof, pcols = self._live[key]
+            track_arrays(prof, {c: arrays[c][a:b] for c in pcols}, pcols)
 
     @property
     def views(self) -> dict[tuple[datetime, str], DatasetProfileView]:

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
+
+from llmmon.store.groups import Groups, group_codes
 
 ALPHA = 0.01  # relative accuracy of every quantile read off the sketch
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -84,31 +86,48 @@ def from_values(values: Iterable[float]) -> Sketch:
     return out
 
 
-def sketch_frame(df: pd.DataFrame, hour: pd.Series, columns: Iterable[str] = SKETCH_COLUMNS
-                 ) -> dict[tuple[datetime, str], dict[str, Sketch]]:
-    """(hour start, model_version) -> column -> sketch for one chunk."""
+def sketch_frame(df: pd.DataFrame, hour: pd.Series | np.ndarray, columns: Iterable[str] = SKETCH_COLUMNS,
+                 groups: Groups | None = None) -> dict[tuple[datetime, str], dict[str, Sketch]]:
+    """(hour start, model_version) -> column -> sketch for one chunk.
+
+    ``groups`` is the chunk's (hour, model) grouping when the caller has it already.
+    """
     out: dict[tuple[datetime, str], dict[str, Sketch]] = {}
     cols = [c for c in columns if c in df.columns]
     if df.empty or not cols:
         return out
-    model = df["model_version"].astype(str).to_numpy()
-    hours = hour.to_numpy()
+    g = groups if groups is not None else group_codes(np.asarray(hour), df["model_version"].astype(str).to_numpy())
+    rows = g.order[:g.bounds[-1]]  # rows sorted by group
+    gcodes = g.sorted_codes()
+    keys = g.keys
     for c in cols:
-        v = pd.to_numeric(df[c], errors="coerce").to_numpy(float)
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(float)[rows]
         ok = np.isfinite(v)
         if not ok.any():
             continue
-        v = v[ok]
-        sign, idx = bin_codes(v)
-        frame = pd.DataFrame({"h": hours[ok], "m": model[ok], "sg": sign, "i": idx, "s": _milli(v)})
-        counts = frame.groupby(["h", "m", "sg", "i"], sort=True).size()
-        sums = frame.groupby(["h", "m"], sort=True)["s"].agg(["sum", "size"])
-        for (hh, mm), row in sums.iterrows():
-            key = (datetime.fromtimestamp(int(hh), UTC), str(mm))
-            out.setdefault(key, {})[c] = {"n": int(row["size"]), "s": int(row["sum"])}
-        for (hh, mm, sg, i), n in counts.items():
-            out[(datetime.fromtimestamp(int(hh), UTC), str(mm))][c][_key(int(sg), int(i))] = int(n)
+        v, gc = v[ok], gcodes[ok]
+        n = np.bincount(gc, minlength=len(g))
+        present = np.flatnonzero(n)
+        # int64 sums per group (wrapping like pandas' int64 groupby sum, which never happens here).
+        sums = np.add.reduceat(_milli(v), np.concatenate([[0], np.cumsum(n[present])[:-1]]))
+        for gi, cnt, sm in zip(present.tolist(), n[present].tolist(), sums.tolist(), strict=True):
+            out.setdefault(keys[gi], {})[c] = {"n": cnt, "s": sm}
+        for gi, key, cnt in _bin_counts(gc, v):
+            out[keys[gi]][c][key] = cnt
     return out
+
+
+def _bin_counts(gcodes: np.ndarray, values: np.ndarray) -> Iterable[tuple[int, str, int]]:
+    """(group, bin key, count) per non-empty bin, sorted by (group, sign, index)."""
+    sign, idx = bin_codes(values)
+    lo = int(idx.min())
+    span = int(idx.max()) - lo + 1
+    combined = (gcodes * 3 + (sign + 1)) * span + (idx - lo)
+    uniq, counts = np.unique(combined, return_counts=True)
+    gi, rest = np.divmod(uniq, 3 * span)
+    sg, ii = np.divmod(rest, span)
+    names = [_key(s - 1, i + lo) for s, i in zip(sg.tolist(), ii.tolist(), strict=True)]
+    return zip(gi.tolist(), names, counts.tolist(), strict=True)
 
 
 def merge(a: Mapping[str, int] | None, b: Mapping[str, int] | None) -> Sketch:

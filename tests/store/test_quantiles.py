@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from llmmon.store import quantiles as q
 from llmmon.store.aggregates import aggregate_chunk, merge_agg
+from tests.store.hostile import frames
 
 
 def _exact(values: np.ndarray, p: float) -> float:
@@ -71,3 +73,40 @@ def test_aggregate_chunk_carries_sketches_that_merge_with_the_aggregate() -> Non
         merged = merge_agg(halves[1].get((hour, model), {}), halves[0].get((hour, model), {}))
         assert q.of(merged, "total_time_ms") == q.of(whole[(hour, model)], "total_time_ms")
         assert q.count(q.of(merged, "total_time_ms")) == rows // 2
+
+
+def _pandas_sketch_frame(df: pd.DataFrame, hour: pd.Series, columns: tuple[str, ...]) -> dict:
+    """The pandas groupby version of ``sketch_frame``: the reference."""
+    out: dict = {}
+    cols = [c for c in columns if c in df.columns]
+    if df.empty or not cols:
+        return out
+    model, hours = df["model_version"].astype(str).to_numpy(), hour.to_numpy()
+    for c in cols:
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(float)
+        ok = np.isfinite(v)
+        if not ok.any():
+            continue
+        v = v[ok]
+        sign, idx = q.bin_codes(v)
+        frame = pd.DataFrame({"h": hours[ok], "m": model[ok], "sg": sign, "i": idx, "s": q._milli(v)})
+        for (hh, mm), row in frame.groupby(["h", "m"], sort=True)["s"].agg(["sum", "size"]).iterrows():
+            out.setdefault((datetime.fromtimestamp(int(hh), UTC), str(mm)), {})[c] = {
+                "n": int(row["size"]), "s": int(row["sum"])}
+        for (hh, mm, sg, i), n in frame.groupby(["h", "m", "sg", "i"], sort=True).size().items():
+            out[(datetime.fromtimestamp(int(hh), UTC), str(mm))][c][q._key(int(sg), int(i))] = int(n)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(frames()))
+def test_sketch_frame_matches_pandas_groupby(name: str) -> None:
+    df = frames()[name]
+    hour = (df["ts"] // 3600 * 3600).astype("int64")
+    cols = (*q.SKETCH_COLUMNS, "relevance_sum", "cost_usd")
+    want = _pandas_sketch_frame(df, hour, cols)
+    assert repr(q.sketch_frame(df, hour, cols)) == repr(want)  # same keys, same order
+    if len(df):  # the aggregates carry the same sketches, from their shared grouping
+        aggs = aggregate_chunk(df)
+        for key, sketches in want.items():
+            for c in q.SKETCH_COLUMNS:
+                assert aggs[key].get(q.PREFIX + c) == sketches.get(c)
