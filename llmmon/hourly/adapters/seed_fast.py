@@ -251,13 +251,13 @@ def columns(recs: list[SeedRecord], bad: np.ndarray, statuses: frozenset[str], t
         bad |= np.fromiter((s not in statuses for s in status), bool, n)
     ts = _timestamps(ts_raw, bad, lo, hi)
 
-    prompts = [_prompt(m) if m else "" for m in messages]
+    prompts = list(map(_prompt, messages))
     response = [c or "" for c in content]
     out_tokens = _pick(use_out, tokens_generated, tok, bad)
     in_tokens = _pick(use_in, inp_tokens, tok, bad)
     estimated = np.isnan(in_tokens)
     for i in np.flatnonzero(estimated):
-        in_tokens[i] = schema.estimate_tokens(prompts[i])
+        in_tokens[i] = _estimate(prompts[i])
     retries = _retries(retries_raw, bad)
     total_ms = _floats(total, lat, bad, required=True)
     model_col = _obj(models)
@@ -291,8 +291,18 @@ def _fields(structs: list | tuple, empty: Any, kind: type[msgspec.Struct]) -> li
     return [list(map(attrgetter(f), structs)) for f in kind.__struct_fields__]
 
 
-def _prompt(messages: list[Message]) -> str:
+def _prompt(messages: list[Message] | None) -> str:
+    if not messages:
+        return ""
+    if len(messages) == 1:  # the common case, without building a list
+        m = messages[0]
+        return m.content if type(m.content) is str and m.role != "assistant" else ""
     return "\n".join([m.content for m in messages if type(m.content) is str and m.role != "assistant"])
+
+
+def _estimate(text: str) -> float:
+    """``schema.estimate_tokens``; ASCII text holds no CJK, so it is len / 4 without a scan."""
+    return len(text) / 4.0 if text.isascii() else schema.estimate_tokens(text)
 
 
 def _strs(values: tuple) -> list[str]:
