@@ -203,6 +203,26 @@ def iter_object_lines(store: ObjectStore, obj: ObjectInfo, max_line: int, max_ob
     yield from _iter_lines(store, obj, max_line)
 
 
+def _iter_plain(store: ObjectStore, obj: ObjectInfo, max_line: int, max_object: int
+                ) -> Iterator[tuple[int, bytes | dict, str | None]] | None:
+    """``iter_object_lines`` of an uncompressed JSON-lines object of bounded size, read in one
+    call and split in C (the same lines, numbers and flags); None for any other object."""
+    name = obj.key.lower()
+    if name.endswith((".parquet", ".gz")) or name.endswith(DOCUMENT_SUFFIXES) or not 0 < (obj.size or 0) <= max_object:
+        return None
+    try:
+        data = store.get(obj.key)
+    except OSError:
+        return None  # the streaming reader names the damage
+    # readline(max_line + 1) flags a line longer than max_line before its '\r' is stripped
+    pieces = data.split(b"\n")
+    if b"\r" not in data:
+        return ((n, p, schema.LINE_TOO_LONG if len(p) > max_line else None)
+                for n, p in enumerate(pieces, 1) if p.strip())
+    return ((n, p.rstrip(b"\r"), schema.LINE_TOO_LONG if len(p) > max_line else None)
+            for n, p in enumerate(pieces, 1) if p.strip())
+
+
 def _iter_document(store: ObjectStore, obj: ObjectInfo, max_line: int, max_object: int
                    ) -> Iterator[tuple[int, bytes | dict, str | None]]:
     """A ``.json`` object: one record (LiteLLM's S3 logger), or an array of records; JSON lines
@@ -312,11 +332,72 @@ class _Dedup:
             pos = np.searchsorted(self.seen, h)
             pos[pos >= self.seen.size] = 0
             dup |= self.seen[pos] == h
-        self.seen = np.union1d(self.seen, h[~dup])
+        # h[~dup] is unique and disjoint from seen: a sorted insert equals union1d without
+        # re-sorting the whole day's hashes at every chunk.
+        new = np.sort(h[~dup])
+        self.seen = np.insert(self.seen, np.searchsorted(self.seen, new), new)
         return dup
 
 
 QuarantineSink = Callable[[int, QuarantinedLine], None]
+
+# Python type of each canonical column's values, for rows spliced into columnar blocks.
+_PY_TYPES = {"s": str, "t": float, "f": float, "i": int, "b": bool}
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class _Chunk:
+    """Accepted rows of one chunk, in order: row tuples (the per-line path) and column blocks
+    (the seed fast path), with where each row came from (for duplicate quarantines)."""
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self.columns = columns
+        self.parts: list[tuple[Any, list[tuple[str, int, bytes]]]] = []
+        self.rows: list[tuple] = []
+        self.raws: list[tuple[str, int, bytes]] = []
+        self.n = 0
+
+    def add_row(self, row: tuple, key: str, n: int, raw: bytes) -> None:
+        self.rows.append(row)
+        self.raws.append((key, n, raw))
+        self.n += 1
+
+    def add_block(self, cols: dict[str, np.ndarray], raws: list[tuple[str, int, bytes]]) -> None:
+        self._seal()
+        self.parts.append((cols, raws))
+        self.n += len(raws)
+
+    def _seal(self) -> None:
+        if self.rows:
+            self.parts.append((self.rows, self.raws))
+            self.rows, self.raws = [], []
+
+    def source(self) -> list[tuple[str, int, bytes]]:
+        self._seal()
+        return [r for _, raws in self.parts for r in raws]
+
+    def frame(self) -> pd.DataFrame:
+        """The chunk as a DataFrame, with the dtypes ``from_records`` gives the row tuples."""
+        self._seal()
+        if all(isinstance(p, list) for p, _ in self.parts):
+            return pd.DataFrame.from_records([r for p, _ in self.parts for r in p], columns=self.columns)
+        if any(isinstance(p, list) for p, _ in self.parts):  # seed rows of parquet objects (rare)
+            rows = [r for p, _ in self.parts for r in (p if isinstance(p, list) else _block_rows(p, self.columns))]
+            return pd.DataFrame.from_records(rows, columns=self.columns)
+        cols = {c: np.concatenate([p[c] for p, _ in self.parts]) for c in self.columns}
+        return pd.DataFrame(cols, columns=list(self.columns), copy=False)
+
+
+def _block_rows(cols: dict[str, np.ndarray], columns: tuple[str, ...]) -> list[tuple]:
+    return list(zip(*(cols[c].tolist() for c in columns), strict=True))
+
+
+def _conforms(row: tuple) -> bool:
+    """A canonical row whose values have exactly the types the columnar block holds."""
+    for v, (_, t) in zip(row, schema.REQUEST_COLUMNS, strict=True):
+        if type(v) is not _PY_TYPES[t] or (t == "i" and not _INT64[0] <= v <= _INT64[1]):
+            return False
+    return True
 
 
 def _release_free_memory() -> None:
@@ -346,6 +427,9 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+_BLOCK_LINES = 4096  # seed lines decoded together into columns
+
+
 def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg: IngestConfig,
               stats: dict[int, IngestStats], on_quarantine: QuarantineSink,
               progress_every: int = 200_000, mapper: Callable[[Any], Any] | None = None,
@@ -363,16 +447,22 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
 
     Without a ``mapper`` the decoder of ``cfg.format`` is used (``llmmon.hourly.adapters``); a
     decoder may return None (a skipped record) or ``Decoded`` (several records per line).
+    The seed format decodes blocks of lines into columns (``seed_fast.block_decoder``); a line
+    that is not clean there goes through the per-line decoder, so the outcome is the same.
     """
     grace = cfg.partition_grace_seconds
     w0, w1 = window.start.timestamp(), window.end.timestamp()
     by_partition = mapper is None and dates_by_partition(cfg)
+    decode_block = None
+    if mapper is None and cfg.format == "seed" and columns == schema.COLUMN_NAMES:
+        from llmmon.hourly.adapters.seed_fast import block_decoder
+
+        decode_block = block_decoder(cfg)
     mapper = mapper or make_decoder(cfg, store)
     takes_bytes = getattr(mapper, "takes_bytes", False)  # parses the raw line itself (one pass)
     ts_pos = columns.index(ts_column)
     dedup = _Dedup()
-    rows: list[tuple] = []
-    raws: list[tuple[str, int, bytes]] = []
+    chunk = _Chunk(columns)
     total = IngestStats()
     next_progress = progress_every
 
@@ -390,7 +480,10 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
         on_quarantine(hour, QuarantinedLine(key, n, reason, fld, detail, raw))
 
     def flush() -> pd.DataFrame:
-        df = pd.DataFrame.from_records(rows, columns=columns)
+        nonlocal chunk
+        df = chunk.frame()
+        raws = chunk.source()
+        chunk = _Chunk(columns)
         hours = (df[ts_column].to_numpy() // 3600 * 3600).astype(np.int64)
         if id_column is None:
             dup = np.zeros(len(df), dtype=bool)
@@ -407,9 +500,15 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
         for h, c in zip(*np.unique(hours, return_counts=True), strict=True):
             st(int(h)).accepted += int(c)
         total.accepted += len(df)
-        rows.clear()
-        raws.clear()
         return df
+
+    def after_flush() -> None:
+        _release_free_memory()
+        nonlocal next_progress
+        if total.accepted + total.quarantined >= next_progress:
+            log.info("window %s: %d accepted, %d quarantined so far (rss %.0f MB)", window.label(),
+                     total.accepted, total.quarantined, _rss_mb())
+            next_progress += progress_every
 
     def accept(ph: int, own: bool, key: str, n: int, row: tuple, raw: bytes, part: datetime | None,
                lo: float, hi: float, p0: float) -> bool:
@@ -420,18 +519,112 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
             ts = p0
         if not (lo <= ts < hi):
             if own:
-                where = f"partition {part:%Y-%m-%dT%H}" if part else "the window"
-                quarantine(ph, key, n, schema.OUTSIDE_PARTITION, "timestamp",
-                           f"{schema.format_ts(ts)} is beyond the {grace}s grace of {where}", raw)
+                quarantine(ph, key, n, schema.OUTSIDE_PARTITION, "timestamp", outside(ts, part), raw)
             return False
         if not (w0 <= ts < w1):
             if own:
                 st(ph).routed_out += 1
             return False
         st(int(ts // 3600 * 3600)).read += 1
-        rows.append(row)
-        raws.append((key, n, raw))
+        chunk.add_row(row, key, n, raw)
         return True
+
+    def outside(ts: float, part: datetime | None) -> str:
+        where = f"partition {part:%Y-%m-%dT%H}" if part else "the window"
+        return f"{schema.format_ts(ts)} is beyond the {grace}s grace of {where}"
+
+    def decode(own: bool, key: str, n: int, payload: Any, raw: bytes) -> tuple[Any, tuple | None]:
+        """(decoder output, None) or (None, quarantine reason/field/detail)."""
+        try:
+            rec = orjson.loads(payload) if isinstance(payload, bytes) and not takes_bytes else payload
+            return mapper(rec), None
+        except orjson.JSONDecodeError as exc:
+            return None, (schema.MALFORMED_JSON, "<line>", str(exc)[:200])
+        except schema.RecordError as exc:
+            return None, (exc.reason, exc.field, exc.detail)
+        except RecursionError:  # nesting deeper than the decoder can walk
+            return None, (schema.WRONG_TYPE, "<record>", "nesting is too deep")
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the day
+            if own:
+                log.exception("decoder failed on %s line %d", key, n)
+            return None, (schema.DECODER_ERROR, "<record>", f"{type(exc).__name__}: {str(exc)[:160]}")
+
+    def one_line(ph: int, own: bool, key: str, n: int, payload: Any, raw: bytes, part: datetime | None,
+                 lo: float, hi: float, p0: float) -> None:
+        """The per-line path: decode, quarantine or route the record(s) of one line."""
+        out, err = decode(own, key, n, payload, raw)
+        if err is not None:
+            if own:
+                quarantine(ph, key, n, *err, raw)
+        elif type(out) is tuple:
+            accept(ph, own, key, n, out, raw, part, lo, hi, p0)
+        elif out is None:
+            if own:
+                st(ph).skipped_records += 1
+        else:
+            assert isinstance(out, Decoded)
+            if own:
+                st(ph).skipped_records += out.skipped
+                for exc in out.errors:
+                    quarantine(ph, key, n, exc.reason, exc.field, exc.detail, raw)
+            for row in out.rows:
+                accept(ph, own, key, n, row, raw, part, lo, hi, p0)
+
+    def block(ph: int, own: bool, key: str, lines: list[tuple[int, bytes]], part: datetime | None,
+              lo: float, hi: float, p0: float) -> Iterator[pd.DataFrame]:
+        """The seed fast path over consecutive clean-read lines of one object: decode them into
+        columns, route them on vectors, and hand the per-line path only the lines that are not
+        clean. Events happen in line order, and a chunk is cut after the same line as before."""
+        raws = [raw for _, raw in lines]
+        cols, ok = decode_block(raws)
+        errors: dict[int, tuple] = {}
+        for i in np.flatnonzero(~ok):
+            n, raw = lines[i]
+            out, err = decode(own, key, n, raw, raw)
+            if err is not None:
+                if own:
+                    errors[int(i)] = err
+            elif type(out) is tuple and _conforms(out):
+                for c, v in zip(columns, out, strict=True):
+                    cols[c][i] = v
+                ok[i] = True
+            else:  # a value the columns cannot hold as is: the whole block goes line by line
+                for n, raw in lines:
+                    one_line(ph, own, key, n, raw, raw, part, lo, hi, p0)
+                    if chunk.n >= cfg.chunk_rows:
+                        yield flush()
+                        after_flush()
+                return
+        ts = cols[ts_column]
+        in_part = ok & (lo <= ts) & (ts < hi)
+        acc = in_part & (w0 <= ts) & (ts < w1)
+        if own:
+            for i in np.flatnonzero(ok & ~in_part):
+                errors[int(i)] = (schema.OUTSIDE_PARTITION, "timestamp", outside(float(ts[i]), part))
+            st(ph).routed_out += int((in_part & ~acc).sum())
+        err_lines = sorted(errors)
+        acc_idx = np.flatnonzero(acc)
+        start = k = e = 0
+        while start < len(lines):
+            room = cfg.chunk_rows - chunk.n
+            cut = int(acc_idx[k + room - 1]) + 1 if len(acc_idx) - k >= room else len(lines)
+            while e < len(err_lines) and err_lines[e] < cut:
+                i = err_lines[e]
+                quarantine(ph, key, lines[i][0], *errors[i], lines[i][1])
+                e += 1
+            m = int(np.searchsorted(acc_idx, cut) - k) if len(acc_idx) else 0
+            if m:
+                take = acc_idx[k:k + m]
+                h = (ts[take] // 3600 * 3600).astype(np.int64)
+                uniq, first, counts = np.unique(h, return_index=True, return_counts=True)
+                for j in np.argsort(first, kind="stable"):  # stats entries in first-seen order
+                    st(int(uniq[j])).read += int(counts[j])
+                chunk.add_block({c: v[take] for c, v in cols.items()}, [(key, *lines[i]) for i in take])
+                k += m
+            start = cut
+            if chunk.n >= cfg.chunk_rows:
+                yield flush()
+                after_flush()
 
     for obj in objects:
         part = parse_partition(obj.key)
@@ -447,7 +640,22 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
             continue
         if own:
             st(ph).objects += 1
-        for n, payload, flag in iter_object_lines(store, obj, cfg.max_line_bytes, cfg.max_object_bytes):
+        pending: list[tuple[int, bytes]] = []
+        items = decode_block is not None and _iter_plain(store, obj, cfg.max_line_bytes, cfg.max_object_bytes)
+        for n, payload, flag in items or iter_object_lines(store, obj, cfg.max_line_bytes, cfg.max_object_bytes):
+            if decode_block is not None and flag is None and type(payload) is bytes:
+                pending.append((n, payload))
+                if len(pending) >= _BLOCK_LINES:
+                    if own:
+                        st(ph).lines_scanned += len(pending)
+                    yield from block(ph, own, obj.key, pending, part, lo, hi, p0)
+                    pending = []
+                continue
+            if pending:
+                if own:
+                    st(ph).lines_scanned += len(pending)
+                yield from block(ph, own, obj.key, pending, part, lo, hi, p0)
+                pending = []
             if own:
                 st(ph).lines_scanned += 1
             if flag == schema.UNREADABLE:
@@ -463,48 +671,15 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
                     quarantine(ph, obj.key, n, schema.LINE_TOO_LONG, "<line>",
                                f"line is {len(raw)} bytes, over the {cfg.max_line_bytes} limit", raw)
                 continue
-            try:
-                rec = orjson.loads(payload) if isinstance(payload, bytes) and not takes_bytes else payload
-                out = mapper(rec)
-            except orjson.JSONDecodeError as exc:
-                if own:
-                    quarantine(ph, obj.key, n, schema.MALFORMED_JSON, "<line>", str(exc)[:200], raw)
-                continue
-            except schema.RecordError as exc:
-                if own:
-                    quarantine(ph, obj.key, n, exc.reason, exc.field, exc.detail, raw)
-                continue
-            except RecursionError:  # nesting deeper than the decoder can walk
-                if own:
-                    quarantine(ph, obj.key, n, schema.WRONG_TYPE, "<record>", "nesting is too deep", raw)
-                continue
-            except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the day
-                if own:
-                    log.exception("decoder failed on %s line %d", obj.key, n)
-                    quarantine(ph, obj.key, n, schema.DECODER_ERROR, "<record>",
-                               f"{type(exc).__name__}: {str(exc)[:160]}", raw)
-                continue
-            if type(out) is tuple:
-                accept(ph, own, obj.key, n, out, raw, part, lo, hi, p0)
-            elif out is None:
-                if own:
-                    st(ph).skipped_records += 1
-            else:
-                assert isinstance(out, Decoded)
-                if own:
-                    st(ph).skipped_records += out.skipped
-                    for exc in out.errors:
-                        quarantine(ph, obj.key, n, exc.reason, exc.field, exc.detail, raw)
-                for row in out.rows:
-                    accept(ph, own, obj.key, n, row, raw, part, lo, hi, p0)
-            if len(rows) >= cfg.chunk_rows:
+            one_line(ph, own, obj.key, n, payload, raw, part, lo, hi, p0)
+            if chunk.n >= cfg.chunk_rows:
                 yield flush()
-                _release_free_memory()
-                if total.accepted + total.quarantined >= next_progress:
-                    log.info("window %s: %d accepted, %d quarantined so far (rss %.0f MB)", window.label(),
-                             total.accepted, total.quarantined, _rss_mb())
-                    next_progress += progress_every
-    if rows:
+                after_flush()
+        if pending:
+            if own:
+                st(ph).lines_scanned += len(pending)
+            yield from block(ph, own, obj.key, pending, part, lo, hi, p0)
+    if chunk.n:
         yield flush()
 
 

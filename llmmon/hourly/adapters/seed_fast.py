@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
 
 from llmmon.hourly import schema
 
@@ -24,26 +26,26 @@ if TYPE_CHECKING:
 Num = float | None
 
 
-class Message(msgspec.Struct):
+class Message(msgspec.Struct, gc=False):
     role: Any = "user"
     content: Any = None
 
 
-class Input(msgspec.Struct):
+class Input(msgspec.Struct, gc=False):
     messages: list[Message] | None = None
     temperature: Num = None
     max_tokens: Num = None
     input_tokens: Num = None
 
 
-class Output(msgspec.Struct):
+class Output(msgspec.Struct, gc=False):
     content: str | None = None
     tokens_generated: Num = None
     generation_time_ms: Num = None
     first_token_time_ms: Num = None
 
 
-class Performance(msgspec.Struct):
+class Performance(msgspec.Struct, gc=False):
     total_time_ms: float
     queue_time_ms: Num = None
     processing_time_ms: Num = None
@@ -53,17 +55,17 @@ class Performance(msgspec.Struct):
     kv_cache_hit_rate: Num = None
 
 
-class Usage(msgspec.Struct):
+class Usage(msgspec.Struct, gc=False):
     input_tokens: Num = None
     output_tokens: Num = None
     cache_read_tokens: Num = None
 
 
-class Error(msgspec.Struct):
+class Error(msgspec.Struct, gc=False):
     type: str | int | None = None
 
 
-class SeedRecord(msgspec.Struct):
+class SeedRecord(msgspec.Struct, gc=False):
     request_id: str | int
     timestamp: str | float
     status: str
@@ -188,3 +190,229 @@ def same_as_map_request(line: bytes, cfg: IngestConfig) -> bool:
     return outcome(lambda: fast(line)) == outcome(lambda: schema.map_request(
         orjson.loads(line), max_tokens_limit=cfg.max_tokens_limit, max_latency_ms=cfg.max_latency_ms,
         allowed_statuses=statuses, ts_min=lo, ts_max=hi))
+
+
+# ---- columnar: a block of lines -> canonical columns ------------------------------------------
+
+_FILLER = SeedRecord(request_id="-", timestamp=0.0, status="", model_version="-",
+                     performance=Performance(total_time_ms=0.0))
+_INT64_MAX = 2**63 - 1
+# YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z: the digit positions and the fixed separators.
+_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+_SEPS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def block_decoder(cfg: IngestConfig) -> Callable[[list[bytes]], tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Decode a block of seed lines into canonical columns plus a ``clean`` mask.
+
+    A row is clean when the per-line decoder (``decoder``) would take its fast path and return
+    exactly these values; every other row holds filler and must be decoded line by line.
+    """
+    statuses = frozenset(cfg.allowed_statuses)
+    tok, lat = float(cfg.max_tokens_limit), float(cfg.max_latency_ms)
+    lo, hi = cfg.min_timestamp.timestamp(), cfg.max_timestamp.timestamp()
+    decode_json = msgspec.json.Decoder(SeedRecord).decode
+
+    def decode_block(lines: list[bytes]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        n = len(lines)
+        bad = np.zeros(n, dtype=bool)
+        try:
+            recs = list(map(decode_json, lines))
+        except Exception:  # noqa: BLE001 - any failure: that line goes to the per-line decoder
+            recs = []
+            for i, line in enumerate(lines):
+                try:
+                    recs.append(decode_json(line))
+                except Exception:  # noqa: BLE001
+                    recs.append(_FILLER)
+                    bad[i] = True
+        return columns(recs, bad, statuses, tok, lat, lo, hi)
+
+    return decode_block
+
+
+def columns(recs: list[SeedRecord], bad: np.ndarray, statuses: frozenset[str], tok: float, lat: float,
+            lo: float, hi: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Canonical columns of decoded records (``_row`` on columns) and the clean mask."""
+    n = len(recs)
+    rid, ts_raw, status, model_raw, perf, user, session, app, feature, provider, retries_raw, inp, out, usage, err = \
+        _fields(recs, None, SeedRecord)
+    total, queue, processing, tps, gpu, gpu_mem, kv = _fields(perf, None, Performance)
+    messages, temperature, max_tokens, inp_tokens = _fields(inp, _EMPTY_INPUT, Input)
+    content, tokens_generated, gen_time, first_token = _fields(out, _EMPTY_OUTPUT, Output)
+    use_in, use_out, cache_read = _fields(usage, _EMPTY_USAGE, Usage)
+
+    rids, models, status = _strs(rid), _strs(model_raw), list(status)
+    for col in (rids, models, status):
+        if "" in col:
+            bad |= _eq(col, "")
+    if not statuses.issuperset(status):
+        bad |= np.fromiter((s not in statuses for s in status), bool, n)
+    ts = _timestamps(ts_raw, bad, lo, hi)
+
+    prompts = list(map(_prompt, messages))
+    response = [c or "" for c in content]
+    out_tokens = _pick(use_out, tokens_generated, tok, bad)
+    in_tokens = _pick(use_in, inp_tokens, tok, bad)
+    estimated = np.isnan(in_tokens)
+    for i in np.flatnonzero(estimated):
+        in_tokens[i] = _estimate(prompts[i])
+    retries = _retries(retries_raw, bad)
+    total_ms = _floats(total, lat, bad, required=True)
+    model_col = _obj(models)
+    errors = ["" if e is None else _s(e.type) for e in err]
+    apps = [a or f for a, f in zip(_strs(app), _strs(feature), strict=True)]
+    nan = np.full(n, np.nan)
+    cols = {
+        "request_id": _obj(rids), "ts": ts, "user_id": _obj(_strs(user)), "session_id": _obj(_strs(session)),
+        "app": _obj(apps), "provider": _obj(_strs(provider)), "model_version": model_col,
+        "status": _obj(status), "error_type": _obj(errors), "retries": retries,
+        "temperature": _floats(temperature, 10.0, bad), "max_tokens": _floats(max_tokens, tok, bad),
+        "message_count": np.fromiter((len(m) if m else 0 for m in messages), np.int64, n),
+        "prompt_text": _obj(prompts), "response_text": _obj(response),
+        "prompt_chars": np.fromiter(map(len, prompts), np.int64, n),
+        "response_chars": np.fromiter(map(len, response), np.int64, n),
+        "input_tokens": in_tokens, "input_tokens_estimated": estimated, "output_tokens": out_tokens,
+        "cache_read_tokens": _floats(cache_read, tok, bad), "generation_time_ms": _floats(gen_time, lat, bad),
+        "first_token_time_ms": _floats(first_token, lat, bad), "total_time_ms": total_ms,
+        "queue_time_ms": _floats(queue, lat, bad), "processing_time_ms": _floats(processing, lat, bad),
+        "tokens_per_second": _floats(tps, 1e7, bad), "gpu_utilization": _floats(gpu, 1.0, bad),
+        "gpu_memory_utilization": _floats(gpu_mem, 1.0, bad), "kv_cache_hit_rate": _floats(kv, 1.0, bad),
+        "model_release": model_col.copy(), "reported_cost_usd": nan, "price_factor": nan.copy(),
+    }
+    return cols, ~bad
+
+
+def _fields(structs: list | tuple, empty: Any, kind: type[msgspec.Struct]) -> list[list]:
+    """One list per field of ``kind`` over (optional) structs; None stands for ``empty``."""
+    if empty is not None and None in structs:
+        structs = [empty if s is None else s for s in structs]
+    return [list(map(attrgetter(f), structs)) for f in kind.__struct_fields__]
+
+
+def _prompt(messages: list[Message] | None) -> str:
+    if not messages:
+        return ""
+    if len(messages) == 1:  # the common case, without building a list
+        m = messages[0]
+        return m.content if type(m.content) is str and m.role != "assistant" else ""
+    return "\n".join([m.content for m in messages if type(m.content) is str and m.role != "assistant"])
+
+
+def _estimate(text: str) -> float:
+    """``schema.estimate_tokens``; ASCII text holds no CJK, so it is len / 4 without a scan."""
+    return len(text) / 4.0 if text.isascii() else schema.estimate_tokens(text)
+
+
+def _strs(values: tuple) -> list[str]:
+    """``_s`` over a column; most columns are all text already (one C-level type scan)."""
+    if set(map(type, values)) <= {str}:
+        return list(values)
+    return [_s(v) for v in values]
+
+
+def _obj(values: list) -> np.ndarray:
+    a = np.empty(len(values), dtype=object)
+    a[:] = values
+    return a
+
+
+def _eq(values: list, v: Any) -> np.ndarray:
+    return np.fromiter((x == v for x in values), bool, len(values))
+
+
+def _floats(values: tuple, hi: float, bad: np.ndarray, required: bool = False) -> np.ndarray:
+    """``_n`` on a column: None -> NaN; a value outside [0, hi] makes the row not clean."""
+    a = np.array(values, dtype=np.float64) if values else np.empty(0)
+    ok = (a >= 0.0) & (a <= hi)
+    # msgspec never yields NaN from JSON, so NaN here means the field was absent (None).
+    bad |= ~ok if required else ~(ok | np.isnan(a))
+    return a
+
+
+def _pick(first: tuple, second: tuple, hi: float, bad: np.ndarray) -> np.ndarray:
+    """``first`` when present, else ``second``; the second is only checked when it is used."""
+    a = _floats(first, hi, bad)
+    use = np.isnan(a)
+    if use.any():
+        b = _floats(second, hi, np.zeros(len(a), dtype=bool))
+        bad |= use & ~(np.isnan(b) | ((b >= 0.0) & (b <= hi)))
+        a = np.where(use, b, a)
+    return a
+
+
+def _retries(values: tuple, bad: np.ndarray) -> np.ndarray:
+    """``r.retries or 0``: negative (or beyond int64) values make the row not clean."""
+    vals = [v or 0 for v in values]
+    if not vals or (min(vals) >= 0 and max(vals) <= _INT64_MAX):
+        return np.array(vals, dtype=np.int64)
+    wrong = np.fromiter((not 0 <= v <= _INT64_MAX for v in vals), bool, len(vals))
+    bad |= wrong
+    return np.array([0 if w else v for v, w in zip(vals, wrong, strict=True)], dtype=np.int64)
+
+
+def _timestamps(values: tuple, bad: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``schema.parse_timestamp`` on a column: the usual ISO ``...Z`` text is parsed with numpy,
+    anything else per value. Rows that would not parse, or lie outside [lo, hi), are not clean."""
+    n = len(values)
+    ts = np.full(n, np.nan)
+    todo = np.ones(n, dtype=bool)
+    if n and set(map(type, values)) <= {str}:
+        lens = np.fromiter(map(len, values), np.int64, n)
+        for width in (20, 24, 27):
+            sel = lens == width
+            if sel.any():
+                idx = np.flatnonzero(sel)
+                v, ok = _iso_z(np.array([values[i] for i in idx], dtype=f"U{width}"))
+                ts[idx[ok]] = v[ok]
+                todo[idx[ok]] = False
+    for i in np.flatnonzero(todo):
+        v = values[i]
+        if v == "":
+            bad[i] = True  # map_request calls an empty timestamp missing, not malformed
+            continue
+        try:
+            ts[i] = schema.parse_timestamp(v, lo=lo, hi=hi)
+        except schema.RecordError:
+            bad[i] = True
+    bad |= ~((ts >= lo) & (ts < hi))
+    return ts
+
+
+def _iso_z(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds of fixed-width ``YYYY-MM-DDTHH:MM:SS[.f{3,6}]Z`` texts, and where the text
+    is exactly that form with a valid date and time (what ``datetime.fromisoformat`` accepts).
+    Seconds = integer microseconds / 1e6, as ``datetime.timestamp()`` computes them."""
+    width = text.dtype.itemsize // 4
+    c = text.view(np.uint32).reshape(len(text), width).astype(np.int64)
+    frac = width - 21 if width > 20 else 0
+    ok = c[:, width - 1] == ord("Z")
+    for p, ch in _SEPS.items():
+        ok &= c[:, p] == ord(ch)
+    digit_pos = _DIGITS if not frac else np.concatenate([_DIGITS, np.arange(20, 20 + frac)])
+    if frac:
+        ok &= c[:, 19] == ord(".")
+    d = c[:, digit_pos] - ord("0")
+    ok &= ((d >= 0) & (d <= 9)).all(axis=1)
+    d = np.where(ok[:, None], d, 0)
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month, day = d[:, 4] * 10 + d[:, 5], d[:, 6] * 10 + d[:, 7]
+    hour, minute, sec = d[:, 8] * 10 + d[:, 9], d[:, 10] * 10 + d[:, 11], d[:, 12] * 10 + d[:, 13]
+    micro = np.zeros(len(text), dtype=np.int64)
+    for k in range(frac):
+        micro = micro * 10 + d[:, 14 + k]
+    if frac == 3:
+        micro *= 1000
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    mdays = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + (leap & (month == 2))
+    ok &= (year > 1) & (year < 9999) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= mdays)
+    ok &= (hour <= 23) & (minute <= 59) & (sec <= 59)
+    # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    us = ((days * 86400 + hour * 3600 + minute * 60 + sec) * 1_000_000 + micro)
+    return us / 1e6, ok
