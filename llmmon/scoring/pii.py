@@ -438,6 +438,43 @@ def _ci_any(words: str) -> str:
     return "(?:" + "|".join(_ci(w) for w in words.split()) + ")"
 
 
+def _api_gates(digits: str) -> dict[str, str]:
+    """The API_KEY gate's alternatives by name: _API_KEY_RE's provider formats, the
+    detect-secrets plugins they do not cover (_secret_plugins), _URL_CRED_RE, _KEYWORD_VALUE_RE."""
+    ci_alnum = "0-9" + _ci_chars("abcdefghijklmnopqrstuvwxyz")
+    word = f"[a-zA-Z{digits}_\\-]"  # [a-zA-Z\d_-]
+    return {
+        "openai": r"sk-[A-Za-z0-9_\-]{20}", "aws": r"(?:AKIA|ASIA|A3T[A-Z0-9]|ABIA|ACCA)[0-9A-Z]{16}",
+        "github": r"gh[pousr]_[A-Za-z0-9_]{30}", "github_pat": r"github_pat_[A-Za-z0-9_]{30}",
+        "gitlab": r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_\-]{20}",
+        "slack": r"xox[abprs]-[A-Za-z0-9\-]{10}", "google": r"AIza[0-9A-Za-z_\-]{35}",
+        "stripe": r"[sr]k_(?:live|test)_[0-9A-Za-z]{16}",
+        "bearer": rf"[Bb]earer{_SPACE}+[A-Za-z0-9\-._~+/]{{16}}", "private_key": "PRIVATE KEY",
+        "key_name": _ci_any("api_key api-key apikey secret_key secret-key secretkey client_secret "
+                            "client-secret clientsecret access_token access-token accesstoken auth_token "
+                            "auth-token authtoken")
+        + rf"[\"']?{_SPACE}*[:=]{_SPACE}*[\"']?[A-Za-z0-9/+_\-]{{16}}",
+        "aws_secret": _ci("aws") + "[^\\n]{0,20}" + _ci_any("key pwd pw password pass token")
+        + f"[^\\n]{{0,20}}['\"][{ci_alnum}/+]{{40}}['\"]",
+        "jwt": r"eyJ[A-Za-z0-9_=\-]+\.[A-Za-z0-9_=\-]", "putty": "PuTTY-User-Key-File-2",
+        "gitlab_runner": r"GR1348941[A-Za-z0-9_\-]{20}",
+        "slack_plugin": _ci("xox") + f"[{_ci_chars('abposr')}]-",
+        "slack_hook": _ci("hooks.slack.com/services/"), "npm": "/:_authToken=",
+        "pypi": r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{70}",
+        "sendgrid": r"SG\.[a-zA-Z0-9_\-]{22}\.[a-zA-Z0-9_\-]{43}", "twilio": r"(?:AC|SK)[a-z0-9]{32}",
+        "mailchimp": r"[0-9a-z]{32}-us[0-9]", "azure": r"AccountKey=[a-zA-Z0-9+/=]{88}",
+        "artifactory": r"AKC[a-zA-Z0-9]{10}", "artifactory_ap": f"AP[A-F{digits}][a-zA-Z0-9]{{8}}",
+        "discord": f"[MNO]{word}{{23,25}}\\.{word}{{6}}\\.{word}{{27}}",
+        "telegram": f"[{digits}]{{8}}:[0-9A-Za-z_\\-]{{35}}", "square": r"sq0csp-[0-9A-Za-z\\_\-]{43}",
+        "url_cred": r"://[^:/?#\[\]@]+:[^:/?#\[\]@]+@",
+        "keyword_value": _ci_any("api_key apikey auth_key authkey access_key accesskey secret password "
+                                 "passwd pwd token priv_key privkey private_key privatekey client_key "
+                                 "clientkey")
+        + f"[0-9A-Za-z_.\\-{_NON_ASCII}]*[\"'\\]]{{0,2}}{_SPACE}*(?:=|:=|:|=>)"
+        + f"{_SPACE}*[\"'`]?[^\"'`,;{_ASCII_SPACE}]{{8}}",
+    }
+
+
 @lru_cache(maxsize=2)
 def _gate_parts(digits: str = "") -> dict[str, tuple[str, ...]]:
     """Per type, the alternatives of its gate, one per detector pattern (or family); ``digits``
@@ -445,40 +482,8 @@ def _gate_parts(digits: str = "") -> dict[str, tuple[str, ...]]:
     digits = digits or _digit_class()
     d = f"[{digits}]"
     not_d = f"[^{digits}]"
-    ci_alnum = "0-9" + _ci_chars("abcdefghijklmnopqrstuvwxyz")
-    key_name = ("api_key apikey auth_key authkey access_key accesskey secret password passwd pwd "
-                "token priv_key privkey private_key privatekey client_key clientkey")
     return {
-        API_KEY: (
-            # _API_KEY_RE, one alternative per provider format
-            r"sk-[A-Za-z0-9_\-]{20}", r"(?:AKIA|ASIA|A3T[A-Z0-9]|ABIA|ACCA)[0-9A-Z]{16}",
-            r"gh[pousr]_[A-Za-z0-9_]{30}", r"github_pat_[A-Za-z0-9_]{30}",
-            r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_\-]{20}",
-            r"xox[abprs]-[A-Za-z0-9\-]{10}", r"AIza[0-9A-Za-z_\-]{35}",
-            r"[sr]k_(?:live|test)_[0-9A-Za-z]{16}",
-            rf"[Bb]earer{_SPACE}+[A-Za-z0-9\-._~+/]{{16}}", "PRIVATE KEY",
-            _ci_any("api_key api-key apikey secret_key secret-key secretkey client_secret "
-                    "client-secret clientsecret access_token access-token accesstoken auth_token "
-                    "auth-token authtoken")
-            + rf"[\"']?{_SPACE}*[:=]{_SPACE}*[\"']?[A-Za-z0-9/+_\-]{{16}}",
-            # detect-secrets plugins (_secret_plugins), where the ones above do not cover them
-            _ci("aws") + "[^\\n]{0,20}" + _ci_any("key pwd pw password pass token")
-            + f"[^\\n]{{0,20}}['\"][{ci_alnum}/+]{{40}}['\"]",
-            r"eyJ[A-Za-z0-9_=\-]+\.[A-Za-z0-9_=\-]", "PuTTY-User-Key-File-2",
-            r"GR1348941[A-Za-z0-9_\-]{20}", _ci("xox") + f"[{_ci_chars('abposr')}]-",
-            _ci("hooks.slack.com/services/"), "/:_authToken=",
-            r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{70}",
-            r"SG\.[a-zA-Z0-9_\-]{22}\.[a-zA-Z0-9_\-]{43}", r"(?:AC|SK)[a-z0-9]{32}",
-            r"[0-9a-z]{32}-us[0-9]", r"AccountKey=[a-zA-Z0-9+/=]{88}",
-            r"AKC[a-zA-Z0-9]{10}", f"AP[A-F{digits}][a-zA-Z0-9]{{8}}",
-            f"[MNO][a-zA-Z{digits}_\\-]{{23,25}}\\.[a-zA-Z{digits}_\\-]{{6}}\\."
-            f"[a-zA-Z{digits}_\\-]{{27}}",
-            f"{d}{{8}}:[0-9A-Za-z_\\-]{{35}}", r"sq0csp-[0-9A-Za-z\\_\-]{43}",
-            # _URL_CRED_RE and _KEYWORD_VALUE_RE
-            r"://[^:/?#\[\]@]+:[^:/?#\[\]@]+@",
-            _ci_any(key_name) + f"[0-9A-Za-z_.\\-{_NON_ASCII}]*[\"'\\]]{{0,2}}{_SPACE}*(?:=|:=|:|=>)"
-            + f"{_SPACE}*[\"'`]?[^\"'`,;{_ASCII_SPACE}]{{8}}",
-        ),
+        API_KEY: tuple(_api_gates(digits).values()),
         EMAIL: (
             r"[0-9A-Za-z._%+\-]@[0-9A-Za-z]",
             # an obfuscated address is reported only with a bracketed [at] or [dot]
@@ -530,19 +535,19 @@ def _py_gates() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.P
     ``:``), e-mail, and one gate every digit-based type's hits match."""
     digits = _digit_class()
     d = f"[{digits}]"
-    api = _gate_parts()[API_KEY]
+    api = _api_gates(digits)
+    names = (api.pop("key_name"), api.pop("keyword_value"))
     ci_alnum = "0-9" + _ci_chars("abcdefghijklmnopqrstuvwxyz")
-    formats = (
-        api[0], r"AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|A3T[A-Z0-9]{17}|ABIA[0-9A-Z]{16}|ACCA[0-9A-Z]{16}",
-        *api[2:6], api[6], r"k_(?:live|test)_[0-9A-Za-z]{16}",
-        rf"earer{_SPACE}+[A-Za-z0-9\-._~+/]{{16}}", "PRIVATE KEY",
-        f"'[{ci_alnum}/+]{{40}}['\"]", f"\"[{ci_alnum}/+]{{40}}['\"]",  # aws: from the quote
-        *api[12:15], f"-{d}+-",                                              # slack: from xox..-
-        r"\." + _ci("slack.com/services/"), "/:_authToken=", *api[18:20],
-        r"AC[a-z0-9]{32}|SK[a-z0-9]{32}", r"-us[0-9]", *api[22:25],
-        f"\\.[a-zA-Z{digits}_\\-]{{6}}\\.[a-zA-Z{digits}_\\-]{{27}}",     # discord: from the first dot
-        r":[0-9A-Za-z_\-]{35}", *api[27:29])                               # telegram: from the colon
-    names = (api[10], api[29])
+    api.update({  # from the first literal on (each weaker than its RE2 form)
+        "aws": r"AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|A3T[A-Z0-9]{17}|ABIA[0-9A-Z]{16}|ACCA[0-9A-Z]{16}",
+        "stripe": r"k_(?:live|test)_[0-9A-Za-z]{16}",
+        "bearer": rf"earer{_SPACE}+[A-Za-z0-9\-._~+/]{{16}}",
+        "aws_secret": f"'[{ci_alnum}/+]{{40}}['\"]|\"[{ci_alnum}/+]{{40}}['\"]",
+        "slack_plugin": f"-{d}+-", "slack_hook": r"\." + _ci("slack.com/services/"),
+        "twilio": r"AC[a-z0-9]{32}|SK[a-z0-9]{32}", "mailchimp": r"-us[0-9]",
+        "discord": f"\\.[a-zA-Z{digits}_\\-]{{6}}\\.[a-zA-Z{digits}_\\-]{{27}}",
+        "telegram": r":[0-9A-Za-z_\-]{35}"})
+    formats = tuple(api.values())
     # PHONE's gate also holds every CARD, CN_ID and SSN hit (runs of 8 or more digits with
     # separators; an undashed SSN is nine digits in a row).
     digit_gate = f"{d}(?:[{digits} \\-.()]{{6,18}}{d}|{d}{{0,2}}\\.{d}{{1,3}}\\.{d}{{1,3}}\\.{d}" \
@@ -553,6 +558,16 @@ def _py_gates() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.P
 
 
 _DIGIT_TYPES = frozenset({IBAN, CN_ID, CREDIT_CARD, SSN, IPV4, PHONE})
+# Every key name in the API_KEY gate holds one of these, read as (?i) does: lower() folds the
+# Kelvin sign onto k; the long s is the only other partner of their letters.
+_KEY_WORDS = ("key", "secret", "token", "pass", "pwd")
+
+
+def _may_name_a_key(text: str) -> bool:
+    if "=" not in text and ":" not in text:  # every key name is followed by = or :
+        return False
+    low = text.lower().replace("\u017f", "s")
+    return any(w in low for w in _KEY_WORDS)
 
 
 def gated(text: str, types: Iterable[str] | None = None) -> bool:
@@ -562,7 +577,7 @@ def gated(text: str, types: Iterable[str] | None = None) -> bool:
     wanted = frozenset(_type_key(types))
     formats, names, email, digit = _py_gates()
     return bool((API_KEY in wanted and (formats.search(text)
-                                        or (("=" in text or ":" in text) and names.search(text))))
+                                        or (_may_name_a_key(text) and names.search(text))))
                 or (EMAIL in wanted and email.search(text))
                 or (wanted & _DIGIT_TYPES and digit.search(text)))
 
