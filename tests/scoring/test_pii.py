@@ -174,6 +174,20 @@ def test_secrets_found_that_the_old_prefilter_skipped():
         assert pii.gated(text) and _re2([text], pii.prefilter()) == [True]
 
 
+@pytest.mark.parametrize("text,found", [
+    ("IP \uff11.\uff12.\uff13.\uff14 here", {pii.IPV4: 1}),  # Python's \d reads fullwidth digits
+    ("call \u0664\u0661\u0665-\u0665\u0665\u0665-\u0662\u0666\u0667\u0661", {pii.PHONE: 1}),  # Arabic-Indic
+    ("api\u212aey = \"f3Jk9aB2qL\"", {pii.API_KEY: 1}),  # (?i) folds the Kelvin sign onto k
+    ("pa\u017f\u017fword:\u3000Zx9-kq2!Lm", {pii.API_KEY: 1}),  # ... and long s onto s; \s reads U+3000
+    ("", {}), ("no digits, no keys", {}),
+])
+def test_gates_hold_hits_only_python_semantics_find(text, found):
+    assert dict(pii.pii_counts(text)) == found
+    assert _check_gates([text]) == len(found)
+    assert pii.gated(text) or not found
+    assert not pii.gated("")
+
+
 def test_python_classes_in_the_gates_are_exact():
     import re
 
@@ -279,7 +293,10 @@ def _shapes():
     filler = st.text(alphabet=st.one_of(st.sampled_from(list(_ODD + " :=@.-_'\"[]()<>{}/\\#")),
                                         st.characters(max_codepoint=0x2FFFF, blacklist_categories=("Cs",))),
                      max_size=30)
-    piece = st.one_of(filler, number, spaced, secret, keyed, email)
+    # corpus lines, whole or cut anywhere, spliced with the shapes above
+    corpus = st.sampled_from(_corpus_texts()).flatmap(
+        lambda x: st.tuples(st.integers(0, len(x)), st.integers(0, len(x))).map(lambda ij: x[min(ij):max(ij)]))
+    piece = st.one_of(filler, number, spaced, secret, keyed, email, corpus, st.sampled_from(_corpus_texts()))
     return st.lists(piece, min_size=1, max_size=6).map("".join)
 
 
