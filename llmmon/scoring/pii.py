@@ -12,8 +12,9 @@ credentials, high-entropy values after key-like names).
 
 Digit groups separated by spaces (one or two), dashes or dots are normalised before a
 checksum runs. A hit is reported as a type and a count, never as the raw value. Checksums run
-only on regex candidates, and ``PREFILTER`` lets a vectorised caller skip texts that cannot
-hold any hit.
+only on regex candidates. Each type has a *gate* (``gate``): a regex that RE2 (pyarrow) and
+Python's ``re`` read alike and that every text holding a hit of that type matches, so a
+vectorised caller runs ``find_pii`` only where a gate fired (``PREFILTER`` joins them all).
 """
 
 from __future__ import annotations
@@ -27,18 +28,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
     from detect_secrets.plugins.base import BasePlugin
 
 EMAIL, PHONE, CN_ID, CREDIT_CARD, SSN, IBAN, IPV4, API_KEY = (
     "EMAIL", "PHONE", "CN_ID", "CREDIT_CARD", "SSN", "IBAN", "IPV4", "API_KEY")
 PII_TYPES = (API_KEY, EMAIL, IBAN, CN_ID, CREDIT_CARD, SSN, PHONE, IPV4)
-
-# A text matching none of this cannot hold a hit of any detector below. It must stay a
-# superset of the detectors and use only syntax RE2 (pyarrow) and Python's re both accept.
-PREFILTER = (r"@|\d[\d \-.()]{6,}\d|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[A-Z]{2}\d{2}[A-Z]{4}|\bsk-|\b[sr]k_|AKIA|ASIA|AIza|[Bb]earer\s"
-             r"|gh[pousr]_|github_pat_|glpat-|xox[abprs]-|PRIVATE KEY|eyJ|npm_|pypi-|SG\.|SK[0-9a-fA-F]{32}"
-             r"|(?i:[\[\({<]\s*(?:at|dot)\s*[\]\)}>])"
-             r"|(?i:api[_-]?key|secret|client[_-]?secret|access[_-]?token|auth[_-]?token|passw|passwd|pwd|_key\b)")
 
 _NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
 _NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
@@ -375,6 +371,242 @@ _DETECTORS: tuple[tuple[str, Callable[[str], Iterable[Hit]]], ...] = (
 )
 
 
+# --- gates: RE2-compatible supersets of each detector -----------------------------------------
+# A type's gate matches every text on which its detector yields a hit (a proven superset: the
+# property tests in tests/scoring/test_pii.py), so skipping a text no gate matches changes no
+# result. Each gate is its detector's patterns with the look-arounds, back-references and word
+# boundaries dropped (dropping a condition only widens a match). Gates use only literals,
+# explicit classes, groups, alternation and counted repetition, which RE2 and Python's ``re``
+# read alike: Python's ``\d``, ``\s``, ``\w`` and ``(?i)`` are Unicode-aware and RE2's are not,
+# so each becomes an explicit class holding at least what Python matches.
+
+# Python's \d is Unicode category Nd; its ranges for this Unicode version (all blocks of ten
+# digits but the mathematical ones), recomputed when Python's Unicode data is another version.
+_ND_UNIDATA = "14.0.0"
+_ND_STARTS = (
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
+    0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0,
+    0xFF10, 0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0,
+    0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0,
+    0x16B50, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0)
+_ND_EXTRA = ((0x1D7CE, 0x1D7FF),)
+# Characters Python's (?i) also folds onto an ASCII letter (the Turkish i's, long s, Kelvin).
+_CI_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+# Every character Python's \s matches lies outside printable ASCII.
+_SPACE = "[^!-~]"
+# Python's \s chars inside ASCII: the only ones a class can safely leave out.
+_ASCII_SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f "
+_NON_ASCII = "\u0080-\U0010ffff"
+_SEP_GATE = r"(?:[\-.]| {1,2})"
+
+
+def _ranges(cps: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    out: list[list[int]] = []
+    for c in sorted(cps):
+        if out and out[-1][1] == c - 1:
+            out[-1][1] = c
+        else:
+            out.append([c, c])
+    return tuple((a, b) for a, b in out)
+
+
+@lru_cache(maxsize=1)
+def _digit_class() -> str:
+    """The inside of a class holding exactly what Python's ``\\d`` matches."""
+    import unicodedata
+
+    if unicodedata.unidata_version == _ND_UNIDATA:
+        rngs = tuple((a, a + 9) for a in _ND_STARTS) + _ND_EXTRA
+    else:  # another Python: ask its re (about 0.1 s, once)
+        rngs = _ranges(ord(c) for c in re.findall(r"\d", "".join(map(chr, range(0x110000)))))
+    return "".join(f"{chr(a)}-{chr(b)}" for a, b in sorted(rngs))
+
+
+def _ci_chars(letters: str) -> str:
+    """The inside of a class holding what (?i) matches for each of ``letters``."""
+    return "".join(f"{c}{c.upper()}{_CI_EXTRA.get(c, '')}" for c in letters.lower())
+
+
+def _ci(word: str) -> str:
+    """``word`` as (?i) reads it, with explicit classes (RE2 folds case differently)."""
+    return "".join(f"[{_ci_chars(ch)}]" if ch.isascii() and ch.isalpha()
+                   else "\\" + ch if ch in "\\.^$|?*+()[]{}-" else ch for ch in word)
+
+
+def _ci_any(words: str) -> str:
+    return "(?:" + "|".join(_ci(w) for w in words.split()) + ")"
+
+
+def _api_gates(digits: str) -> dict[str, str]:
+    """The API_KEY gate's alternatives by name: _API_KEY_RE's provider formats, the
+    detect-secrets plugins they do not cover (_secret_plugins), _URL_CRED_RE, _KEYWORD_VALUE_RE."""
+    ci_alnum = "0-9" + _ci_chars("abcdefghijklmnopqrstuvwxyz")
+    word = f"[a-zA-Z{digits}_\\-]"  # [a-zA-Z\d_-]
+    return {
+        "openai": r"sk-[A-Za-z0-9_\-]{20}", "aws": r"(?:AKIA|ASIA|A3T[A-Z0-9]|ABIA|ACCA)[0-9A-Z]{16}",
+        "github": r"gh[pousr]_[A-Za-z0-9_]{30}", "github_pat": r"github_pat_[A-Za-z0-9_]{30}",
+        "gitlab": r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_\-]{20}",
+        "slack": r"xox[abprs]-[A-Za-z0-9\-]{10}", "google": r"AIza[0-9A-Za-z_\-]{35}",
+        "stripe": r"[sr]k_(?:live|test)_[0-9A-Za-z]{16}",
+        "bearer": rf"[Bb]earer{_SPACE}+[A-Za-z0-9\-._~+/]{{16}}", "private_key": "PRIVATE KEY",
+        "key_name": _ci_any("api_key api-key apikey secret_key secret-key secretkey client_secret "
+                            "client-secret clientsecret access_token access-token accesstoken auth_token "
+                            "auth-token authtoken")
+        + rf"[\"']?{_SPACE}*[:=]{_SPACE}*[\"']?[A-Za-z0-9/+_\-]{{16}}",
+        "aws_secret": _ci("aws") + "[^\\n]{0,20}" + _ci_any("key pwd pw password pass token")
+        + f"[^\\n]{{0,20}}['\"][{ci_alnum}/+]{{40}}['\"]",
+        "jwt": r"eyJ[A-Za-z0-9_=\-]+\.[A-Za-z0-9_=\-]", "putty": "PuTTY-User-Key-File-2",
+        "gitlab_runner": r"GR1348941[A-Za-z0-9_\-]{20}",
+        "slack_plugin": _ci("xox") + f"[{_ci_chars('abposr')}]-",
+        "slack_hook": _ci("hooks.slack.com/services/"), "npm": "/:_authToken=",
+        "pypi": r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{70}",
+        "sendgrid": r"SG\.[a-zA-Z0-9_\-]{22}\.[a-zA-Z0-9_\-]{43}", "twilio": r"(?:AC|SK)[a-z0-9]{32}",
+        "mailchimp": r"[0-9a-z]{32}-us[0-9]", "azure": r"AccountKey=[a-zA-Z0-9+/=]{88}",
+        "artifactory": r"AKC[a-zA-Z0-9]{10}", "artifactory_ap": f"AP[A-F{digits}][a-zA-Z0-9]{{8}}",
+        "discord": f"[MNO]{word}{{23,25}}\\.{word}{{6}}\\.{word}{{27}}",
+        "telegram": f"[{digits}]{{8}}:[0-9A-Za-z_\\-]{{35}}", "square": r"sq0csp-[0-9A-Za-z\\_\-]{43}",
+        "url_cred": r"://[^:/?#\[\]@]+:[^:/?#\[\]@]+@",
+        "keyword_value": _ci_any("api_key apikey auth_key authkey access_key accesskey secret password "
+                                 "passwd pwd token priv_key privkey private_key privatekey client_key "
+                                 "clientkey")
+        + f"[0-9A-Za-z_.\\-{_NON_ASCII}]*[\"'\\]]{{0,2}}{_SPACE}*(?:=|:=|:|=>)"
+        + f"{_SPACE}*[\"'`]?[^\"'`,;{_ASCII_SPACE}]{{8}}",
+    }
+
+
+@lru_cache(maxsize=2)
+def _gate_parts(digits: str = "") -> dict[str, tuple[str, ...]]:
+    """Per type, the alternatives of its gate, one per detector pattern (or family); ``digits``
+    replaces Python's \\d (all of Unicode's by default)."""
+    digits = digits or _digit_class()
+    d = f"[{digits}]"
+    not_d = f"[^{digits}]"
+    return {
+        API_KEY: tuple(_api_gates(digits).values()),
+        EMAIL: (
+            r"[0-9A-Za-z._%+\-]@[0-9A-Za-z]",
+            # an obfuscated address is reported only with a bracketed [at] or [dot]
+            rf"[\[({{<]{_SPACE}*(?:{_ci('at')}|@|{_ci('dot')}|\.){_SPACE}*[\])}}>]",
+        ),
+        IBAN: (rf"[A-Z]{{2}}{d}{{2}}(?:[ \-]?[A-Z0-9]){{11}}",),
+        CN_ID: (rf"[1-9](?:{_SEP_GATE}?{d}){{16}}{_SEP_GATE}?[{digits}Xx]",),
+        CREDIT_CARD: (rf"{d}(?:{_SEP_GATE}?{d}){{11}}",),
+        SSN: (rf"{d}{{3}}(?:[\-. ]| {{2}}){d}{{2}}(?:[\-. ]| {{2}}){d}{{4}}",
+              # keyword, up to 7 chars of its suffix and \D{0,20}, nine digits
+              f"(?:{_ci('ssn')}|{_ci('social security')}|社会安全号|社保号){not_d}{{0,27}}{d}{{9}}"),
+        IPV4: (rf"{d}{{1,3}}\.{d}{{1,3}}\.{d}{{1,3}}\.{d}{{1,3}}",),
+        # Every phone pattern's first eight digits (and _PHONE_LIB_CAND_RE's candidates) form a
+        # run of digits, spaces, dashes, dots and parentheses of at most 20 characters.
+        PHONE: (rf"{d}[{digits} \-.()]{{6,18}}{d}",),
+    }
+
+
+
+def gate(pii_type: str) -> str:
+    """The gate of one type: every text on which its detector yields a hit matches it."""
+    return "|".join(_gate_parts()[pii_type])
+
+
+def _type_key(types: Iterable[str] | None) -> tuple[str, ...]:
+    return PII_TYPES if types is None else tuple(t for t in PII_TYPES if t in set(types))
+
+
+@lru_cache(maxsize=16)
+def _prefilter(types: tuple[str, ...]) -> str:
+    # The gates joined with Unicode digit classes make RE2's DFA too big (it falls back to a
+    # slow engine). Joined with ASCII digits they stay fast; that only misses texts holding a
+    # non-ASCII digit, which the last alternative lets through.
+    ascii_gates = "|".join("|".join(_gate_parts("0-9")[t]) for t in types)
+    return f"{ascii_gates}|[{_digit_class().replace('0-9', '', 1)}]"
+
+
+def prefilter(types: Iterable[str] | None = None) -> str:
+    """One RE2 pattern for several types (all by default) that every gate of them implies: a
+    text matching it may hold a hit, a text not matching it holds none."""
+    return _prefilter(_type_key(types))
+
+
+@lru_cache(maxsize=1)
+def _py_gates() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Gates for Python's ``re`` (``redact`` tests one text at a time): supersets of the RE2
+    gates with the conditions before each alternative's first literal dropped, so that ``re``
+    skips most positions on its first character. API keys (formats; names needing ``=`` or
+    ``:``), e-mail, and one gate every digit-based type's hits match."""
+    digits = _digit_class()
+    d = f"[{digits}]"
+    api = _api_gates(digits)
+    names = (api.pop("key_name"), api.pop("keyword_value"))
+    ci_alnum = "0-9" + _ci_chars("abcdefghijklmnopqrstuvwxyz")
+    api.update({  # from the first literal on (each weaker than its RE2 form)
+        "aws": r"AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|A3T[A-Z0-9]{17}|ABIA[0-9A-Z]{16}|ACCA[0-9A-Z]{16}",
+        "stripe": r"k_(?:live|test)_[0-9A-Za-z]{16}",
+        "bearer": rf"earer{_SPACE}+[A-Za-z0-9\-._~+/]{{16}}",
+        "aws_secret": f"'[{ci_alnum}/+]{{40}}['\"]|\"[{ci_alnum}/+]{{40}}['\"]",
+        "slack_plugin": f"-{d}+-", "slack_hook": r"\." + _ci("slack.com/services/"),
+        "twilio": r"AC[a-z0-9]{32}|SK[a-z0-9]{32}", "mailchimp": r"-us[0-9]",
+        "discord": f"\\.[a-zA-Z{digits}_\\-]{{6}}\\.[a-zA-Z{digits}_\\-]{{27}}",
+        "telegram": r":[0-9A-Za-z_\-]{35}"})
+    formats = tuple(api.values())
+    # PHONE's gate also holds every CARD, CN_ID and SSN hit (runs of 8 or more digits with
+    # separators; an undashed SSN is nine digits in a row).
+    digit_gate = f"{d}(?:[{digits} \\-.()]{{6,18}}{d}|{d}{{0,2}}\\.{d}{{1,3}}\\.{d}{{1,3}}\\.{d}" \
+                 f"|{d}(?:[ \\-]?[A-Z0-9]){{11}})"
+    email = rf"@[0-9A-Za-z]|{_gate_parts()[EMAIL][1]}"
+    return (re.compile("|".join(formats)), re.compile("|".join(names)), re.compile(email),
+            re.compile(digit_gate))
+
+
+_DIGIT_TYPES = frozenset({IBAN, CN_ID, CREDIT_CARD, SSN, IPV4, PHONE})
+# Every key name in the API_KEY gate holds one of these, read as (?i) does: lower() folds the
+# Kelvin sign onto k; the long s is the only other partner of their letters.
+_KEY_WORDS = ("key", "secret", "token", "pass", "pwd")
+
+
+def _may_name_a_key(text: str) -> bool:
+    if "=" not in text and ":" not in text:  # every key name is followed by = or :
+        return False
+    low = text.lower().replace("\u017f", "s")
+    return any(w in low for w in _KEY_WORDS)
+
+
+def gated(text: str, types: Iterable[str] | None = None) -> bool:
+    """Whether ``text`` may hold a hit of ``types`` (False: ``find_pii`` finds nothing)."""
+    if not text:
+        return False
+    wanted = frozenset(_type_key(types))
+    formats, names, email, digit = _py_gates()
+    return bool((API_KEY in wanted and (formats.search(text)
+                                        or (_may_name_a_key(text) and names.search(text))))
+                or (EMAIL in wanted and email.search(text))
+                or (wanted & _DIGIT_TYPES and digit.search(text)))
+
+
+def gate_bits(arr: pa.Array, types: list[str]) -> np.ndarray:
+    """Per text of a string array, bit k set when the gate of ``types[k]`` matches (RE2 over
+    the column: one pass for all types, then one per type over the texts that pass let through)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def matches(a: pa.Array, pattern: str) -> np.ndarray:
+        return np.asarray(pc.match_substring_regex(a, pattern=pattern).to_numpy(zero_copy_only=False),
+                          dtype=bool)
+
+    bits = np.zeros(len(arr), np.uint16)
+    idx = np.flatnonzero(matches(arr, prefilter(types)))
+    if len(idx):
+        sub = arr.take(pa.array(idx))
+        for k, t in enumerate(types):
+            bits[idx[matches(sub, gate(t))]] |= np.uint16(1 << k)
+    return bits
+
+def __getattr__(name: str) -> str:
+    # PREFILTER is built on first use: the digit class is the size of Unicode's digit table.
+    if name == "PREFILTER":
+        return prefilter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 def find_pii(text: str, types: Iterable[str] | None = None) -> list[Hit]:
     """All PII hits in ``text``, non-overlapping, in text order."""
     if not text:
@@ -398,6 +630,8 @@ def pii_counts(text: str, types: Iterable[str] | None = None) -> Counter[str]:
 
 def redact(text: str, types: Iterable[str] | None = None) -> str:
     """``text`` with every PII hit replaced by its type in brackets, e.g. ``[EMAIL]``, ``[CN_ID]``."""
+    if not gated(text, types):  # no gate fired: find_pii would find nothing (gates are supersets)
+        return text
     hits = find_pii(text, types)
     if not hits:
         return text
@@ -428,8 +662,11 @@ def _types(hits: Iterable[Hit]) -> str:
 
 def score_pair(prompt: str, response: str, types: Iterable[str] | None = None) -> PairResult:
     """PII in prompt and response; a leak is a response hit whose value is not in the prompt."""
-    p_hits = find_pii(prompt, types)
-    r_hits = find_pii(response, types)
+    return pair_result(find_pii(prompt, types), find_pii(response, types))
+
+
+def pair_result(p_hits: list[Hit], r_hits: list[Hit]) -> PairResult:
+    """``score_pair`` from the hits of a prompt and of its response."""
     seen = {(h.type, h.norm) for h in p_hits}
     leaks = [h for h in r_hits if (h.type, h.norm) not in seen]
     return PairResult(len(p_hits), len(r_hits), len(leaks), _types(p_hits), _types(r_hits),

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from llmmon.scoring import pii, safety
@@ -185,14 +184,22 @@ def _pii_columns(prompts: list[str], responses: list[str], p_arr: pa.Array, r_ar
                                                  "pii_leak_count")}
     names = {k: np.full(n, "", dtype=object) for k in ("pii_prompt_types", "pii_response_types",
                                                        "pii_leak_types")}
-    # Only texts the cheap RE2 pre-filter lets through get the Python detectors and checksums.
-    cand_p = np.asarray(pc.match_substring_regex(p_arr, pattern=pii.PREFILTER)
-                        .to_numpy(zero_copy_only=False), dtype=bool)
-    cand_r = np.asarray(pc.match_substring_regex(r_arr, pattern=pii.PREFILTER)
-                        .to_numpy(zero_copy_only=False), dtype=bool)
-    wanted = None if set(types) == set(pii.PII_TYPES) else types
-    for i in np.flatnonzero(cand_p | cand_r).tolist():
-        res = pii.score_pair(prompts[i] if cand_p[i] else "", responses[i] if cand_r[i] else "", wanted)
+    # Each type's RE2 gate is a proven superset of its detector, so the Python detectors and
+    # checksums run only on texts where a gate fired, and only the detectors whose gate fired:
+    # the others find nothing there, so the hits are the same as with every detector.
+    wanted = [t for t in pii.PII_TYPES if t in set(types)]
+    p_bits, r_bits = pii.gate_bits(p_arr, wanted), pii.gate_bits(r_arr, wanted)
+    by_bits: dict[int, list[str]] = {}
+
+    def hits(text: str, b: int) -> list[pii.Hit]:
+        if not b:
+            return []
+        if b not in by_bits:
+            by_bits[b] = [t for k, t in enumerate(wanted) if b >> k & 1]
+        return pii.find_pii(text, by_bits[b])
+
+    for i in np.flatnonzero(p_bits | r_bits).tolist():
+        res = pii.pair_result(hits(prompts[i], int(p_bits[i])), hits(responses[i], int(r_bits[i])))
         counts["pii_prompt_count"][i] = res.prompt_count
         counts["pii_response_count"][i] = res.response_count
         counts["pii_leak_count"][i] = res.leak_count

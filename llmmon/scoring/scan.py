@@ -10,7 +10,9 @@ The scores come from ``score_chunk`` (what the hourly scorer in
 ``hourly/score.py:score`` calls), on a frame where a prompt line fills
 ``prompt_text`` and a response line fills ``response_text``. Per-type PII counts come from
 ``pii.find_pii``, the function ``score_chunk`` counts with; the totals are checked against
-the chunk's ``pii_*_count`` columns. Lines are scored in chunks, so memory stays bounded.
+the chunk's ``pii_*_count`` columns. A disagreement is an internal error (a gate that is not a
+superset of its detector): that line also gets ``"internal_error"``, the summary on stderr
+counts such lines, and the scan goes on. Lines are scored in chunks, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -62,12 +64,15 @@ def scan_texts(items: list[tuple[str, str]], cfg: QualityConfig) -> list[dict[st
     for i, (text, role) in enumerate(items):
         counts = Counter(h.type for h in pii.find_pii(text, types)) if text else Counter()
         total = int(s["pii_prompt_count" if role == "prompt" else "pii_response_count"].iat[i])
-        if sum(counts.values()) != total:  # the pre-filter must never hide a hit
-            raise AssertionError(f"scan and scorer disagree on line {i}: {total} != {dict(counts)}")
-        out.append({"pii": dict(sorted(counts.items())),
-                    "jailbreak": bool(s["jailbreak"].iat[i]) if role == "prompt" else False,
-                    "refusal": bool(s["refusal"].iat[i]) if role == "response" else False,
-                    "toxic": bool(s["toxic"].iat[i])})
+        res: dict[str, object] = {
+            "pii": dict(sorted(counts.items())),
+            "jailbreak": bool(s["jailbreak"].iat[i]) if role == "prompt" else False,
+            "refusal": bool(s["refusal"].iat[i]) if role == "response" else False,
+            "toxic": bool(s["toxic"].iat[i])}
+        if sum(counts.values()) != total:  # the gates must never hide a hit: a bug, not bad input
+            res["internal_error"] = (f"scan and scorer disagree: the scorer counted {total} PII hits, "
+                                     f"find_pii {sum(counts.values())}")
+        out.append(res)
     return out
 
 
@@ -90,14 +95,16 @@ def scan_lines(lines: Iterable[bytes], cfg: QualityConfig, *, chunk: int = CHUNK
 
 
 def scan_file(path: str, cfg: QualityConfig, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
-    """Print one JSON result per line of ``path`` (``-``: stdin); 0, or 1 when a line was bad."""
+    """Print one JSON result per line of ``path`` (``-``: stdin); 0, or 1 when a line was bad.
+    Internal errors are counted on stderr and leave the exit status alone."""
     out, err = out or sys.stdout, err or sys.stderr
-    bad = total = 0
+    bad = total = internal = 0
     f = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - closed below
     try:
         for res in scan_lines(f, cfg):
             total += 1
             bad += "error" in res
+            internal += "internal_error" in res
             out.write(orjson.dumps(res).decode() + "\n")
     finally:
         if f is not sys.stdin.buffer:
@@ -105,4 +112,7 @@ def scan_file(path: str, cfg: QualityConfig, out: IO[str] | None = None, err: IO
     if bad:
         print(f"llmmon scan: {bad} of {total} lines were not {{\"text\": str, \"role\": ...}} objects",
               file=err)
+    if internal:
+        print(f"llmmon scan: {internal} of {total} lines had an internal error (scan and scorer "
+              "disagree); please report it", file=err)
     return 1 if bad else 0
