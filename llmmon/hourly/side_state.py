@@ -3,15 +3,19 @@
 * **Per-hour side state** (``derived/quality/dt=D/hour=HH/state.json.gz``, through the
   pipeline's hour-state hook): the scorer sees texts only while a chunk is processed, so it keeps,
   per (hour, model), a bounded review reservoir (rows with the smallest hash of ``request_id``,
-  overall and among low-scoring rows; texts PII-redacted before they leave the chunk) and a
-  compact activity table (requests and cost per hashed user, session and app). Both merge exactly
-  across chunks and mapped tasks, and a rerun replaces the hour's object.
+  overall and among low-scoring rows) and a compact activity table (requests and cost per hashed
+  user, session and app; Arrow tables, :class:`Activity`). Both merge exactly across chunks and
+  mapped tasks, and a rerun replaces the hour's object.
 * **Consistency sample** (in memory and in mapped tasks' partials only, never written as an
   hour's output): per (hour, model) the ``quality.consistency.max_prompts`` distinct prompts with
   the smallest prompt hash, with exact record counts, and per prompt the ``max_responses``
-  responses with the smallest request-id hash (texts cut to ``max_chars`` and PII-redacted).
-  It merges exactly too, so :func:`consistency_terms` scores the whole hour at write time
-  whatever the chunks, batches or their order (``llmmon.scoring.consistency``).
+  responses with the smallest request-id hash (texts cut to ``max_chars``). It merges exactly
+  too, so :func:`consistency_terms` scores the whole hour at write time whatever the chunks,
+  batches or their order (``llmmon.scoring.consistency``).
+* **Redaction**: texts are cut when sampled but PII-redacted only once kept, exactly once: when
+  the hour is written or scored, or when a mapped task's partial is dumped (a stored object never
+  holds raw text). The same text always gives the same redaction, so results do not change.
+  The order stays cut-then-redact (review texts 500 chars, consistency ``max_chars``).
 * **Feedback and business events** of a day, read with the core's ``read_span`` (same accepted /
   quarantined guarantees as requests), quarantine under ``quarantine/{feedback,events}/``.
 * **User tables** for retention: ``user_first_seen`` and ``user_activity`` (hashed user ids).
@@ -203,9 +207,24 @@ def _activity_table(df: pd.DataFrame) -> Any:
     return _sum_table(table)
 
 
+_DICT_KEYS = ("user_key", "app", "model_version")  # few distinct values: 4-byte codes a row
+
+
+def _encode(table: Any) -> Any:
+    """User key, app and model dictionary-encoded (sessions stay plain: nearly all distinct)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name in _DICT_KEYS:
+        i = table.schema.get_field_index(name)
+        if not pa.types.is_dictionary(table.schema.field(i).type):
+            table = table.set_column(i, name, pc.dictionary_encode(table.column(i)))
+    return table.unify_dictionaries()
+
+
 def _sum_table(table: Any) -> Any:
     """One row per (user, session, app, model): requests and cost units summed, first ts min."""
-    out = table.group_by(_ACT_KEYS, use_threads=False).aggregate(
+    out = _encode(table).group_by(_ACT_KEYS, use_threads=False).aggregate(
         [("requests", "sum"), ("cost_units", "sum"), ("first_ts", "min")])
     return out.rename_columns([{"requests_sum": "requests", "cost_units_sum": "cost_units",
                                 "first_ts_min": "first_ts"}.get(c, c) for c in out.column_names]
@@ -213,8 +232,8 @@ def _sum_table(table: Any) -> Any:
 
 
 class Activity:
-    """One hour's activity rows as Arrow tables (compact UTF-8 strings, ~100 B a row, not pandas
-    objects), summed lazily: parts are appended and re-aggregated only when they outgrow the
+    """One hour's activity rows as Arrow tables (UTF-8 session ids, dictionary codes for user key,
+    app and model: ~60 B a row, not pandas objects), summed lazily: parts are appended and re-aggregated only when they outgrow the
     last summed size, so merging chunk after chunk stays linear. Integer cost units and a min
     keep every merge exact in any order."""
 
@@ -250,8 +269,13 @@ class Activity:
 
     def frame(self) -> pd.DataFrame:
         """``ACTIVITY_COLUMNS`` sorted by (user, session, app, model), ``cost_usd`` from the units."""
-        table = self._table().sort_by([(c, "ascending") for c in _ACT_KEYS])
-        out = table.to_pandas()
+        import pyarrow as pa
+
+        table = self._table()
+        for name in _DICT_KEYS:  # decoded, so the sort is by value (Python's string order)
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     table.column(name).cast(pa.string()))
+        out = table.sort_by([(c, "ascending") for c in _ACT_KEYS]).to_pandas()
         if not len(out):
             out = pd.DataFrame({c: pd.Series(dtype=object) for c in _ACT_KEYS}).assign(
                 requests=pd.Series(dtype=np.int64), cost_units=pd.Series(dtype=np.int64),
@@ -274,8 +298,8 @@ class Activity:
 def _empty_activity() -> Any:
     import pyarrow as pa
 
-    return pa.table({**{c: pa.array([], pa.string()) for c in _ACT_KEYS}, "requests": pa.array([], pa.int64()),
-                     "cost_units": pa.array([], pa.int64()), "first_ts": pa.array([], pa.float64())})
+    return _encode(pa.table({**{c: pa.array([], pa.string()) for c in _ACT_KEYS}, "requests": pa.array([], pa.int64()),
+                             "cost_units": pa.array([], pa.int64()), "first_ts": pa.array([], pa.float64())}))
 
 
 def activity_rows(df: pd.DataFrame) -> pd.DataFrame:
