@@ -152,7 +152,7 @@ def redact_texts(df: pd.DataFrame, max_chars: int = REVIEW_CHARS) -> pd.DataFram
 def _redact_pending(df: pd.DataFrame, columns: tuple[str, ...], rows: np.ndarray | None = None) -> pd.DataFrame:
     """``df`` with the texts of its not-yet-redacted rows (those of ``rows`` only, if given)
     redacted and marked. Each distinct text is redacted once: the same text, the same redaction."""
-    flag = df[REDACTED].fillna(False).to_numpy(dtype=bool) if REDACTED in df else np.zeros(len(df), bool)
+    flag = df[REDACTED].eq(True).to_numpy() if REDACTED in df else np.zeros(len(df), bool)  # NaN: not yet
     todo = ~flag
     if rows is not None:
         todo &= rows
