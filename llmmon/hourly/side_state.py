@@ -3,15 +3,19 @@
 * **Per-hour side state** (``derived/quality/dt=D/hour=HH/state.json.gz``, through the
   pipeline's hour-state hook): the scorer sees texts only while a chunk is processed, so it keeps,
   per (hour, model), a bounded review reservoir (rows with the smallest hash of ``request_id``,
-  overall and among low-scoring rows; texts PII-redacted before they leave the chunk) and a
-  compact activity table (requests and cost per hashed user, session and app). Both merge exactly
-  across chunks and mapped tasks, and a rerun replaces the hour's object.
+  overall and among low-scoring rows) and a compact activity table (requests and cost per hashed
+  user, session and app; Arrow tables, :class:`Activity`). Both merge exactly across chunks and
+  mapped tasks, and a rerun replaces the hour's object.
 * **Consistency sample** (in memory and in mapped tasks' partials only, never written as an
   hour's output): per (hour, model) the ``quality.consistency.max_prompts`` distinct prompts with
   the smallest prompt hash, with exact record counts, and per prompt the ``max_responses``
-  responses with the smallest request-id hash (texts cut to ``max_chars`` and PII-redacted).
-  It merges exactly too, so :func:`consistency_terms` scores the whole hour at write time
-  whatever the chunks, batches or their order (``llmmon.scoring.consistency``).
+  responses with the smallest request-id hash (texts cut to ``max_chars``). It merges exactly
+  too, so :func:`consistency_terms` scores the whole hour at write time whatever the chunks,
+  batches or their order (``llmmon.scoring.consistency``).
+* **Redaction**: texts are cut when sampled but PII-redacted only once kept, exactly once: when
+  the hour is written or scored, or when a mapped task's partial is dumped (a stored object never
+  holds raw text). The same text always gives the same redaction, so results do not change.
+  The order stays cut-then-redact (review texts 500 chars, consistency ``max_chars``).
 * **Feedback and business events** of a day, read with the core's ``read_span`` (same accepted /
   quarantined guarantees as requests), quarantine under ``quarantine/{feedback,events}/``.
 * **User tables** for retention: ``user_first_seen`` and ``user_activity`` (hashed user ids).
@@ -51,9 +55,13 @@ ACTIVITY_COLUMNS = ["user_key", "session_id", "app", "model_version", "requests"
 COST_DECIMALS = FIXED_POINT["cost_usd"]  # cost_units = cost in 10**-11 USD: sums exact in any order
 
 # One hour's side state: "review" (candidate rows for the human-review sample), "activity"
-# (requests and cost per user/session/app/model), "cons_prompts" and "cons_samples" (the
-# consistency sample), all mergeable across chunks and mapped tasks.
-SideState = dict[str, pd.DataFrame]
+# (requests and cost per user/session/app/model, an :class:`Activity`), "cons_prompts" and
+# "cons_samples" (the consistency sample), all mergeable across chunks and mapped tasks. Review
+# and sample texts are kept cut but unredacted in memory (flag column ``_redacted``) and redacted
+# only once kept: when the hour is written or scored, or a partial is saved.
+SideState = dict[str, Any]
+REDACTED = "_redacted"
+REVIEW_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -86,23 +94,54 @@ def _id_hash(ids: pd.Series) -> np.ndarray:
 
 # ---- per-chunk side state -------------------------------------------------------------------
 
-def review_candidates(df: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Per (hour, model): the ``k`` rows with the smallest request-id hash, plus the ``k`` smallest
-    among low-scoring rows (safety < 1 or relevance < 0.1). Deterministic, mergeable (bottom-k)."""
+def _review_index(df: pd.DataFrame, k: int) -> np.ndarray:
+    """Row positions of the review candidates of ``df``, in output order: per (hour, model) in
+    sorted order, the ``k`` smallest request-id hashes, then the ``k`` smallest among low-scoring
+    rows; a request id already taken is skipped. Codes and one ``lexsort``, no group-by."""
     h = _id_hash(df["request_id"])
     low = (df["safety_score"].to_numpy() < 1.0) | (df["relevance"].fillna(1.0).to_numpy() < 0.1)
-    frame = df.assign(_h=h, _low=low, _hour=(df["ts"] // 3600).astype("int64"))
-    parts = []
-    for _, g in frame.groupby(["_hour", "model_version"], sort=True):
-        g = g.sort_values("_h", kind="stable")
-        parts += [g.head(k), g[g["_low"]].head(k)]
-    if not parts:
+    hour = (df["ts"] // 3600).astype("int64").to_numpy()
+    model = consistency._codes(df["model_version"])
+    ok = np.flatnonzero(model >= 0)  # a group-by drops a missing model
+    order = ok[np.lexsort((ok, h[ok], model[ok], hour[ok]))]  # ties keep the input order
+    new = consistency._starts(hour[order], model[order])
+    group = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    lo = low[order]
+    before = np.cumsum(lo) - lo  # low rows ahead of each row
+    low_rank = before - before[starts][group]
+    head = np.flatnonzero(consistency._rank(new) < k)
+    lows = np.flatnonzero(lo & (low_rank < k))
+    cand = np.concatenate([head, lows])
+    part = np.concatenate([np.zeros(len(head), np.int8), np.ones(len(lows), np.int8)])
+    rows = order[cand[np.lexsort((cand, part, group[cand]))]]
+    dup = pd.Series(df["request_id"].to_numpy()[rows]).duplicated(keep="first").to_numpy()
+    return rows[~dup]
+
+
+def review_candidates(df: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Per (hour, model): the ``k`` rows with the smallest request-id hash, plus the ``k`` smallest
+    among low-scoring rows (safety < 1 or relevance < 0.1). Deterministic, mergeable (bottom-k).
+    Texts cut and redacted (the side state itself keeps them unredacted until they are kept)."""
+    if df.empty:
         return pd.DataFrame(columns=REVIEW_COLUMNS)
-    out = pd.concat(parts).drop_duplicates("request_id")
-    return redact_texts(out[REVIEW_COLUMNS])
+    return redact_texts(df.iloc[_review_index(df, k)][REVIEW_COLUMNS])
 
 
-def redact_texts(df: pd.DataFrame, max_chars: int = 500) -> pd.DataFrame:
+def _cut(texts: Iterable[object], max_chars: int) -> list[str]:
+    return [str(t)[:max_chars] if isinstance(t, str) else "" for t in texts]
+
+
+def _review_rows(df: pd.DataFrame, k: int) -> pd.DataFrame:
+    """:func:`review_candidates` with texts cut but not yet redacted."""
+    out = df.iloc[_review_index(df, k)][REVIEW_COLUMNS].copy()
+    for col in ("prompt_text", "response_text"):
+        out[col] = _cut(out[col], REVIEW_CHARS)
+    out[REDACTED] = False
+    return out
+
+
+def redact_texts(df: pd.DataFrame, max_chars: int = REVIEW_CHARS) -> pd.DataFrame:
     """Prompt/response texts cut to ``max_chars`` and PII-redacted (only these ever leave a chunk)."""
     out = df.copy()
     for col in ("prompt_text", "response_text"):
@@ -110,20 +149,164 @@ def redact_texts(df: pd.DataFrame, max_chars: int = 500) -> pd.DataFrame:
     return out
 
 
+def _redact_pending(df: pd.DataFrame, columns: tuple[str, ...], rows: np.ndarray | None = None) -> pd.DataFrame:
+    """``df`` with the texts of its not-yet-redacted rows (those of ``rows`` only, if given)
+    redacted and marked. Each distinct text is redacted once: the same text, the same redaction."""
+    flag = df[REDACTED].eq(True).to_numpy() if REDACTED in df else np.zeros(len(df), bool)  # NaN: not yet
+    todo = ~flag
+    if rows is not None:
+        todo &= rows
+    out = df.copy()
+    if todo.any():
+        cache: dict[str, str] = {}
+        for col in columns:
+            vals = out[col].to_numpy(dtype=object).copy()
+            vals[todo] = [cache[t] if t in cache else cache.setdefault(t, redact(t)) for t in vals[todo]]
+            out[col] = vals
+    out[REDACTED] = flag | todo
+    return out
+
+
+_ACT_KEYS = ACTIVITY_COLUMNS[:4]
+
+
+def _activity_table(df: pd.DataFrame) -> Any:
+    """Requests, cost units and first timestamp per (hashed user, session, app, model) of a
+    chunk, as an Arrow table (hash group-by, unsorted). Sessionless requests get the user's
+    30-minute slot ``~<user key>@<slot>`` (``experience.sessionize`` with the user hashed)."""
+    import pyarrow as pa
+
+    users = df["user_id"].fillna("").astype(str)
+    codes, uniq = pd.factorize(users)
+    keys = np.array([user_key(u) for u in uniq] or [""], dtype=object)[codes]  # one blake2b per user
+    sess = df["session_id"].fillna("").astype(str).to_numpy(dtype=object)
+    missing = sess == ""
+    if missing.any():
+        slot = (df["ts"].fillna(0).to_numpy()[missing] // experience.SESSION_SLOT_S).astype(np.int64)
+        sess = sess.copy()
+        sess[missing] = "~" + keys[missing] + "@" + slot.astype(str).astype(object)
+    sess_arr = pa.array(sess, pa.string())
+    # A logged session id starting with "~" is rewritten like a slot key (as sessionize's
+    # callers always did): the user part becomes the key, the part after the last "@" stays.
+    tilde = np.flatnonzero(~missing & pa.compute.starts_with(sess_arr, "~").to_numpy(zero_copy_only=False))
+    if len(tilde):
+        sess = sess.copy()
+        sess[tilde] = ["~" + k + "@" + s.rsplit("@", 1)[-1] for k, s in zip(keys[tilde], sess[tilde], strict=True)]
+        sess_arr = pa.array(sess, pa.string())
+    model = df["model_version"]
+    table = pa.table({
+        "user_key": pa.array(keys, pa.string()), "session_id": sess_arr,
+        "app": pa.array(df["app"].fillna("").astype(str).to_numpy(dtype=object), pa.string()),
+        "model_version": pa.array(model.to_numpy(dtype=object), pa.string(), from_pandas=True),
+        "requests": pa.array(np.ones(len(df), np.int64)),
+        "cost_units": pa.array(to_fixed(df["cost_usd"], COST_DECIMALS)),
+        "first_ts": pa.array(df["ts"].to_numpy(dtype=np.float64)),
+    })
+    if model.isna().any():  # a group-by drops a missing model
+        table = table.filter(pa.compute.is_valid(table["model_version"]))
+    return _sum_table(table)
+
+
+_DICT_KEYS = ("user_key", "app", "model_version")  # few distinct values: 4-byte codes a row
+
+
+def _encode(table: Any) -> Any:
+    """User key, app and model dictionary-encoded (sessions stay plain: nearly all distinct)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name in _DICT_KEYS:
+        i = table.schema.get_field_index(name)
+        if not pa.types.is_dictionary(table.schema.field(i).type):
+            table = table.set_column(i, name, pc.dictionary_encode(table.column(i)))
+    return table.unify_dictionaries()
+
+
+def _sum_table(table: Any) -> Any:
+    """One row per (user, session, app, model): requests and cost units summed, first ts min."""
+    out = _encode(table).group_by(_ACT_KEYS, use_threads=False).aggregate(
+        [("requests", "sum"), ("cost_units", "sum"), ("first_ts", "min")])
+    return out.rename_columns([{"requests_sum": "requests", "cost_units_sum": "cost_units",
+                                "first_ts_min": "first_ts"}.get(c, c) for c in out.column_names]
+                              ).select([*_ACT_KEYS, "requests", "cost_units", "first_ts"])
+
+
+class Activity:
+    """One hour's activity rows as Arrow tables (UTF-8 session ids, dictionary codes for user key,
+    app and model: ~60 B a row, not pandas objects), summed lazily: parts are appended and re-aggregated only when they outgrow the
+    last summed size, so merging chunk after chunk stays linear. Integer cost units and a min
+    keep every merge exact in any order."""
+
+    COMPACT_ROWS = 100_000
+
+    def __init__(self, parts: list[Any] | None = None, summed: int = 0):
+        self.parts = [p for p in (parts or []) if p.num_rows]
+        self._summed = summed  # rows after the last re-aggregation
+
+    @property
+    def rows(self) -> int:
+        return sum(p.num_rows for p in self.parts)
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def merge(self, other: Activity) -> Activity:
+        out = Activity(self.parts + other.parts, max(self._summed, other._summed))
+        return out.compact() if out.rows > max(self.COMPACT_ROWS, 2 * out._summed) else out
+
+    def compact(self) -> Activity:
+        table = self._table()
+        return Activity([table], table.num_rows)
+
+    def _table(self) -> Any:
+        import pyarrow as pa
+
+        if not self.parts:
+            return _empty_activity()
+        if len(self.parts) == 1 and self._summed == self.parts[0].num_rows:
+            return self.parts[0]
+        return _sum_table(pa.concat_tables(self.parts))
+
+    def frame(self) -> pd.DataFrame:
+        """``ACTIVITY_COLUMNS`` sorted by (user, session, app, model), ``cost_usd`` from the units."""
+        import pyarrow as pa
+
+        table = self._table()
+        for name in _DICT_KEYS:  # decoded, so the sort is by value (Python's string order)
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     table.column(name).cast(pa.string()))
+        out = table.sort_by([(c, "ascending") for c in _ACT_KEYS]).to_pandas()
+        if not len(out):
+            out = pd.DataFrame({c: pd.Series(dtype=object) for c in _ACT_KEYS}).assign(
+                requests=pd.Series(dtype=np.int64), cost_units=pd.Series(dtype=np.int64),
+                first_ts=pd.Series(dtype=np.float64))
+        out["cost_usd"] = out["cost_units"].to_numpy(dtype=np.int64) / 10**COST_DECIMALS
+        return out[ACTIVITY_COLUMNS]
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> Activity:
+        import pyarrow as pa
+
+        table = pa.table({
+            **{c: pa.array(df[c].to_numpy(dtype=object), pa.string()) for c in _ACT_KEYS},
+            "requests": pa.array(df["requests"].to_numpy(dtype=np.int64)),
+            "cost_units": pa.array(df["cost_units"].to_numpy(dtype=np.int64)),
+            "first_ts": pa.array(df["first_ts"].to_numpy(dtype=np.float64))})
+        return cls([table], 0).compact()
+
+
+def _empty_activity() -> Any:
+    import pyarrow as pa
+
+    return _encode(pa.table({**{c: pa.array([], pa.string()) for c in _ACT_KEYS}, "requests": pa.array([], pa.int64()),
+                             "cost_units": pa.array([], pa.int64()), "first_ts": pa.array([], pa.float64())}))
+
+
 def activity_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Requests, cost and first timestamp per (hashed user, session, app, model) of one chunk.
     Requests without a session id get the user's 30-minute slot as their session
     (``experience.sessionize``); costs are summed as integer units, so every merge is exact."""
-    sess = experience.sessionize(df)
-    users = df["user_id"].fillna("").astype(str)
-    uniq = {u: user_key(u) for u in users.unique()}
-    keys = users.map(uniq)
-    # sessionize names sessionless ones "~<user>@<slot>": hash the user part out.
-    sess = sess.where(~sess.str.startswith("~"), "~" + keys + "@" + sess.str.rsplit("@", n=1).str[-1])
-    frame = pd.DataFrame({"user_key": keys, "session_id": sess, "app": df["app"].fillna(""),
-                          "model_version": df["model_version"], "requests": 1,
-                          "cost_units": to_fixed(df["cost_usd"], COST_DECIMALS), "first_ts": df["ts"]})
-    return _sum_activity(frame)
+    return Activity([_activity_table(df)]).frame()
 
 
 def state_key(hour: datetime) -> str:
@@ -131,32 +314,50 @@ def state_key(hour: datetime) -> str:
 
 
 def consistency_sample(df: pd.DataFrame, caps: SideCaps) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The consistency sample of one chunk's hour; sampled texts are cut and redacted here, before
-    they leave the chunk (the same text gives the same redaction, so merging stays exact)."""
+    """The consistency sample of one chunk's hour; sampled texts are cut here and redacted only
+    if kept (:func:`consistency_terms`, :func:`dump_hour_state`: the same text gives the same
+    redaction, so merging stays exact)."""
     prompts, samples = consistency.sample_responses(
         df[["model_version", "prompt_hash", "request_id", "response_text"]],
         max_prompts=caps.max_prompts, max_responses=caps.max_responses)
-    samples = samples.assign(response_text=[redact(t[:caps.max_chars]) for t in samples["response_text"]])
+    samples = samples.assign(response_text=[t[:caps.max_chars] for t in samples["response_text"]])
+    samples[REDACTED] = False
     return prompts, samples
+
+
+def _hour_parts(df: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
+    """(hour start, rows of that hour in input order) for each hour of a chunk, in order."""
+    hours = (df["ts"].to_numpy() // 3600 * 3600).astype(np.int64)
+    uniq = np.unique(hours)
+    if len(uniq) == 1:
+        return [(int(uniq[0]), df)]
+    order = np.argsort(hours, kind="stable")
+    bounds = np.searchsorted(hours[order], uniq)
+    ends = np.append(bounds[1:], len(order))
+    return [(int(h), df.take(order[a:b])) for h, a, b in zip(uniq, bounds, ends, strict=True)]
 
 
 def collect_hour_state(df: pd.DataFrame, caps: SideCaps) -> dict[datetime, SideState]:
     """Per hour of a scored chunk: review candidates, activity rows and the consistency sample."""
-    hours = (df["ts"] // 3600 * 3600).astype("int64")
     out: dict[datetime, SideState] = {}
-    for h, part in df.groupby(hours, sort=True):
+    for h, part in _hour_parts(df):
         prompts, samples = consistency_sample(part, caps)
-        out[datetime.fromtimestamp(int(h), UTC)] = {
-            "review": review_candidates(part, caps.review_k), "activity": activity_rows(part),
+        out[datetime.fromtimestamp(h, UTC)] = {
+            "review": _review_rows(part, caps.review_k), "activity": Activity([_activity_table(part)]),
             "cons_prompts": prompts, "cons_samples": samples}
     return out
 
 
 def consistency_terms(state: SideState, min_repeats: int) -> dict[str, tuple[int, list[float]]]:
     """Per model of a whole hour: records of repeated (sampled) prompts and each prompt's
-    ``n * mean_similarity`` (``llmmon.scoring.consistency.record_weighted``)."""
+    ``n * mean_similarity`` (``llmmon.scoring.consistency.record_weighted``). Only the sampled
+    texts of repeated prompts are redacted (the others are not scored)."""
     prompts, samples = _cons(state)
-    by = consistency.score_samples(prompts, samples, min_repeats=min_repeats)
+    repeated = prompts[prompts["n"] >= max(2, min_repeats)]
+    keys = pd.MultiIndex.from_frame(repeated[["model_version", "prompt_hash"]].astype(object))
+    scored = pd.MultiIndex.from_frame(samples[["model_version", "prompt_hash"]].astype(object)).isin(keys)
+    samples = _redact_pending(samples, ("response_text",), scored)[scored]
+    by = consistency.score_samples(prompts, samples[consistency.SAMPLE_COLUMNS], min_repeats=min_repeats)
     return consistency.record_weighted(by)
 
 
@@ -166,39 +367,50 @@ def _cons(state: SideState) -> tuple[pd.DataFrame, pd.DataFrame]:
     return state["cons_prompts"], state["cons_samples"]
 
 
-def _sum_activity(act: pd.DataFrame) -> pd.DataFrame:
-    """One row per (user, session, app, model); ``cost_usd`` is derived from the exact units."""
-    out = (act.groupby(ACTIVITY_COLUMNS[:4], sort=True)
-           .agg(requests=("requests", "sum"), cost_units=("cost_units", "sum"), first_ts=("first_ts", "min"))
-           .reset_index())
-    out["cost_usd"] = out["cost_units"].to_numpy(dtype=np.int64) / 10**COST_DECIMALS
-    return out[ACTIVITY_COLUMNS]
-
-
 def merge_hour_state(a: SideState, b: SideState, caps: SideCaps) -> SideState:
     """Bottom-k review and consistency samples, summed activity: the same result whatever the
     chunking and the order of the parts."""
     review = pd.concat([a["review"], b["review"]], ignore_index=True).drop_duplicates("request_id")
-    review = review_candidates(review, caps.review_k) if len(review) else review
-    act = pd.concat([a["activity"], b["activity"]], ignore_index=True)
+    review = review.iloc[_review_index(review, caps.review_k)] if len(review) else review
     prompts, samples = consistency.merge_samples(_cons(a), _cons(b), max_prompts=caps.max_prompts,
                                                  max_responses=caps.max_responses)
-    return {"review": review, "activity": _sum_activity(act) if len(act) else act,
+    return {"review": review, "activity": a["activity"].merge(b["activity"]),
             "cons_prompts": prompts, "cons_samples": samples}
 
 
+def _jsonable(df: pd.DataFrame) -> dict[str, list[Any]]:
+    return orjson.loads(orjson.dumps(df.to_dict(orient="list"), option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def _review_doc(review: pd.DataFrame) -> dict[str, list[Any]]:
+    """The review candidates as written: texts redacted (once), ``REVIEW_COLUMNS`` only."""
+    return _jsonable(_redact_pending(review, ("prompt_text", "response_text"))[REVIEW_COLUMNS])
+
+
 def dump_hour_state(state: SideState) -> dict[str, Any]:
-    return {k: orjson.loads(orjson.dumps(v.to_dict(orient="list"), option=orjson.OPT_SERIALIZE_NUMPY))
-            for k, v in state.items()}
+    """JSON of (any keys of) a side state, texts redacted: a mapped task's partial is a stored
+    object, so no raw text leaves the process."""
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if k == "review":
+            out[k] = _review_doc(v)
+        elif k == "activity":
+            out[k] = _jsonable(v.frame())
+        elif k == "cons_samples":
+            out[k] = _jsonable(_redact_pending(v, ("response_text",))[consistency.SAMPLE_COLUMNS])
+        else:
+            out[k] = _jsonable(v)
+    return out
 
 
 def load_hour_state(doc: dict[str, Any]) -> SideState:
     prompts, samples = consistency.empty_samples()
-    return {"review": pd.DataFrame(doc["review"], columns=REVIEW_COLUMNS),
-            "activity": pd.DataFrame(doc["activity"], columns=ACTIVITY_COLUMNS),
+    return {"review": pd.DataFrame(doc["review"], columns=REVIEW_COLUMNS).assign(**{REDACTED: True}),
+            "activity": Activity.from_frame(pd.DataFrame(doc["activity"], columns=ACTIVITY_COLUMNS)),
             "cons_prompts": pd.DataFrame(doc.get("cons_prompts", prompts), columns=consistency.PROMPT_COLUMNS)
             .astype({"n": "int64"}),
-            "cons_samples": pd.DataFrame(doc.get("cons_samples", samples), columns=consistency.SAMPLE_COLUMNS)}
+            "cons_samples": pd.DataFrame(doc.get("cons_samples", samples), columns=consistency.SAMPLE_COLUMNS)
+            .assign(**{REDACTED: True})}
 
 
 def activity_key(hour: datetime) -> str:
@@ -226,9 +438,9 @@ def write_hour_state(store: ObjectStore, hour: datetime, state: SideState | None
             store.delete(obj.key)
     if state is None:
         return
-    doc = {"review": dump_hour_state({"review": state["review"]})["review"]}
+    doc = {"review": _review_doc(state["review"])}
     store.put(state_key(hour), gzip.compress(orjson.dumps(doc), mtime=0), "application/gzip")
-    store.put(activity_key(hour), _activity_parquet(state["activity"]), "application/vnd.apache.parquet")
+    store.put(activity_key(hour), _activity_parquet(state["activity"].frame()), "application/vnd.apache.parquet")
 
 
 class DayActivity:

@@ -56,10 +56,18 @@ def mean_pairwise_similarity(texts: Sequence[str], *, dim: int = 1024) -> float:
     return float(sims[iu].mean())
 
 
+def _id_hash64(ids: pd.Series | Sequence[object] | np.ndarray) -> np.ndarray:
+    """uint64 hash of each request id (pandas' fixed-key SipHash of its string)."""
+    return pd.util.hash_pandas_object(pd.Series(ids, dtype=object).astype(str), index=False).to_numpy()
+
+
+def _hex(hashed: np.ndarray) -> np.ndarray:
+    return np.array([f"{h:016x}" for h in hashed.tolist()], dtype=object)
+
+
 def id_hash(ids: pd.Series | Sequence[object]) -> np.ndarray:
     """16-hex-digit hash of each request id (fixed width, so string order is numeric order)."""
-    hashed = pd.util.hash_pandas_object(pd.Series(ids, dtype=object).astype(str), index=False).to_numpy()
-    return np.array([f"{h:016x}" for h in hashed.tolist()], dtype=object)
+    return _hex(_id_hash64(ids))
 
 
 def empty_samples() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -67,19 +75,75 @@ def empty_samples() -> tuple[pd.DataFrame, pd.DataFrame]:
             pd.DataFrame(columns=SAMPLE_COLUMNS))
 
 
+def _codes(values: np.ndarray | pd.Series) -> np.ndarray:
+    """Order-preserving integer codes (sorted uniques; None/NaN -> -1, dropped like a group-by)."""
+    return pd.factorize(np.asarray(values, dtype=object), sort=True)[0].astype(np.int64)
+
+
+def _starts(*keys: np.ndarray) -> np.ndarray:
+    """Flags of the first row of each run of equal keys (rows sorted by the keys)."""
+    n = len(keys[0])
+    new = np.zeros(n, dtype=bool)
+    if n:
+        new[0] = True
+        for k in keys:
+            new[1:] |= k[1:] != k[:-1]
+    return new
+
+
+def _rank(new: np.ndarray) -> np.ndarray:
+    """Position of each row within its run (``new`` flags each run's first row)."""
+    starts = np.flatnonzero(new)
+    return np.arange(len(new)) - np.repeat(starts, np.diff(np.append(starts, len(new))))
+
+
+def _select(pm: np.ndarray, pp: np.ndarray, pn: np.ndarray, sm: np.ndarray, sp: np.ndarray,
+            sh: np.ndarray, max_prompts: int, max_responses: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bottom-k on codes (model, prompt and hash codes sort like their values).
+
+    Prompt rows ``(pm, pp, pn)`` are summed per (model, prompt); per model the ``max_prompts``
+    smallest prompts are kept. Sample rows ``(sm, sp, sh)`` of a kept prompt are de-duplicated
+    on (model, prompt, hash) (first row wins) and the ``max_responses`` smallest hashes kept.
+    Returns (a prompt row of each kept prompt, its summed n, kept sample rows in sorted order)."""
+    width = int(max(pp.max(initial=-1), sp.max(initial=-1))) + 1
+    valid = np.flatnonzero((pm >= 0) & (pp >= 0))
+    pkey = pm[valid] * width + pp[valid]
+    order = np.argsort(pkey, kind="stable")
+    rows, keys = valid[order], pkey[order]
+    new = _starts(keys)
+    first = np.flatnonzero(new)
+    n = np.add.reduceat(pn[rows], first) if len(rows) else np.zeros(0, np.int64)
+    keep = _rank(_starts(pm[rows[first]])) < max_prompts
+    kept_keys = keys[first][keep]
+    skey = sm * width + sp
+    srows = np.flatnonzero((sm >= 0) & (sp >= 0) & np.isin(skey, kept_keys))
+    srows = srows[np.lexsort((srows, sh[srows], skey[srows]))]  # stable: ties keep the first row
+    k, h = skey[srows], sh[srows]
+    dup = np.zeros(len(srows), dtype=bool)
+    dup[1:] = (k[1:] == k[:-1]) & (h[1:] == h[:-1])
+    srows, k = srows[~dup], k[~dup]
+    srows = srows[_rank(_starts(k)) < max_responses]
+    return rows[first][keep], n[keep].astype(np.int64), srows
+
+
 def _bottom_k(prompts: pd.DataFrame, samples: pd.DataFrame, max_prompts: int,
               max_responses: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per model the ``max_prompts`` smallest prompt hashes; per prompt the ``max_responses``
-    smallest id hashes. Sorted, so the result is the same whatever the input order."""
-    prompts = (prompts.groupby(["model_version", "prompt_hash"], sort=True)["n"].sum().reset_index()
-               .groupby("model_version", sort=True).head(max_prompts).reset_index(drop=True))
-    keep = pd.MultiIndex.from_frame(prompts[["model_version", "prompt_hash"]])
-    samples = samples[pd.MultiIndex.from_frame(samples[["model_version", "prompt_hash"]]).isin(keep)]
-    samples = (samples.drop_duplicates(["model_version", "prompt_hash", "id_hash"])
-               .sort_values(["model_version", "prompt_hash", "id_hash"], kind="stable")
-               .groupby(["model_version", "prompt_hash"], sort=True).head(max_responses)
-               .reset_index(drop=True))
-    return prompts.astype({"n": "int64"}), samples[SAMPLE_COLUMNS]
+    smallest id hashes. Sorted, so the result is the same whatever the input order. Sample
+    columns beyond ``SAMPLE_COLUMNS`` ride along."""
+    np_ = len(prompts)
+    models = _codes(np.concatenate([prompts["model_version"].to_numpy(dtype=object),
+                                    samples["model_version"].to_numpy(dtype=object)]))
+    hashes = _codes(np.concatenate([prompts["prompt_hash"].to_numpy(dtype=object),
+                                    samples["prompt_hash"].to_numpy(dtype=object)]))
+    first, n, srows = _select(models[:np_], hashes[:np_], prompts["n"].to_numpy(dtype=np.int64),
+                              models[np_:], hashes[np_:], _codes(samples["id_hash"]),
+                              max_prompts, max_responses)
+    out = pd.DataFrame({"model_version": prompts["model_version"].to_numpy(dtype=object)[first],
+                        "prompt_hash": prompts["prompt_hash"].to_numpy(dtype=object)[first], "n": n})
+    cols = SAMPLE_COLUMNS + [c for c in samples.columns if c not in SAMPLE_COLUMNS]
+    return out, samples.iloc[srows][cols].reset_index(drop=True)
 
 
 def sample_responses(df: pd.DataFrame, *, max_prompts: int, max_responses: int
@@ -96,13 +160,19 @@ def sample_responses(df: pd.DataFrame, *, max_prompts: int, max_responses: int
         return empty_samples()
     hashes = df["prompt_hash"].to_numpy() if "prompt_hash" in df else prompt_hash(df["prompt_text"])
     responses = np.array(as_text_list(df["response_text"]), dtype=object)
-    has_text = np.array([bool(r.strip()) for r in responses], dtype=bool)
-    ids = df["request_id"] if "request_id" in df else pd.Series(df.index.astype(str), index=df.index)
+    rows = np.flatnonzero([bool(r.strip()) for r in responses])
+    ids = df["request_id"].to_numpy() if "request_id" in df else df.index.astype(str).to_numpy()
     models = df["model_version"].astype(str).to_numpy() if "model_version" in df else np.full(len(df), "")
-    frame = pd.DataFrame({"model_version": models[has_text], "prompt_hash": hashes[has_text],
-                          "id_hash": id_hash(ids.to_numpy()[has_text]), "response_text": responses[has_text]})
-    prompts = frame.groupby(["model_version", "prompt_hash"], sort=True).size().rename("n").reset_index()
-    return _bottom_k(prompts, frame, max_prompts, max_responses)
+    models, hashes = np.asarray(models, dtype=object)[rows], np.asarray(hashes, dtype=object)[rows]
+    # Codes and 64-bit hashes instead of a group-by; hex strings only for the rows kept (the
+    # fixed-width hex sorts like the number).
+    h = _id_hash64(ids[rows])
+    m, p = _codes(models), _codes(hashes)
+    first, n, srows = _select(m, p, np.ones(len(rows), np.int64), m, p, h, max_prompts, max_responses)
+    prompts = pd.DataFrame({"model_version": models[first], "prompt_hash": hashes[first], "n": n})
+    samples = pd.DataFrame({"model_version": models[srows], "prompt_hash": hashes[srows],
+                            "id_hash": _hex(h[srows]), "response_text": responses[rows][srows]})
+    return prompts, samples
 
 
 def merge_samples(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame], *,

@@ -33,7 +33,7 @@ def _records(n: int = 120) -> list[dict]:
     return recs
 
 
-def _aggs(ctx: Context, chunk_rows: int, batches: int, seed: int) -> tuple[dict[str, dict], list[dict]]:
+def _aggs(ctx: Context, chunk_rows: int, batches: int, seed: int) -> tuple[dict[str, dict], list[dict], dict]:
     ctx.cfg.ingest.chunk_rows = chunk_rows
     objects = list_objects(ctx, Window.hour(H))
     random.Random(seed).shuffle(objects)
@@ -44,8 +44,9 @@ def _aggs(ctx: Context, chunk_rows: int, batches: int, seed: int) -> tuple[dict[
         merged.merge(p[H], side_state.side_caps(ctx.cfg))
     add_consistency(merged, 2)
     assert merged.side is not None
-    activity = merged.side["activity"].to_dict(orient="records")
-    return {m: {k: a.get(k) for k in KEYS} for m, a in sorted(merged.aggs.items())}, activity
+    activity = merged.side["activity"].frame().to_dict(orient="records")
+    review = side_state.dump_hour_state({"review": merged.side["review"]})["review"]
+    return {m: {k: a.get(k) for k in KEYS} for m, a in sorted(merged.aggs.items())}, activity, review
 
 
 def test_consistency_and_relevance_sums_ignore_chunks_batches_and_order(local_store, tmp_path):
@@ -56,5 +57,6 @@ def test_consistency_and_relevance_sums_ignore_chunks_batches_and_order(local_st
     want = _aggs(ctx, 20_000, 1, 0)
     assert all(a["consistency_n"] > 0 and a["relevance_n"] > 0 for a in want[0].values()), want
     assert want[1] and any(r["session_id"].startswith("~") for r in want[1])
+    assert want[2]["request_id"]
     for chunk_rows, batches, seed in ((7, 1, 1), (13, 3, 2), (50, 6, 3), (3, 2, 4)):
         assert _aggs(ctx, chunk_rows, batches, seed) == want, (chunk_rows, batches, seed)
