@@ -11,6 +11,13 @@ builds every n-gram as a Python string, which cost ~10x the rest of the scorer):
 lowercased and encoded to code points once, n-gram hashes are rolling products over that
 array, and one sparse matrix (L2-normalised counts) is multiplied by the weights. Texts are
 cut to ``max_chars`` and batches to ``BATCH_CHARS`` code points, which bounds memory.
+
+Scoring (``predict_many``) does not build that matrix: the models of one call share a single
+hashing pass over the texts they all need, and each model sorts its (row, feature) keys once,
+counts runs, and sums ``weights[feature]`` per row. It reproduces the sparse path bit for bit:
+the same float32 values (``1/norm`` times the count), added one by one in float32 in scipy's
+order (descending feature id, the order ``diag @ x`` leaves them in). ``featurise`` stays the
+reference, used by training and for the rare rows whose squared counts are not exact in float32.
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 MODEL_DIR = "models"
 BATCH_CHARS = 2_000_000
@@ -57,7 +67,9 @@ def _hash_batch(texts: Sequence[str], n_min: int, n_max: int, bits: int) -> tupl
 
 
 def featurise(texts: Sequence[str], params: dict[str, object]) -> sp.csr_matrix:
-    """L2-normalised hashed n-gram counts, one row per text (training and scoring share this)."""
+    """L2-normalised hashed n-gram counts, one row per text (training; the reference for scoring)."""
+    import scipy.sparse as sp
+
     n_min, n_max = (int(v) for v in params["ngram_range"])  # type: ignore[union-attr]
     bits = int(params["bits"])
     max_chars = int(params.get("max_chars", 2000))
@@ -76,6 +88,204 @@ def featurise(texts: Sequence[str], params: dict[str, object]) -> sp.csr_matrix:
     return sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ x
 
 
+# ---- scoring without a sparse matrix ---------------------------------------------------------
+
+# Rows and characters per hashing block: (row << bits | feature) keys then fit in int32 (which
+# numpy sorts several times faster than int64) and a block's arrays stay a few tens of MB.
+BLOCK_CHARS = 1_000_000
+_EXACT_F32 = float(1 << 24)  # integers up to here are exact in float32, in any summation order
+
+
+def lower_codepoints(texts: Sequence[str]) -> np.ndarray:
+    """Code points of the lowercased ``texts`` joined by NUL, plus a final NUL (as ``_hash_batch``:
+    a NUL inside a text is a space). Lowercasing may lengthen a text ('İ' -> 'i̇')."""
+    joined = _SEP.join(texts)
+    if joined.count(_SEP) != max(len(texts) - 1, 0):  # rare: a NUL inside a text
+        joined = _SEP.join(t.replace(_SEP, " ") for t in texts)
+    return np.frombuffer((joined.lower() + _SEP).encode("utf-32-le"), dtype=np.uint32)
+
+
+def gram_hashes(cp: np.ndarray, n_max: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per order n = 1..n_max: (row, mixed 64-bit hash) of every n-gram inside one text of ``cp``
+    (NUL-separated, NUL-terminated). ``hash >> (64 - bits)`` is ``_hash_batch``'s feature."""
+    is_sep = cp == 0
+    row_at = np.cumsum(is_sep, dtype=np.int64) - is_sep
+    sep_at = np.flatnonzero(is_sep)
+    room = sep_at[row_at] - np.arange(len(cp))  # characters left in the text from each position
+    rows32 = row_at.astype(np.int32)
+    c = cp.astype(np.uint64)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    acc = np.zeros(0, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for n in range(1, n_max + 1):
+            m = len(c) - n + 1
+            if m <= 0:
+                out.append((np.zeros(0, np.int32), np.zeros(0, np.uint64)))
+                continue
+            acc = c[:m] + np.uint64(n) if n == 1 else acc[:m] * _MULT + c[n - 1:n - 1 + m]
+            ok = np.flatnonzero(room[:m] >= n)
+            out.append((rows32[ok], acc[ok] * _MIX))
+    return out
+
+
+def _seq_sum_desc(prod: np.ndarray, nnz: np.ndarray) -> np.ndarray:
+    """Per row, ``prod`` (rows contiguous, ascending feature) summed in float32 one term at a
+    time from the row's last term to its first: scipy's ``csr_matvec`` on ``diag @ x``."""
+    n = len(nnz)
+    acc = np.zeros(n, np.float32)
+    if not n or not prod.size:
+        return acc
+    order = np.argsort(-nnz, kind="stable")  # longest rows first: active rows are a prefix
+    last = (np.cumsum(nnz) - 1)[order]
+    lens = nnz[order]
+    active = n - np.cumsum(np.bincount(lens, minlength=int(lens[0]) + 1))  # rows with > k terms
+    part = np.zeros(n, np.float32)
+    for k in range(int(lens[0])):
+        a = int(active[k])
+        part[:a] += prod[last[:a] - k]
+    acc[order] = part
+    return acc
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """Per row of a block: float32 dot product and whether its squared counts were exact."""
+
+    dot: np.ndarray
+    exact: np.ndarray
+
+
+def _wanted_grams(rows: np.ndarray, h: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The n-grams of wanted rows: a slice when the wanted rows are one range (``rows`` ascends)."""
+    hit = np.flatnonzero(want)
+    lo, hi = int(hit[0]), int(hit[-1]) + 1
+    if hi - lo == len(hit):
+        a, b = np.searchsorted(rows, [lo, hi])
+        return rows[a:b], h[a:b]
+    sel = np.flatnonzero(want[rows])
+    return rows[sel], h[sel]
+
+
+def _block_dot(hashes: list[tuple[np.ndarray, np.ndarray]], want: np.ndarray, n_min: int, n_max: int,
+               bits: int, weights: np.ndarray) -> _Sums:
+    """``featurise(...) @ weights`` for the rows of a block where ``want``, from ``gram_hashes``."""
+    nrows = len(want)
+    kt = np.int32 if nrows << bits <= (1 << 31) else np.int64
+    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+    parts = []
+    for rows, h in hashes[n_min - 1:n_max]:
+        r, g = _wanted_grams(rows, h, want)
+        parts.append((r.astype(kt) << bits) | (g >> shift).astype(kt))
+    key = np.concatenate(parts) if parts else np.zeros(0, kt)
+    key.sort()
+    first = np.empty(key.size, bool)
+    first[:1] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    uk = key[starts]
+    cnt = np.diff(starts, append=key.size)
+    # Rows are ascending in ``uk``: each row's terms are one run, found by binary search.
+    bounds = np.concatenate(([0], np.searchsorted(uk, np.arange(1, nrows, dtype=kt) << bits), [uk.size]))
+    nnz = np.diff(bounds)
+    csq = np.concatenate(([0], np.cumsum(cnt * cnt)))
+    sumsq = csq[bounds[1:]] - csq[bounds[:-1]]
+    # scipy sums the squared counts in float32: exact (so order-free) up to 2**24.
+    norm = np.sqrt(sumsq.astype(np.float32))
+    inv = np.float32(1.0) / np.maximum(norm, np.float32(1e-12))
+    prod = (np.repeat(inv, nnz) * cnt.astype(np.float32)) * weights[uk & mask]
+    return _Sums(_seq_sum_desc(prod, nnz), sumsq <= _EXACT_F32)
+
+
+def _blocks(lengths: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
+    """[start, stop) row ranges of at most ``max_rows`` rows and about ``BLOCK_CHARS`` characters."""
+    cum = np.cumsum(lengths + 1)
+    out, start, n = [], 0, len(lengths)
+    while start < n:
+        base = int(cum[start - 1]) if start else 0
+        stop = int(np.searchsorted(cum, base + BLOCK_CHARS, side="right"))
+        stop = min(max(stop, start + 1), start + max_rows, n)
+        out.append((start, stop))
+        start = stop
+    return out
+
+
+def _decisions(models: Sequence[LinearTextModel], texts: list[str], wants: list[np.ndarray],
+               cut: int) -> list[np.ndarray]:
+    """Log-odds of each model on its wanted rows (NaN elsewhere), with one hashing pass per block
+    over the texts cut to ``cut`` characters (every model's own cut must give the same text)."""
+    n = len(texts)
+    out = [np.full(n, np.nan) for _ in models]
+    rows = np.flatnonzero(np.logical_or.reduce(wants)) if models else np.zeros(0, np.int64)
+    if not len(rows):
+        return out
+    if len(models) == 2:  # rows of the first only, of both, of the second only: one range each
+        rank = np.array([0, 0, 2, 1])[wants[0][rows] + 2 * wants[1][rows]]
+        rows = rows[np.argsort(rank, kind="stable")]
+    sub = [texts[i] for i in rows.tolist()]
+    lengths = np.fromiter(map(len, sub), dtype=np.int64, count=len(sub))
+    for i in np.flatnonzero(lengths > cut).tolist():
+        sub[i] = sub[i][:cut]
+    lengths = np.minimum(lengths, cut)
+    n_max = max(int(m.params["ngram_range"][1]) for m in models)  # type: ignore[index]
+    max_bits = max(int(m.params["bits"]) for m in models)  # type: ignore[call-overload]
+    for start, stop in _blocks(lengths, 1 << max(31 - max_bits, 0) or 1):
+        hashes = gram_hashes(lower_codepoints(sub[start:stop]), n_max)
+        idx = rows[start:stop]
+        for k, m in enumerate(models):
+            n_min_m, n_max_m = (int(v) for v in m.params["ngram_range"])  # type: ignore[union-attr]
+            want = wants[k][idx]
+            if not want.any():
+                continue
+            s = _block_dot(hashes, want, n_min_m, n_max_m, int(m.params["bits"]), m.weights)  # type: ignore[call-overload]
+            d = s.dot.astype(np.float64) + m.bias
+            redo = np.flatnonzero(want & ~s.exact)
+            if len(redo):  # squared counts past 2**24: the reference path, for its float32 order
+                d[redo] = m.reference_decision([texts[i] for i in idx[redo].tolist()])
+            out[k][idx[want]] = d[want]
+    return out
+
+
+def _str_lengths(texts: Sequence[object]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(texts with non-strings as "", lengths, is-a-string mask)."""
+    n = len(texts)
+    if set(map(type, texts)) <= {str}:
+        lst = texts if isinstance(texts, list) else list(texts)
+        return lst, np.fromiter(map(len, lst), np.int64, count=n), np.ones(n, bool)  # type: ignore[arg-type]
+    is_str = np.fromiter((isinstance(t, str) for t in texts), bool, count=n)
+    lst = [t if isinstance(t, str) else "" for t in texts]
+    return lst, np.fromiter(map(len, lst), np.int64, count=n), is_str
+
+
+def predict_many(models: Sequence[LinearTextModel], texts: Sequence[str],
+                 langs: np.ndarray | None = None) -> list[np.ndarray]:
+    """``[m.predict(texts, langs) for m in models]``, hashing each text once for all models that
+    score it with the same cut (a text no longer than a model's ``max_chars`` is not cut)."""
+    n = len(texts)
+    lst, lengths, is_str = _str_lengths(texts)
+    lang = np.where(np.asarray(langs) == "zh", "zh", "en") if langs is not None else np.full(n, "en")
+    thr, wants = [], []
+    for m in models:
+        t = np.full(n, np.nan)
+        for lg, cut in m.thresholds.items():
+            t[lang == lg] = cut
+        thr.append(t)
+        # Texts shorter than ``min_chars`` are left to the patterns (see ``LinearTextModel.predict``).
+        wants.append(~np.isnan(t) & is_str & (lengths >= m.min_chars))
+    dec = [np.full(n, np.nan) for _ in models]
+    cuts = [int(m.params.get("max_chars", 2000)) for m in models]  # type: ignore[call-overload]
+    top = max(cuts, default=0)
+    shared = [w & ((lengths <= c) | (c == top)) for w, c in zip(wants, cuts, strict=True)]
+    for k, d in enumerate(_decisions(models, lst, shared, top)):
+        dec[k] = np.where(shared[k], d, dec[k])
+    for k, m in enumerate(models):  # long texts a model cuts shorter than the shared pass did
+        rest = wants[k] & ~shared[k]
+        if rest.any():
+            (d,) = _decisions([m], lst, [rest], cuts[k])
+            dec[k] = np.where(rest, d, dec[k])
+    with np.errstate(invalid="ignore"):
+        return [d > t for d, t in zip(dec, thr, strict=True)]
+
+
 @dataclass(frozen=True)
 class LinearTextModel:
     """Weights over hashed n-grams; ``thresholds`` maps a language ('en', 'zh') to a cut-off."""
@@ -90,31 +300,29 @@ class LinearTextModel:
     def min_chars(self) -> int:
         return int(self.params.get("min_chars", 0))
 
-    def decision(self, texts: Sequence[str]) -> np.ndarray:
-        """Log-odds per text (empty text: very negative)."""
+    def reference_decision(self, texts: Sequence[str]) -> np.ndarray:
+        """Log-odds per text through the sparse featuriser (the reference ``decision`` matches)."""
         if not len(texts):
             return np.zeros(0)
         x = featurise(texts, self.params)
         return np.asarray(x @ self.weights, dtype=np.float64) + self.bias
+
+    def decision(self, texts: Sequence[str]) -> np.ndarray:
+        """Log-odds per text (empty text: the bias), equal bit for bit to ``reference_decision``."""
+        if not len(texts):
+            return np.zeros(0)
+        lst, _, _ = _str_lengths(texts)
+        return _decisions([self], lst, [np.ones(len(lst), bool)], int(self.params.get("max_chars", 2000)))[0]  # type: ignore[call-overload]
 
     def predict(self, texts: Sequence[str], langs: np.ndarray | None = None) -> np.ndarray:
         """Bool per text: log-odds above the threshold of its language ('zh', else 'en').
 
         A language without a threshold is not scored at all (the toxicity model ships none for
         English: at the precision wanted it found almost nothing there), which also saves its
-        featurising cost.
+        featurising cost. Texts shorter than ``min_chars`` are left to the patterns (jailbreak:
+        the model adds nothing there on the dev split, and most chat prompts are short).
         """
-        lang = np.where(np.asarray(langs) == "zh", "zh", "en") if langs is not None else np.full(len(texts), "en")
-        # Texts shorter than ``min_chars`` are left to the patterns (jailbreak: the model adds
-        # nothing there on the dev split, and most chat prompts are short).
-        long_enough = np.fromiter((isinstance(t, str) and len(t) >= self.min_chars for t in texts), dtype=bool,
-                                  count=len(texts))
-        out = np.zeros(len(texts), dtype=bool)
-        for lg, cut in self.thresholds.items():
-            idx = np.flatnonzero((lang == lg) & long_enough)
-            if len(idx):
-                out[idx] = self.decision([texts[i] for i in idx]) > cut
-        return out
+        return predict_many([self], texts, langs)[0]
 
 
 def save(path: str, model: LinearTextModel) -> None:
