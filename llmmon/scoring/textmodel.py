@@ -187,8 +187,8 @@ def _block_dot(hashes: list[tuple[np.ndarray, np.ndarray]], want: np.ndarray, n_
     # Rows are ascending in ``uk``: each row's terms are one run, found by binary search.
     bounds = np.concatenate(([0], np.searchsorted(uk, np.arange(1, nrows, dtype=kt) << bits), [uk.size]))
     nnz = np.diff(bounds)
-    csq = np.concatenate(([0], np.cumsum(cnt * cnt)))
-    sumsq = csq[bounds[1:]] - csq[bounds[:-1]]
+    dup = np.flatnonzero(cnt > 1)  # most n-grams occur once in a text: add the rest's excess
+    sumsq = nnz + np.bincount(uk[dup] >> bits, weights=cnt[dup] * cnt[dup] - 1, minlength=nrows).astype(np.int64)
     # scipy sums the squared counts in float32: exact (so order-free) up to 2**24.
     norm = np.sqrt(sumsq.astype(np.float32))
     inv = np.float32(1.0) / np.maximum(norm, np.float32(1e-12))
