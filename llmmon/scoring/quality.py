@@ -233,9 +233,12 @@ def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
     tox = cfg.toxicity_patterns()
     toxic_prompt, toxic_response = safety.match_any(p_arr, tox), safety.match_any(r_arr, tox)
     if cfg.safety.models:
-        jailbreak |= safety.model_flags("jailbreak", prompts, p_lang)
-        toxic_prompt |= safety.toxic_model_flags(prompts, p_lang)
-        toxic_response |= safety.toxic_model_flags(responses, r_lang)
+        # One featurisation of the prompts for both models, one nonempty test per column.
+        p_keep, r_keep = safety.nonempty(prompts, p_arr), safety.nonempty(responses, r_arr)
+        jb_model, tox_model = safety.models_flags(("jailbreak", "toxicity"), prompts, p_lang, nonempty_rows=p_keep)
+        jailbreak |= jb_model
+        toxic_prompt |= tox_model | safety.profanity_flags(prompts, p_lang, arr=p_arr, nonempty_rows=p_keep)
+        toxic_response |= safety.toxic_model_flags(responses, r_lang, arr=r_arr, nonempty_rows=r_keep)
     w = cfg.safety.weights
     out["jailbreak"] = jailbreak.astype(np.int8)
     out["refusal"] = refusal.astype(np.int8)

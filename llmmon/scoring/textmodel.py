@@ -256,12 +256,15 @@ def _str_lengths(texts: Sequence[object]) -> tuple[list[str], np.ndarray, np.nda
     return lst, np.fromiter(map(len, lst), np.int64, count=n), is_str
 
 
-def predict_many(models: Sequence[LinearTextModel], texts: Sequence[str],
-                 langs: np.ndarray | None = None) -> list[np.ndarray]:
+def predict_many(models: Sequence[LinearTextModel], texts: Sequence[str], langs: np.ndarray | None = None,
+                 rows: np.ndarray | None = None) -> list[np.ndarray]:
     """``[m.predict(texts, langs) for m in models]``, hashing each text once for all models that
-    score it with the same cut (a text no longer than a model's ``max_chars`` is not cut)."""
+    score it with the same cut (a text no longer than a model's ``max_chars`` is not cut).
+    ``rows`` (bool per text) scores only those texts: the others are False."""
     n = len(texts)
     lst, lengths, is_str = _str_lengths(texts)
+    if rows is not None:
+        is_str = is_str & rows
     lang = np.where(np.asarray(langs) == "zh", "zh", "en") if langs is not None else np.full(n, "en")
     thr, wants = [], []
     for m in models:
