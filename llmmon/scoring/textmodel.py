@@ -93,7 +93,8 @@ def featurise(texts: Sequence[str], params: dict[str, object]) -> sp.csr_matrix:
 # Rows and characters per hashing block: (row << bits | feature) keys then fit in int32 (which
 # numpy sorts several times faster than int64) and a block's arrays stay a few tens of MB.
 BLOCK_CHARS = 1_000_000
-_EXACT_F32 = float(1 << 24)  # integers up to here are exact in float32, in any summation order
+_EXACT_F32 = float(1 << 24)
+_MAX_KEY_BITS = 24  # feature bits the int32 keys allow (with 127+ rows per block)  # integers up to here are exact in float32, in any summation order
 
 
 def lower_codepoints(texts: Sequence[str]) -> np.ndarray:
@@ -105,27 +106,43 @@ def lower_codepoints(texts: Sequence[str]) -> np.ndarray:
     return np.frombuffer((joined.lower() + _SEP).encode("utf-32-le"), dtype=np.uint32)
 
 
-def gram_hashes(cp: np.ndarray, n_max: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per order n = 1..n_max: (row, mixed 64-bit hash) of every n-gram inside one text of ``cp``
-    (NUL-separated, NUL-terminated). ``hash >> (64 - bits)`` is ``_hash_batch``'s feature."""
+@dataclass(frozen=True)
+class GramKeys:
+    """Every n-gram of a block of texts as an int32 key ``row << bits | feature``, one array per
+    order n aligned to positions (an n-gram that would leave its text holds ``_NO_KEY``, which
+    sorts last). ``starts[r]`` is the position of text r's first character."""
+
+    by_order: list[np.ndarray]
+    row_at: np.ndarray
+    starts: np.ndarray
+
+
+_NO_KEY = np.int32(2**31 - 1)
+
+
+def gram_keys(cp: np.ndarray, n_max: int, bits: int) -> GramKeys:
+    """``GramKeys`` of ``cp`` (NUL-separated, NUL-terminated; fewer than ``2**(31 - bits)`` texts):
+    the same (row, feature) pairs as ``_hash_batch``."""
     is_sep = cp == 0
     row_at = np.cumsum(is_sep, dtype=np.int64) - is_sep
     sep_at = np.flatnonzero(is_sep)
     room = sep_at[row_at] - np.arange(len(cp))  # characters left in the text from each position
-    rows32 = row_at.astype(np.int32)
+    row_key = row_at.astype(np.int32) << np.int32(bits)
+    shift = np.uint64(64 - bits)
     c = cp.astype(np.uint64)
-    out: list[tuple[np.ndarray, np.ndarray]] = []
+    out: list[np.ndarray] = []
     acc = np.zeros(0, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for n in range(1, n_max + 1):
-            m = len(c) - n + 1
-            if m <= 0:
-                out.append((np.zeros(0, np.int32), np.zeros(0, np.uint64)))
-                continue
+            m = max(len(c) - n + 1, 0)
             acc = c[:m] + np.uint64(n) if n == 1 else acc[:m] * _MULT + c[n - 1:n - 1 + m]
-            ok = np.flatnonzero(room[:m] >= n)
-            out.append((rows32[ok], acc[ok] * _MIX))
-    return out
+            mixed = acc * _MIX
+            mixed >>= shift
+            key = mixed.astype(np.int32)
+            key |= row_key[:m]
+            key[room[:m] < n] = _NO_KEY
+            out.append(key)
+    return GramKeys(out, row_at, np.concatenate(([0], sep_at + 1)))
 
 
 def _seq_sum_desc(prod: np.ndarray, nnz: np.ndarray) -> np.ndarray:
@@ -155,29 +172,27 @@ class _Sums:
     exact: np.ndarray
 
 
-def _wanted_grams(rows: np.ndarray, h: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The n-grams of wanted rows: a slice when the wanted rows are one range (``rows`` ascends)."""
+def _wanted_keys(g: GramKeys, n_min: int, n_max: int, want: np.ndarray) -> np.ndarray:
+    """The keys of orders ``n_min..n_max`` of wanted rows (a slice when they are one range),
+    sorted, without ``_NO_KEY``."""
     hit = np.flatnonzero(want)
     lo, hi = int(hit[0]), int(hit[-1]) + 1
-    if hi - lo == len(hit):
-        a, b = np.searchsorted(rows, [lo, hi])
-        return rows[a:b], h[a:b]
-    sel = np.flatnonzero(want[rows])
-    return rows[sel], h[sel]
-
-
-def _block_dot(hashes: list[tuple[np.ndarray, np.ndarray]], want: np.ndarray, n_min: int, n_max: int,
-               bits: int, weights: np.ndarray) -> _Sums:
-    """``featurise(...) @ weights`` for the rows of a block where ``want``, from ``gram_hashes``."""
-    nrows = len(want)
-    kt = np.int32 if nrows << bits <= (1 << 31) else np.int64
-    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
     parts = []
-    for rows, h in hashes[n_min - 1:n_max]:
-        r, g = _wanted_grams(rows, h, want)
-        parts.append((r.astype(kt) << bits) | (g >> shift).astype(kt))
-    key = np.concatenate(parts) if parts else np.zeros(0, kt)
-    key.sort()
+    for key in g.by_order[n_min - 1:n_max]:
+        if hi - lo == len(hit):
+            parts.append(key[g.starts[lo]:g.starts[hi]])
+        else:
+            parts.append(np.where(want[g.row_at[:len(key)]], key, _NO_KEY))
+    out = np.concatenate(parts)
+    out.sort()
+    return out[:np.searchsorted(out, _NO_KEY)]
+
+
+def _block_dot(g: GramKeys, want: np.ndarray, n_min: int, n_max: int, bits: int,
+               weights: np.ndarray) -> _Sums:
+    """``featurise(...) @ weights`` for the rows of a block where ``want``, from ``gram_keys``."""
+    nrows = len(want)
+    key = _wanted_keys(g, n_min, n_max, want)
     first = np.empty(key.size, bool)
     first[:1] = True
     np.not_equal(key[1:], key[:-1], out=first[1:])
@@ -185,14 +200,14 @@ def _block_dot(hashes: list[tuple[np.ndarray, np.ndarray]], want: np.ndarray, n_
     uk = key[starts]
     cnt = np.diff(starts, append=key.size)
     # Rows are ascending in ``uk``: each row's terms are one run, found by binary search.
-    bounds = np.concatenate(([0], np.searchsorted(uk, np.arange(1, nrows, dtype=kt) << bits), [uk.size]))
+    bounds = np.concatenate(([0], np.searchsorted(uk, np.arange(1, nrows, dtype=np.int32) << bits), [uk.size]))
     nnz = np.diff(bounds)
     dup = np.flatnonzero(cnt > 1)  # most n-grams occur once in a text: add the rest's excess
     sumsq = nnz + np.bincount(uk[dup] >> bits, weights=cnt[dup] * cnt[dup] - 1, minlength=nrows).astype(np.int64)
     # scipy sums the squared counts in float32: exact (so order-free) up to 2**24.
     norm = np.sqrt(sumsq.astype(np.float32))
     inv = np.float32(1.0) / np.maximum(norm, np.float32(1e-12))
-    prod = (np.repeat(inv, nnz) * cnt.astype(np.float32)) * weights[uk & mask]
+    prod = (np.repeat(inv, nnz) * cnt.astype(np.float32)) * weights[uk & ((1 << bits) - 1)]
     return _Sums(_seq_sum_desc(prod, nnz), sumsq <= _EXACT_F32)
 
 
@@ -221,22 +236,31 @@ def _decisions(models: Sequence[LinearTextModel], texts: list[str], wants: list[
     if len(models) == 2:  # rows of the first only, of both, of the second only: one range each
         rank = np.array([0, 0, 2, 1])[wants[0][rows] + 2 * wants[1][rows]]
         rows = rows[np.argsort(rank, kind="stable")]
-    sub = [texts[i] for i in rows.tolist()]
+    sub = list(map(texts.__getitem__, rows.tolist()))
     lengths = np.fromiter(map(len, sub), dtype=np.int64, count=len(sub))
     for i in np.flatnonzero(lengths > cut).tolist():
         sub[i] = sub[i][:cut]
     lengths = np.minimum(lengths, cut)
     n_max = max(int(m.params["ngram_range"][1]) for m in models)  # type: ignore[index]
     max_bits = max(int(m.params["bits"]) for m in models)  # type: ignore[call-overload]
-    for start, stop in _blocks(lengths, 1 << max(31 - max_bits, 0) or 1):
-        hashes = gram_hashes(lower_codepoints(sub[start:stop]), n_max)
+    if max_bits > _MAX_KEY_BITS:  # keys would not fit int32 with enough rows per block
+        for k, m in enumerate(models):
+            hit = np.flatnonzero(wants[k])
+            out[k][hit] = m.reference_decision([texts[i] for i in hit.tolist()])
+        return out
+    for start, stop in _blocks(lengths, (1 << (31 - max_bits)) - 1):
+        cp = lower_codepoints(sub[start:stop])
+        keys: dict[int, GramKeys] = {}  # per bits: models with the same bits share them
         idx = rows[start:stop]
         for k, m in enumerate(models):
             n_min_m, n_max_m = (int(v) for v in m.params["ngram_range"])  # type: ignore[union-attr]
+            bits = int(m.params["bits"])  # type: ignore[call-overload]
             want = wants[k][idx]
             if not want.any():
                 continue
-            s = _block_dot(hashes, want, n_min_m, n_max_m, int(m.params["bits"]), m.weights)  # type: ignore[call-overload]
+            if bits not in keys:
+                keys[bits] = gram_keys(cp, n_max, bits)
+            s = _block_dot(keys[bits], want, n_min_m, n_max_m, bits, m.weights)
             d = s.dot.astype(np.float64) + m.bias
             redo = np.flatnonzero(want & ~s.exact)
             if len(redo):  # squared counts past 2**24: the reference path, for its float32 order
