@@ -110,10 +110,9 @@ def lower_codepoints(texts: Sequence[str]) -> np.ndarray:
 class GramKeys:
     """Every n-gram of a block of texts as an int32 key ``row << bits | feature``, one array per
     order n aligned to positions (an n-gram that would leave its text holds ``_NO_KEY``, which
-    sorts last). ``starts[r]`` is the position of text r's first character."""
+    sorts last). Text r occupies positions ``starts[r]:starts[r + 1]`` (its NUL included)."""
 
     by_order: list[np.ndarray]
-    row_at: np.ndarray
     starts: np.ndarray
 
 
@@ -123,11 +122,9 @@ _NO_KEY = np.int32(2**31 - 1)
 def gram_keys(cp: np.ndarray, n_max: int, bits: int) -> GramKeys:
     """``GramKeys`` of ``cp`` (NUL-separated, NUL-terminated; fewer than ``2**(31 - bits)`` texts):
     the same (row, feature) pairs as ``_hash_batch``."""
-    is_sep = cp == 0
-    row_at = np.cumsum(is_sep, dtype=np.int64) - is_sep
-    sep_at = np.flatnonzero(is_sep)
-    room = sep_at[row_at] - np.arange(len(cp))  # characters left in the text from each position
-    row_key = row_at.astype(np.int32) << np.int32(bits)
+    sep_at = np.flatnonzero(cp == 0)
+    starts = np.concatenate(([0], sep_at + 1))
+    row_key = np.repeat(np.arange(len(sep_at), dtype=np.int32) << np.int32(bits), np.diff(starts))
     shift = np.uint64(64 - bits)
     c = cp.astype(np.uint64)
     out: list[np.ndarray] = []
@@ -135,14 +132,21 @@ def gram_keys(cp: np.ndarray, n_max: int, bits: int) -> GramKeys:
     with np.errstate(over="ignore"):
         for n in range(1, n_max + 1):
             m = max(len(c) - n + 1, 0)
-            acc = c[:m] + np.uint64(n) if n == 1 else acc[:m] * _MULT + c[n - 1:n - 1 + m]
+            if n == 1:
+                acc = c + np.uint64(1)
+            else:
+                acc = acc[:m] * _MULT
+                acc += c[n - 1:]
             mixed = acc * _MIX
             mixed >>= shift
             key = mixed.astype(np.int32)
             key |= row_key[:m]
-            key[room[:m] < n] = _NO_KEY
+            # The n-grams that would reach a NUL: the last n - 1 characters of each text and its NUL.
+            for j in range(n):
+                at = sep_at - j
+                key[at[(at >= starts[:-1]) & (at < m)]] = _NO_KEY
             out.append(key)
-    return GramKeys(out, row_at, np.concatenate(([0], sep_at + 1)))
+    return GramKeys(out, starts)
 
 
 def _seq_sum_desc(prod: np.ndarray, nnz: np.ndarray) -> np.ndarray:
@@ -182,7 +186,7 @@ def _wanted_keys(g: GramKeys, n_min: int, n_max: int, want: np.ndarray) -> np.nd
         if hi - lo == len(hit):
             parts.append(key[g.starts[lo]:g.starts[hi]])
         else:
-            parts.append(np.where(want[g.row_at[:len(key)]], key, _NO_KEY))
+            parts.append(np.where(np.repeat(want, np.diff(g.starts))[:len(key)], key, _NO_KEY))
     out = np.concatenate(parts)
     out.sort()
     return out[:np.searchsorted(out, _NO_KEY)]
