@@ -210,7 +210,10 @@ def _languages(texts: list[str], cfg: LanguageConfig) -> np.ndarray:
 def _texts(df: pd.DataFrame, column: str) -> list[str]:
     if column not in df:
         raise KeyError(f"score_chunk needs a {column!r} column (see llmmon.schema)")
-    return [v if isinstance(v, str) else "" for v in df[column].to_numpy(dtype=object)]
+    values = df[column].to_numpy(dtype=object)
+    if set(map(type, values)) <= {str}:  # the usual chunk: no Python loop per row
+        return values.tolist()
+    return [v if isinstance(v, str) else "" for v in values]
 
 
 def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,

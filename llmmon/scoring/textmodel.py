@@ -202,7 +202,9 @@ def _block_dot(g: GramKeys, want: np.ndarray, n_min: int, n_max: int, bits: int,
     np.not_equal(key[1:], key[:-1], out=first[1:])
     starts = np.flatnonzero(first)
     uk = key[starts]
-    cnt = np.diff(starts, append=key.size)
+    cnt = np.empty_like(starts)
+    np.subtract(starts[1:], starts[:-1], out=cnt[:-1])
+    cnt[-1:] = key.size - starts[-1:]
     # Rows are ascending in ``uk``: each row's terms are one run, found by binary search.
     bounds = np.concatenate(([0], np.searchsorted(uk, np.arange(1, nrows, dtype=np.int32) << bits), [uk.size]))
     nnz = np.diff(bounds)
