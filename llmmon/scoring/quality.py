@@ -208,12 +208,18 @@ def _languages(texts: list[str], cfg: LanguageConfig) -> np.ndarray:
 
 
 def _texts(df: pd.DataFrame, column: str) -> list[str]:
+    return _text_column(df, column)[0]
+
+
+def _text_column(df: pd.DataFrame, column: str) -> tuple[list[str], pa.Array]:
+    """The column as a list of str (missing or non-string: "") and as Arrow strings."""
     if column not in df:
         raise KeyError(f"score_chunk needs a {column!r} column (see llmmon.schema)")
     values = df[column].to_numpy(dtype=object)
     if set(map(type, values)) <= {str}:  # the usual chunk: no Python loop per row
-        return values.tolist()
-    return [v if isinstance(v, str) else "" for v in values]
+        return values.tolist(), pa.array(values, type=pa.large_string())
+    texts = [v if isinstance(v, str) else "" for v in values]
+    return texts, pa.array(texts, type=pa.large_string())
 
 
 def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
@@ -224,9 +230,8 @@ def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
     it is built from the config (and fails with a clear message if the package is missing).
     """
     cfg = cfg or QualityConfig()
-    prompts, responses = _texts(df, "prompt_text"), _texts(df, "response_text")
-    p_arr = pa.array(prompts, type=pa.large_string())
-    r_arr = pa.array(responses, type=pa.large_string())
+    prompts, p_arr = _text_column(df, "prompt_text")
+    responses, r_arr = _text_column(df, "response_text")
 
     out: dict[str, Any] = _pii_columns(prompts, responses, p_arr, r_arr, cfg.pii.types)
 

@@ -247,3 +247,14 @@ def test_score_chunk_is_row_independent_on_hostile_texts():
     assert (whole["prompt_hash"][~nul] == alone["prompt_hash"][~nul]).all()
     cols = [c for c in whole.columns if c != "prompt_hash"]
     pd.testing.assert_frame_equal(whole[cols], alone[cols], check_exact=True)
+
+
+@pytest.mark.parametrize("values", [["a", "b"], ["a", None], ["a", float("nan")], ["a", 3], ["a", b"x"], [None, None],
+                                    pd.array(["x", None], dtype="string")])
+def test_text_column_equals_the_per_row_conversion(values):
+    from llmmon.scoring.quality import _text_column
+
+    df = pd.DataFrame({"prompt_text": pd.Series(values, dtype=object)})
+    texts, arr = _text_column(df, "prompt_text")
+    want = [v if isinstance(v, str) else "" for v in df["prompt_text"]]
+    assert texts == want and arr.to_pylist() == want and all(type(t) is str for t in texts)
