@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from llmmon.scoring.language import as_text_list
@@ -30,20 +31,34 @@ SAMPLE_COLUMNS = ["model_version", "prompt_hash", "id_hash", "response_text"]
 BY_PROMPT_COLUMNS = ["model_version", "prompt_hash", "n", "mean_similarity"]
 
 
-def normalise_prompts(prompts: pd.Series | Sequence[object]) -> list[str]:
-    """Lowercase, punctuation/symbols removed, whitespace collapsed and trimmed."""
+def _normalised(prompts: pd.Series | Sequence[object]) -> pa.Array:
     arr = pc.utf8_lower(to_arrow(prompts))
     # One pass: a run of punctuation, symbols and whitespace becomes one space (same result as
     # replacing punctuation runs, then collapsing whitespace, at half the cost).
     arr = pc.replace_substring_regex(arr, pattern=r"[\p{P}\p{S}\s]+", replacement=" ")
-    return pc.utf8_trim_whitespace(arr).to_pylist()
+    return pc.utf8_trim_whitespace(arr)
+
+
+def normalise_prompts(prompts: pd.Series | Sequence[object]) -> list[str]:
+    """Lowercase, punctuation/symbols removed, whitespace collapsed and trimmed."""
+    return _normalised(prompts).to_pylist()
+
+
+_HEX = np.frombuffer("0123456789abcdef".encode("utf-32-le"), dtype=np.uint32)
+_NIBBLE_SHIFTS = np.arange(60, -4, -4, dtype=np.uint64)
+
+
+def hex16(values: np.ndarray) -> np.ndarray:
+    """``f"{v:016x}"`` of each uint64, as an object array of str, without a Python loop."""
+    v = np.asarray(values, dtype=np.uint64)
+    digits = _HEX[((v[:, None] >> _NIBBLE_SHIFTS) & np.uint64(15)).astype(np.intp)]
+    return np.ascontiguousarray(digits).view("<U16").reshape(len(v)).astype(object)
 
 
 def prompt_hash(prompts: pd.Series | Sequence[object]) -> np.ndarray:
     """16-hex-digit hash of each normalised prompt (pandas' fixed-key SipHash: stable across runs)."""
-    norm = pd.Series(normalise_prompts(prompts), dtype=object)
-    hashed = pd.util.hash_pandas_object(norm, index=False).to_numpy()
-    return np.array([f"{h:016x}" for h in hashed.tolist()], dtype=object)
+    norm = pd.Series(_normalised(prompts).to_numpy(zero_copy_only=False), dtype=object)
+    return hex16(pd.util.hash_pandas_object(norm, index=False).to_numpy())
 
 
 def mean_pairwise_similarity(texts: Sequence[str], *, dim: int = 1024) -> float:

@@ -115,17 +115,53 @@ def _build_script_lut() -> np.ndarray:
 _SCRIPT_LUT = _build_script_lut()
 
 
+# Han, Latin and other-letter counts packed in one integer per code point, so one sequential
+# ``np.add.reduceat`` counts all three per text: fields of ``bits`` bits hold up to ``max_chars``.
+_PACKED = {bits: (np.array([0, 1, 1 << bits, 1 << (2 * bits)], dtype)[_SCRIPT_LUT], bits)
+           for bits, dtype in ((10, np.int32), (21, np.int64))}
+
+
+def cut_texts(texts: Sequence[str], max_chars: int) -> tuple[list[str], np.ndarray]:
+    """(texts cut to ``max_chars`` characters, their lengths); only the long ones are sliced."""
+    lst = texts if isinstance(texts, list) else list(texts)
+    lengths = np.fromiter(map(len, lst), dtype=np.int64, count=len(lst))
+    long = np.flatnonzero(lengths > max_chars)
+    if len(long):
+        lst = list(lst)
+        for i in long.tolist():
+            lst[i] = lst[i][:max_chars]
+        lengths = np.minimum(lengths, max_chars)
+    return lst, lengths
+
+
 def fast_script_counts(texts: Sequence[str], max_chars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``script_counts`` of the first ``max_chars`` characters of each text, via one table lookup
-    and one bincount over (row, class): the scorer's hot path."""
+    """``script_counts`` of the first ``max_chars`` characters of each text: the scorer's hot path.
+
+    One table lookup per code unit gives the three counts packed in one integer, and one
+    sequential ``np.add.reduceat`` over each text plus its NUL separator (never an empty
+    segment) sums them. UTF-16 halves the encoding work; a character outside the BMP becomes two
+    surrogates, which count as nothing, as the clipped code point did.
+    """
     n = len(texts)
     if n == 0:
         z = np.zeros(0, np.int64)
         return z, z, z
-    cut = [s[:max_chars] for s in texts]
-    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=n)
-    cp = np.frombuffer("\x00".join(cut).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    cls = _SCRIPT_LUT[np.minimum(cp, np.uint32(0xFFFF))]
-    rows = np.repeat(np.arange(0, 4 * n, 4, dtype=np.int64), lengths + 1)[: cp.size]
-    counts = np.bincount(rows + cls, minlength=4 * n).reshape(n, 4)
-    return counts[:, 1], counts[:, 2], counts[:, 3]
+    cut, lengths = cut_texts(texts, max_chars)
+    joined = "\x00".join(cut) + "\x00"
+    units = np.frombuffer(joined.encode("utf-16-le", "surrogatepass"), dtype=np.uint16)
+    if len(units) == len(joined):  # BMP only: text i starts after i separators
+        starts = np.concatenate(([0], np.cumsum(lengths[:-1] + 1)))
+    elif joined.count("\x00") == n:  # no NUL inside a text: texts start after each NUL
+        starts = np.concatenate(([0], np.flatnonzero(units == 0)[:-1] + 1))
+    else:
+        units = np.minimum(np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32), 0xFFFF)
+        starts = np.concatenate(([0], np.cumsum(lengths[:-1] + 1)))
+    fits = [b for b in sorted(_PACKED) if max_chars < 1 << b]
+    if not fits:  # a cut beyond 2M characters: one bincount over (row, class)
+        rows = np.repeat(np.arange(0, 4 * n, 4, dtype=np.int64), np.diff(starts, append=len(units)))
+        counts = np.bincount(rows + _SCRIPT_LUT[units], minlength=4 * n).reshape(n, 4)
+        return counts[:, 1], counts[:, 2], counts[:, 3]
+    lut, bits = _PACKED[fits[0]]
+    packed = np.add.reduceat(lut[units], starts).astype(np.int64)
+    field = (1 << bits) - 1
+    return packed & field, (packed >> bits) & field, packed >> (2 * bits)

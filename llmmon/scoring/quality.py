@@ -215,9 +215,18 @@ def _languages(texts: list[str], cfg: LanguageConfig) -> np.ndarray:
 
 
 def _texts(df: pd.DataFrame, column: str) -> list[str]:
+    return _text_column(df, column)[0]
+
+
+def _text_column(df: pd.DataFrame, column: str) -> tuple[list[str], pa.Array]:
+    """The column as a list of str (missing or non-string: "") and as Arrow strings."""
     if column not in df:
         raise KeyError(f"score_chunk needs a {column!r} column (see llmmon.schema)")
-    return [v if isinstance(v, str) else "" for v in df[column].to_numpy(dtype=object)]
+    values = df[column].to_numpy(dtype=object)
+    if set(map(type, values)) <= {str}:  # the usual chunk: no Python loop per row
+        return values.tolist(), pa.array(values, type=pa.large_string())
+    texts = [v if isinstance(v, str) else "" for v in values]
+    return texts, pa.array(texts, type=pa.large_string())
 
 
 def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
@@ -228,9 +237,8 @@ def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
     it is built from the config (and fails with a clear message if the package is missing).
     """
     cfg = cfg or QualityConfig()
-    prompts, responses = _texts(df, "prompt_text"), _texts(df, "response_text")
-    p_arr = pa.array(prompts, type=pa.large_string())
-    r_arr = pa.array(responses, type=pa.large_string())
+    prompts, p_arr = _text_column(df, "prompt_text")
+    responses, r_arr = _text_column(df, "response_text")
 
     out: dict[str, Any] = _pii_columns(prompts, responses, p_arr, r_arr, cfg.pii.types)
 
@@ -240,9 +248,12 @@ def score_chunk(df: pd.DataFrame, cfg: QualityConfig | None = None, *,
     tox = cfg.toxicity_patterns()
     toxic_prompt, toxic_response = safety.match_any(p_arr, tox), safety.match_any(r_arr, tox)
     if cfg.safety.models:
-        jailbreak |= safety.model_flags("jailbreak", prompts, p_lang)
-        toxic_prompt |= safety.toxic_model_flags(prompts, p_lang)
-        toxic_response |= safety.toxic_model_flags(responses, r_lang)
+        # One featurisation of the prompts for both models, one nonempty test per column.
+        p_keep, r_keep = safety.nonempty(prompts, p_arr), safety.nonempty(responses, r_arr)
+        jb_model, tox_model = safety.models_flags(("jailbreak", "toxicity"), prompts, p_lang, nonempty_rows=p_keep)
+        jailbreak |= jb_model
+        toxic_prompt |= tox_model | safety.profanity_flags(prompts, p_lang, arr=p_arr, nonempty_rows=p_keep)
+        toxic_response |= safety.toxic_model_flags(responses, r_lang, arr=r_arr, nonempty_rows=r_keep)
     w = cfg.safety.weights
     out["jailbreak"] = jailbreak.astype(np.int8)
     out["refusal"] = refusal.astype(np.int8)

@@ -256,20 +256,57 @@ def safety_score(jailbreak: np.ndarray, refusal: np.ndarray, toxic_prompt: np.nd
 
 # ---- shipped models (scripts/train_detectors.py; docs/detectors.md) ---------------------------
 
-def _nonempty(texts: Sequence[str]) -> np.ndarray:
+@lru_cache(maxsize=1)
+def _kept_by_strip() -> str:
+    """RE2 class of the characters ``str.strip()`` keeps: all but Python's own whitespace (``re``'s
+    ``\\s`` on ``str`` is the same ``Py_UNICODE_ISSPACE`` test that ``strip`` uses)."""
+    import sys
+
+    # Every code point as one str, decoded in one call (about 15 ms with the scan below).
+    everything = np.arange(sys.maxunicode + 1, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    spaces = re.findall(r"\s", everything)
+    return "[^" + "".join(f"\\x{{{ord(c):x}}}" for c in spaces) + "]"
+
+
+def _nonempty_slow(texts: Sequence[object]) -> np.ndarray:
     return np.fromiter((isinstance(t, str) and bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
+
+
+def nonempty(texts: Sequence[object] | pa.Array, arr: pa.Array | None = None) -> np.ndarray:
+    """Bool per text: a string with something left after ``str.strip()`` (one RE2 pass; ``arr``
+    is the same texts as Arrow strings when the caller has them)."""
+    if arr is None:
+        if isinstance(texts, pa.Array | pa.ChunkedArray):
+            arr = texts
+        else:
+            try:
+                arr = (pa.array(texts, type=pa.large_string()) if set(map(type, texts)) <= {str}
+                       else to_arrow(texts))
+            except (pa.ArrowException, UnicodeError):  # lone surrogates have no UTF-8: Python does it
+                return _nonempty_slow(texts)  # type: ignore[arg-type]
+    found = pc.match_substring_regex(pc.fill_null(arr, ""), pattern=_kept_by_strip())
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+_nonempty = nonempty
+
+
+def models_flags(names: Sequence[str], texts: Sequence[str], langs: np.ndarray, *,
+                 nonempty_rows: np.ndarray | None = None) -> list[np.ndarray]:
+    """``[model_flags(name, texts, langs) for name in names]``, featurising each text once for all
+    the models (``nonempty_rows``: ``nonempty(texts)`` when the caller has it)."""
+    from llmmon.scoring import textmodel
+
+    keep = nonempty(texts) if nonempty_rows is None else nonempty_rows
+    if not len(texts) or not keep.any():
+        return [np.zeros(len(texts), dtype=bool) for _ in names]
+    return textmodel.predict_many([textmodel.load(n) for n in names], texts, np.asarray(langs), rows=keep)
 
 
 def model_flags(name: str, texts: Sequence[str], langs: np.ndarray) -> np.ndarray:
     """Bool per text from the shipped linear model ``name`` (per-language thresholds); empty
     texts are never flagged and are not vectorised."""
-    from llmmon.scoring import textmodel
-
-    out = np.zeros(len(texts), dtype=bool)
-    idx = np.flatnonzero(_nonempty(texts))
-    if len(idx):
-        out[idx] = textmodel.load(name).predict([texts[i] for i in idx], np.asarray(langs)[idx])
-    return out
+    return models_flags([name], texts, langs)[0]
 
 
 # alt-profanity-check's probability above which an English text counts as offensive (chosen on
@@ -303,25 +340,38 @@ def _profanity_model() -> tuple[object, str | None]:
     return lib.predict_prob, gate
 
 
-def profanity_flags(texts: Sequence[str], langs: np.ndarray, threshold: float = PROFANITY_THRESHOLD) -> np.ndarray:
-    """Bool per non-Chinese text: alt-profanity-check's shipped model says offensive."""
+PROFANITY_MAX_CHARS = 500
+
+
+def profanity_flags(texts: Sequence[str], langs: np.ndarray, threshold: float = PROFANITY_THRESHOLD, *,
+                    arr: pa.Array | None = None, nonempty_rows: np.ndarray | None = None) -> np.ndarray:
+    """Bool per non-Chinese text: alt-profanity-check's shipped model says offensive (on the first
+    500 characters). ``arr`` (the texts as Arrow strings) and ``nonempty_rows`` save work."""
     out = np.zeros(len(texts), dtype=bool)
-    cand = _nonempty(texts) & (np.asarray(langs) != "zh")
+    keep = nonempty(texts, arr) if nonempty_rows is None else nonempty_rows
+    cand = keep & (np.asarray(langs) != "zh")
     if not cand.any():
         return out
     predict_prob, gate = _profanity_model()
-    cut = [t[:500] if isinstance(t, str) else "" for t in texts]
     if gate is not None:
-        arr = pa.array(cut, type=pa.large_string())
-        cand &= np.asarray(pc.match_substring_regex(arr, pattern=gate, ignore_case=True)
+        if arr is None:
+            cut_arr = pa.array([t[:PROFANITY_MAX_CHARS] if isinstance(t, str) else "" for t in texts],
+                               type=pa.large_string())
+        else:  # Arrow slices by code points, as Python does
+            cut_arr = pc.utf8_slice_codeunits(pc.fill_null(arr, ""), 0, PROFANITY_MAX_CHARS)
+        cand &= np.asarray(pc.match_substring_regex(cut_arr, pattern=gate, ignore_case=True)
                            .to_numpy(zero_copy_only=False), dtype=bool)
     idx = np.flatnonzero(cand)
     if len(idx):
-        out[idx] = predict_prob([cut[i] for i in idx]) >= threshold  # type: ignore[operator]
+        cut = [texts[i][:PROFANITY_MAX_CHARS] for i in idx.tolist()]
+        out[idx] = predict_prob(cut) >= threshold  # type: ignore[operator]
     return out
 
 
-def toxic_model_flags(texts: Sequence[str], langs: np.ndarray) -> np.ndarray:
+def toxic_model_flags(texts: Sequence[str], langs: np.ndarray, *, arr: pa.Array | None = None,
+                      nonempty_rows: np.ndarray | None = None) -> np.ndarray:
     """Toxicity from the shipped models: our n-gram model (English and Chinese) or, for
     English, alt-profanity-check."""
-    return model_flags("toxicity", texts, langs) | profanity_flags(texts, langs)
+    keep = nonempty(texts, arr) if nonempty_rows is None else nonempty_rows
+    (model,) = models_flags(["toxicity"], texts, langs, nonempty_rows=keep)
+    return model | profanity_flags(texts, langs, arr=arr, nonempty_rows=keep)

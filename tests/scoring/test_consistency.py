@@ -58,3 +58,23 @@ def test_sample_is_bounded_and_counts_are_exact():
     scored = sample_responses(df, max_prompts=100, max_responses=1000)[0]
     merged = prompts.merge(scored, on=["model_version", "prompt_hash"], suffixes=("", "_all"))
     assert (merged["n"] == merged["n_all"]).all() and merged["n"].sum() > len(samples)
+
+
+def test_prompt_hash_equals_the_per_row_reference():
+    import numpy as np
+    import pyarrow as pa
+
+    from llmmon.scoring.consistency import hex16, normalise_prompts, prompt_hash
+
+    texts = ["", " ", "What is RAG?", "what   is rag", "\x00", "A\x00b", "😀 emoji", "İ Σ", "中文，测试。",
+             "  Hello,   WORLD!! ", "x" * 5000]
+    ref = pd.util.hash_pandas_object(pd.Series(normalise_prompts(texts), dtype=object), index=False).to_numpy()
+    want = [f"{h:016x}" for h in ref.tolist()]
+    for given in (texts, pd.Series(texts + [None]), pa.array(texts), pa.chunked_array([texts[:4], texts[4:]])):
+        got = prompt_hash(given)
+        assert got.dtype == object and all(type(h) is str for h in got)
+        assert got.tolist()[:len(texts)] == want
+    assert prompt_hash(pd.Series([None, float("nan")])).tolist() == [want[0]] * 2
+    edges = np.array([0, 1, 15, 16, 2**63, 2**64 - 1, 0x0123456789ABCDEF], dtype=np.uint64)
+    assert hex16(edges).tolist() == [f"{v:016x}" for v in edges.tolist()]
+    assert hex16(np.zeros(0, np.uint64)).tolist() == []
