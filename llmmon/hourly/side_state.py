@@ -23,9 +23,14 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import gzip
 import hashlib
 import io
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -231,41 +236,82 @@ def _sum_table(table: Any) -> Any:
                               ).select([*_ACT_KEYS, "requests", "cost_units", "first_ts"])
 
 
+_SPILL_DIR: str | None = None
+
+
+def spill_dir() -> str:
+    """A private temporary folder for this process's activity spills (removed at exit). Set
+    ``LLMMON_SPILL_DIR`` to put it elsewhere (default: the system temp folder)."""
+    global _SPILL_DIR
+    if _SPILL_DIR is None or not os.path.isdir(_SPILL_DIR):
+        _SPILL_DIR = tempfile.mkdtemp(prefix="llmmon-spill-", dir=os.environ.get("LLMMON_SPILL_DIR") or None)
+        atexit.register(shutil.rmtree, _SPILL_DIR, True)
+    return _SPILL_DIR
+
+
 class Activity:
     """One hour's activity rows as Arrow tables (UTF-8 session ids, dictionary codes for user key,
-    app and model: ~60 B a row, not pandas objects), summed lazily: parts are appended and re-aggregated only when they outgrow the
-    last summed size, so merging chunk after chunk stays linear. Integer cost units and a min
-    keep every merge exact in any order."""
+    app and model: ~60 B a row, not pandas objects), summed lazily: parts are appended and
+    re-aggregated only when they outgrow ``SPILL_ROWS``. Integer cost units and a min keep every
+    merge exact in any order.
 
-    COMPACT_ROWS = 100_000
+    Memory stays flat with a day's volume: a re-aggregated table is spilled to a local Arrow IPC
+    file (``spill_dir()``), so each hour keeps at most ``SPILL_ROWS`` rows in memory while the
+    window is read; the spilled parts are read back only when the hour is written (or dumped to
+    a partial). Spilling changes no figure: the sum is the same whatever the grouping of parts.
+    """
 
-    def __init__(self, parts: list[Any] | None = None, summed: int = 0):
+    SPILL_ROWS = 20_000  # in-memory rows per hour before they are summed and spilled (~1.2 MB)
+
+    def __init__(self, parts: list[Any] | None = None, summed: int = 0, spilled: list[str] | None = None):
         self.parts = [p for p in (parts or []) if p.num_rows]
         self._summed = summed  # rows after the last re-aggregation
+        self.spilled = list(spilled or [])  # IPC files holding summed parts of this hour
 
     @property
     def rows(self) -> int:
+        """Rows held in memory (spilled parts not counted)."""
         return sum(p.num_rows for p in self.parts)
 
     def __len__(self) -> int:
         return len(self._table())
 
     def merge(self, other: Activity) -> Activity:
-        out = Activity(self.parts + other.parts, max(self._summed, other._summed))
-        return out.compact() if out.rows > max(self.COMPACT_ROWS, 2 * out._summed) else out
+        out = Activity(self.parts + other.parts, max(self._summed, other._summed), self.spilled + other.spilled)
+        return out.spill() if out.rows > self.SPILL_ROWS else out
 
     def compact(self) -> Activity:
         table = self._table()
         return Activity([table], table.num_rows)
 
+    def spill(self) -> Activity:
+        """The in-memory parts summed into one spilled file; nothing left in memory."""
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        table = _sum_table(pa.concat_tables(self.parts)) if self.parts else _empty_activity()
+        fd, path = tempfile.mkstemp(suffix=".arrow", dir=spill_dir())
+        with os.fdopen(fd, "wb") as fh, ipc.new_file(fh, table.schema) as writer:
+            writer.write_table(table)
+        return Activity([], 0, self.spilled + [path])
+
+    def release(self) -> None:
+        """Delete this hour's spill files (after the hour is written)."""
+        for path in self.spilled:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self.spilled = []
+
     def _table(self) -> Any:
         import pyarrow as pa
+        import pyarrow.ipc as ipc
 
-        if not self.parts:
+        parts = [ipc.open_file(pa.memory_map(p)).read_all() for p in self.spilled] + self.parts
+        if not parts:
             return _empty_activity()
-        if len(self.parts) == 1 and self._summed == self.parts[0].num_rows:
-            return self.parts[0]
-        return _sum_table(pa.concat_tables(self.parts))
+        if len(parts) == 1 and not self.spilled and self._summed == parts[0].num_rows:
+            return parts[0]
+        return _sum_table(pa.concat_tables(parts, promote_options="permissive"))
 
     def frame(self) -> pd.DataFrame:
         """``ACTIVITY_COLUMNS`` sorted by (user, session, app, model), ``cost_usd`` from the units."""
@@ -441,6 +487,7 @@ def write_hour_state(store: ObjectStore, hour: datetime, state: SideState | None
     doc = {"review": _review_doc(state["review"])}
     store.put(state_key(hour), gzip.compress(orjson.dumps(doc), mtime=0), "application/gzip")
     store.put(activity_key(hour), _activity_parquet(state["activity"].frame()), "application/vnd.apache.parquet")
+    state["activity"].release()
 
 
 class DayActivity:

@@ -5,6 +5,7 @@ redacted text in anything dumped."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -144,15 +145,23 @@ def test_texts_are_redacted_once_only_when_kept_and_never_dumped_raw(monkeypatch
     assert calls == []
 
 
-def test_activity_merges_lazily_and_exactly(monkeypatch):
-    monkeypatch.setattr(Activity, "COMPACT_ROWS", 5)
+def test_activity_merges_lazily_and_exactly(monkeypatch, tmp_path):
+    monkeypatch.setattr(Activity, "SPILL_ROWS", 5)
+    monkeypatch.setattr(side_state, "_SPILL_DIR", str(tmp_path))
     df = _chunk(400, 3)
     whole = activity_rows(df)
     acc = Activity()
     for i in range(0, len(df), 17):
         acc = acc.merge(Activity([side_state._activity_table(df.iloc[i:i + 17])]))
-    assert len(acc.parts) < len(df) // 17  # re-aggregated along the way
+        assert acc.rows <= 5  # summed and spilled along the way: memory holds one part at most
+    assert acc.spilled and not acc.parts and sorted(tmp_path.iterdir()) == sorted(map(Path, acc.spilled))
     pd.testing.assert_frame_equal(acc.frame(), whole, check_exact=True)
+    # A merge of spilled and in-memory parts in another order gives the same rows.
+    other = Activity([side_state._activity_table(df)]).merge(Activity())
+    pd.testing.assert_frame_equal(other.frame(), whole, check_exact=True)
     back = Activity.from_frame(pd.DataFrame(dump_hour_state({"activity": acc})["activity"]))
     pd.testing.assert_frame_equal(back.frame(), whole, check_exact=True)
     assert Activity().frame().empty and list(Activity().frame().columns) == side_state.ACTIVITY_COLUMNS
+    acc.release()  # written: the spill files go
+    other.release()
+    assert not list(tmp_path.iterdir())
