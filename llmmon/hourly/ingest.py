@@ -661,7 +661,8 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
                 uniq, first, counts = np.unique(h, return_index=True, return_counts=True)
                 for j in np.argsort(first, kind="stable"):  # stats entries in first-seen order
                     st(int(uniq[j])).read += int(counts[j])
-                chunk.add_block({c: v[take] for c, v in cols.items()}, _Lines(key, nums, raws, take))
+                whole = len(take) == len(raws)  # every line accepted: the block's own arrays
+                chunk.add_block(cols if whole else {c: v[take] for c, v in cols.items()}, _Lines(key, nums, raws, take))
                 k += m
             start = cut
             if chunk.n >= cfg.chunk_rows:

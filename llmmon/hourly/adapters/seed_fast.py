@@ -256,20 +256,23 @@ def columns(recs: list[SeedRecord], bad: np.ndarray, statuses: frozenset[str], t
     out_tokens = _pick(use_out, tokens_generated, tok, bad)
     in_tokens = _pick(use_in, inp_tokens, tok, bad)
     estimated = np.isnan(in_tokens)
-    for i in np.flatnonzero(estimated):
-        in_tokens[i] = _estimate(prompts[i])
+    if estimated.any():
+        idx = np.flatnonzero(estimated)
+        in_tokens[idx] = _estimates([prompts[i] for i in idx])
     retries = _retries(retries_raw, bad)
     total_ms = _floats(total, lat, bad, required=True)
     model_col = _obj(models)
-    errors = ["" if e is None else _s(e.type) for e in err]
-    apps = [a or f for a, f in zip(_strs(app), _strs(feature), strict=True)]
+    errors = [""] * n if err.count(None) == n else ["" if e is None else _s(e.type) for e in err]
+    apps = _strs(app)
+    if "" in apps:  # ``app or feature``; most records name the app
+        apps = [a or f for a, f in zip(apps, _strs(feature), strict=True)]
     nan = np.full(n, np.nan)
     cols = {
         "request_id": _obj(rids), "ts": ts, "user_id": _obj(_strs(user)), "session_id": _obj(_strs(session)),
         "app": _obj(apps), "provider": _obj(_strs(provider)), "model_version": model_col,
         "status": _obj(status), "error_type": _obj(errors), "retries": retries,
         "temperature": _floats(temperature, 10.0, bad), "max_tokens": _floats(max_tokens, tok, bad),
-        "message_count": np.fromiter((len(m) if m else 0 for m in messages), np.int64, n),
+        "message_count": _lengths(messages),
         "prompt_text": _obj(prompts), "response_text": _obj(response),
         "prompt_chars": np.fromiter(map(len, prompts), np.int64, n),
         "response_chars": np.fromiter(map(len, response), np.int64, n),
@@ -300,9 +303,26 @@ def _prompt(messages: list[Message] | None) -> str:
     return "\n".join([m.content for m in messages if type(m.content) is str and m.role != "assistant"])
 
 
-def _estimate(text: str) -> float:
-    """``schema.estimate_tokens``; ASCII text holds no CJK, so it is len / 4 without a scan."""
-    return len(text) / 4.0 if text.isascii() else schema.estimate_tokens(text)
+def _lengths(values: list) -> np.ndarray:
+    """``len(v) if v else 0`` over a column of lists or None."""
+    if None in values:
+        values = [v or () for v in values]
+    return np.fromiter(map(len, values), np.int64, len(values))
+
+
+def _estimates(texts: list[str]) -> np.ndarray:
+    """``schema.estimate_tokens`` over texts, on their code points: CJK characters count one
+    token each, the rest a quarter (the same float operations, so the same values)."""
+    lens = np.fromiter(map(len, texts), np.int64, len(texts))
+    if all(map(str.isascii, texts)):
+        return lens / 4.0
+    # surrogatepass: one code unit per character even for a lone surrogate, as len() counts
+    codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    seen = np.zeros(len(codes) + 1, dtype=np.int64)
+    np.cumsum((codes >= 0x4E00) & (codes <= 0x9FFF), out=seen[1:])
+    ends = np.cumsum(lens)
+    cjk = seen[ends] - seen[ends - lens]
+    return cjk + np.maximum(0, lens - cjk) / 4.0
 
 
 def _strs(values: tuple) -> list[str]:
@@ -344,7 +364,7 @@ def _pick(first: tuple, second: tuple, hi: float, bad: np.ndarray) -> np.ndarray
 
 def _retries(values: tuple, bad: np.ndarray) -> np.ndarray:
     """``r.retries or 0``: negative (or beyond int64) values make the row not clean."""
-    vals = [v or 0 for v in values]
+    vals = list(values) if None not in values else [v or 0 for v in values]
     if not vals or (min(vals) >= 0 and max(vals) <= _INT64_MAX):
         return np.array(vals, dtype=np.int64)
     wrong = np.fromiter((not 0 <= v <= _INT64_MAX for v in vals), bool, len(vals))
@@ -362,11 +382,16 @@ def _timestamps(values: tuple, bad: np.ndarray, lo: float, hi: float) -> np.ndar
         lens = np.fromiter(map(len, values), np.int64, n)
         for width in (20, 24, 27):
             sel = lens == width
-            if sel.any():
+            if sel.all():  # the usual case: one format for the whole block
+                idx = np.arange(n)
+                v, ok = _iso_z(np.array(values, dtype=f"U{width}"))
+            elif sel.any():
                 idx = np.flatnonzero(sel)
                 v, ok = _iso_z(np.array([values[i] for i in idx], dtype=f"U{width}"))
-                ts[idx[ok]] = v[ok]
-                todo[idx[ok]] = False
+            else:
+                continue
+            ts[idx[ok]] = v[ok]
+            todo[idx[ok]] = False
     for i in np.flatnonzero(todo):
         v = values[i]
         if v == "":

@@ -192,3 +192,13 @@ def test_whole_lines_only_when_every_line_is_a_braced_record(data, want):
     assert got == want
     if got is not None:  # the same lines, numbers and flags as the line reader
         assert [(n, p, f) for n, p, f in _iter_plain(data, 20)] == [(i + 1, x, None) for i, x in enumerate(got)]
+
+
+@pytest.mark.parametrize("texts", [
+    [], [""], ["abc", "", "x" * 7], ["请帮我", "mixed 中文 text", "\u4dff\u4e00\u9fff\ua000", "emoji 😀 \ud800 lone"],
+    ["", "é", "a\u0000b", "中" * 1001, "ascii only"],
+])
+def test_estimates_equal_estimate_tokens(texts):
+    got = seed_fast._estimates(texts)
+    assert got.dtype == np.float64 and len(got) == len(texts)
+    assert [float(x) for x in got] == [schema.estimate_tokens(t) for t in texts]
