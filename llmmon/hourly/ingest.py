@@ -618,7 +618,8 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
         ``raws[i]``): decode them into columns, route them on vectors, and hand the per-line path
         only the lines that are not clean. Events happen in line order, and a chunk is cut after
         the same line as before."""
-        cols, ok = decode_block(raws)
+        # a record of a neighbour's partition matters only when it lies in this window
+        cols, ok = decode_block(raws, None if own else (w0, w1))
         errors: dict[int, tuple] = {}
         for i in np.flatnonzero(~ok):
             n, raw = int(nums[i]), raws[i]

@@ -203,18 +203,25 @@ _SEPS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
-def block_decoder(cfg: IngestConfig) -> Callable[[list[bytes]], tuple[dict[str, np.ndarray], np.ndarray]]:
+BlockDecoder = Callable[..., tuple[dict[str, np.ndarray], np.ndarray]]
+
+
+def block_decoder(cfg: IngestConfig) -> BlockDecoder:
     """Decode a block of seed lines into canonical columns plus a ``clean`` mask.
 
     A row is clean when the per-line decoder (``decoder``) would take its fast path and return
     exactly these values; every other row holds filler and must be decoded line by line.
+    With ``only=(w0, w1)`` (lines of a partition the caller does not own, where a record
+    outside the window has no effect), a clean record whose time lies outside [w0, w1) keeps
+    only its ``ts``: its other columns are not built and hold filler.
     """
     statuses = frozenset(cfg.allowed_statuses)
     tok, lat = float(cfg.max_tokens_limit), float(cfg.max_latency_ms)
     lo, hi = cfg.min_timestamp.timestamp(), cfg.max_timestamp.timestamp()
     decode_json = msgspec.json.Decoder(SeedRecord).decode
 
-    def decode_block(lines: list[bytes]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def decode_block(lines: list[bytes], only: tuple[float, float] | None = None
+                     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         n = len(lines)
         bad = np.zeros(n, dtype=bool)
         try:
@@ -227,6 +234,8 @@ def block_decoder(cfg: IngestConfig) -> Callable[[list[bytes]], tuple[dict[str, 
                 except Exception:  # noqa: BLE001
                     recs.append(_FILLER)
                     bad[i] = True
+        if only is not None:
+            return _window_columns(recs, bad, statuses, tok, lat, lo, hi, only)
         return columns(recs, bad, statuses, tok, lat, lo, hi)
 
     return decode_block
@@ -285,6 +294,31 @@ def columns(recs: list[SeedRecord], bad: np.ndarray, statuses: frozenset[str], t
         "model_release": model_col.copy(), "reported_cost_usd": nan, "price_factor": nan.copy(),
     }
     return cols, ~bad
+
+
+def _window_columns(recs: list[SeedRecord], bad: np.ndarray, statuses: frozenset[str], tok: float, lat: float,
+                    lo: float, hi: float, only: tuple[float, float]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``columns`` where a clean record outside ``only`` keeps just its ``ts`` (see ``block_decoder``)."""
+    raw_ts = list(map(attrgetter("timestamp"), recs))
+    if not set(map(type, raw_ts)) <= {str}:  # numbers: let the full path decide
+        return columns(recs, bad, statuses, tok, lat, lo, hi)
+    ts = _timestamps(raw_ts, bad.copy(), lo, hi)
+    # Rows that failed to decode stay (their ts is the filler's), and so do NaN times
+    # (not parsed on vectors: NaN compares False): those are decoded in full.
+    skip = ~bad & ((ts < only[0]) | (ts >= only[1]))
+    if not skip.any():
+        return columns(recs, bad, statuses, tok, lat, lo, hi)
+    keep = np.flatnonzero(~skip)
+    sub, ok_sub = columns([recs[i] for i in keep], bad[keep], statuses, tok, lat, lo, hi)
+    cols = {}
+    for c, v in sub.items():
+        full = np.zeros(len(recs), dtype=v.dtype)  # filler (None for text) where skipped
+        full[keep] = v
+        cols[c] = full
+    cols["ts"][skip] = ts[skip]
+    ok = np.ones(len(recs), dtype=bool)
+    ok[keep] = ok_sub
+    return cols, ok
 
 
 def _fields(structs: list | tuple, empty: Any, kind: type[msgspec.Struct]) -> list[list]:

@@ -202,3 +202,49 @@ def test_estimates_equal_estimate_tokens(texts):
     got = seed_fast._estimates(texts)
     assert got.dtype == np.float64 and len(got) == len(texts)
     assert [float(x) for x in got] == [schema.estimate_tokens(t) for t in texts]
+
+
+def _neighbour_lines() -> list[bytes]:
+    """A neighbour partition's lines: in and out of the 10:00 window, clean and not."""
+    out = [orjson.dumps(_rec(i, user_id="u", timestamp=f"2026-11-02T{10 + i % 2}:59:{i % 60:02d}.000Z"))
+           for i in range(60)]
+    out += [orjson.dumps(_rec(600, user_id=1.5, timestamp="2026-11-02T10:58:00.000Z")),  # msgspec rejects
+            orjson.dumps(_rec(601, status="weird", timestamp="2026-11-02T11:30:00.000Z")),
+            orjson.dumps(_rec(602, timestamp=1793613600.5)), orjson.dumps(_rec(603, timestamp="")),
+            orjson.dumps(_rec(604, timestamp="2026-11-02T10:57:00+00:00")), b"{not json"]
+    return out
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 20_000])
+def test_neighbour_partitions_match_the_per_line_path(local_store, chunk_rows):
+    nxt = partition_prefix("raw/requests", HOUR + timedelta(hours=1))
+    lines = _neighbour_lines()
+    local_store.put(nxt + "part-000.jsonl", b"\n".join(lines))
+    local_store.put(nxt + "part-001.jsonl", b"\n".join(lines[::-1]) + b"\n\n")  # blank: line by line
+    cfg = IngestConfig(chunk_rows=chunk_rows)
+    fast, slow = _run(local_store, cfg, True), _run(local_store, cfg, False)
+    assert [len(f) for f in fast[0]] == [len(f) for f in slow[0]]
+    for a, b in zip(fast[0], slow[0], strict=True):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert fast[1:] == slow[1:]
+    ids = set(pd.concat(fast[0])["request_id"])
+    assert {"r0", "r602", "r604"} <= ids and not {"r1", "r600", "r601", "r603"} & ids
+
+
+def test_block_decoder_window_keeps_rows_in_the_window_exactly():
+    cfg = IngestConfig()
+    lines = _neighbour_lines()
+    decode = seed_fast.block_decoder(cfg)
+    full, ok_full = decode(lines)
+    w0, w1 = HOUR.timestamp(), HOUR.timestamp() + 3600
+    cols, ok = decode(lines, (w0, w1))
+    inside = ok_full & (full["ts"] >= w0) & (full["ts"] < w1)
+    assert inside.sum() >= 30 and (ok_full & ~inside).sum() >= 30
+    # only r601 (bad status, but 11:30: outside the window) is let through unchecked
+    assert np.flatnonzero(ok & ~ok_full).tolist() == [61]
+    np.testing.assert_array_equal(cols["ts"][ok_full], full["ts"][ok_full])
+    for c in schema.COLUMN_NAMES:
+        assert cols[c].dtype == full[c].dtype
+        assert pd.Series(cols[c][inside]).equals(pd.Series(full[c][inside])), c
+    skipped = ok & ~ok_full
+    assert not ((cols["ts"][skipped] >= w0) & (cols["ts"][skipped] < w1)).any()  # only outside rows
