@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -300,19 +301,20 @@ def _window_columns(recs: list[SeedRecord], bad: np.ndarray, statuses: frozenset
                     lo: float, hi: float, only: tuple[float, float]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``columns`` where a clean record outside ``only`` keeps just its ``ts`` (see ``block_decoder``)."""
     raw_ts = list(map(attrgetter("timestamp"), recs))
-    if not set(map(type, raw_ts)) <= {str}:  # numbers: let the full path decide
-        return columns(recs, bad, statuses, tok, lat, lo, hi)
+    is_str = np.fromiter(map(isinstance, raw_ts, repeat(str)), bool, len(raw_ts))
+    if not is_str.all():  # numbers (and the filler's): not skipped, and kept off the text parse
+        raw_ts = [v if t else "" for v, t in zip(raw_ts, is_str, strict=True)]
     ts = _timestamps(raw_ts, bad.copy(), lo, hi)
-    # Rows that failed to decode stay (their ts is the filler's), and so do NaN times
-    # (not parsed on vectors: NaN compares False): those are decoded in full.
-    skip = ~bad & ((ts < only[0]) | (ts >= only[1]))
+    # Rows that failed to decode stay, and so do NaN times (not parsed: NaN compares False).
+    skip = ~bad & is_str & ((ts < only[0]) | (ts >= only[1]))
     if not skip.any():
         return columns(recs, bad, statuses, tok, lat, lo, hi)
     keep = np.flatnonzero(~skip)
     sub, ok_sub = columns([recs[i] for i in keep], bad[keep], statuses, tok, lat, lo, hi)
     cols = {}
     for c, v in sub.items():
-        full = np.zeros(len(recs), dtype=v.dtype)  # filler (None for text) where skipped
+        # filler where skipped: None for text, 0 for numbers
+        full = np.empty(len(recs), dtype=object) if v.dtype == object else np.zeros(len(recs), dtype=v.dtype)
         full[keep] = v
         cols[c] = full
     cols["ts"][skip] = ts[skip]

@@ -235,6 +235,8 @@ def test_block_decoder_window_keeps_rows_in_the_window_exactly():
     cfg = IngestConfig()
     lines = _neighbour_lines()
     decode = seed_fast.block_decoder(cfg)
+    none, _ = decode(lines, (0.0, 1.0))  # a window no text time lies in: a number as time is kept
+    assert none["request_id"][62] == "r602" and none["request_id"][:60].tolist() == [None] * 60
     full, ok_full = decode(lines)
     w0, w1 = HOUR.timestamp(), HOUR.timestamp() + 3600
     cols, ok = decode(lines, (w0, w1))
