@@ -490,7 +490,9 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
     Without a ``mapper`` the decoder of ``cfg.format`` is used (``llmmon.hourly.adapters``); a
     decoder may return None (a skipped record) or ``Decoded`` (several records per line).
     The seed format decodes blocks of lines into columns (``seed_fast.block_decoder``); a line
-    that is not clean there goes through the per-line decoder, so the outcome is the same.
+    that is not clean there goes through the per-line decoder, so the outcome is the same. A
+    plain object whose lines are all ``{...}`` is cut into blocks as slices of its lines, with no
+    Python per line; in a neighbour's partition only the records inside the window are built.
     """
     grace = cfg.partition_grace_seconds
     w0, w1 = window.start.timestamp(), window.end.timestamp()
