@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -203,17 +204,34 @@ def iter_object_lines(store: ObjectStore, obj: ObjectInfo, max_line: int, max_ob
     yield from _iter_lines(store, obj, max_line)
 
 
-def _iter_plain(store: ObjectStore, obj: ObjectInfo, max_line: int, max_object: int
-                ) -> Iterator[tuple[int, bytes | dict, str | None]] | None:
-    """``iter_object_lines`` of an uncompressed JSON-lines object of bounded size, read in one
-    call and split in C (the same lines, numbers and flags); None for any other object."""
+def _plain_data(store: ObjectStore, obj: ObjectInfo, max_object: int) -> bytes | None:
+    """The bytes of an uncompressed JSON-lines object of bounded size; None for any other."""
     name = obj.key.lower()
     if name.endswith((".parquet", ".gz")) or name.endswith(DOCUMENT_SUFFIXES) or not 0 < (obj.size or 0) <= max_object:
         return None
     try:
-        data = store.get(obj.key)
+        return store.get(obj.key)
     except OSError:
         return None  # the streaming reader names the damage
+
+
+def _whole_lines(data: bytes, max_line: int) -> list[bytes] | None:
+    """The lines of ``data`` when every one is ``{...}`` within ``max_line`` (so line i+1 is
+    ``lines[i]`` and none is blank, cut or flagged); None otherwise. Only C-level scans."""
+    if b"\r" in data or not data.startswith(b"{"):
+        return None
+    lines = data.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    # every line starts with '{' (so none is blank); bytes.count of a 2-byte needle is slower
+    if not all(map(bytes.startswith, lines, repeat(b"{"))) or max(map(len, lines)) > max_line:
+        return None
+    return lines
+
+
+def _iter_plain(data: bytes, max_line: int) -> Iterator[tuple[int, bytes | dict, str | None]]:
+    """``iter_object_lines`` of a plain object's bytes, split in C (the same lines, numbers and
+    flags)."""
     # readline(max_line + 1) flags a line longer than max_line before its '\r' is stripped
     pieces = data.split(b"\n")
     if b"\r" not in data:
@@ -352,7 +370,7 @@ class _Chunk:
 
     def __init__(self, columns: tuple[str, ...]) -> None:
         self.columns = columns
-        self.parts: list[tuple[Any, list[tuple[str, int, bytes]]]] = []
+        self.parts: list[tuple[Any, Any]] = []  # (rows or columns, their sources)
         self.rows: list[tuple] = []
         self.raws: list[tuple[str, int, bytes]] = []
         self.n = 0
@@ -362,19 +380,28 @@ class _Chunk:
         self.raws.append((key, n, raw))
         self.n += 1
 
-    def add_block(self, cols: dict[str, np.ndarray], raws: list[tuple[str, int, bytes]]) -> None:
+    def add_block(self, cols: dict[str, np.ndarray], src: _Lines) -> None:
         self._seal()
-        self.parts.append((cols, raws))
-        self.n += len(raws)
+        self.parts.append((cols, src))
+        self.n += len(src)
 
     def _seal(self) -> None:
         if self.rows:
             self.parts.append((self.rows, self.raws))
             self.rows, self.raws = [], []
 
-    def source(self) -> list[tuple[str, int, bytes]]:
+    def source(self) -> Callable[[int], tuple[str, int, bytes]]:
+        """Where row ``i`` came from: (key, line, raw). Looked up only for duplicates, so blocks
+        keep their lines as they are instead of one tuple per row."""
         self._seal()
-        return [r for _, raws in self.parts for r in raws]
+        ends = np.cumsum([len(src) for _, src in self.parts])
+        parts = [src for _, src in self.parts]
+
+        def at(i: int) -> tuple[str, int, bytes]:
+            p = int(np.searchsorted(ends, i, side="right"))
+            return parts[p][i - (int(ends[p - 1]) if p else 0)]
+
+        return at
 
     def frame(self) -> pd.DataFrame:
         """The chunk as a DataFrame, with the dtypes ``from_records`` gives the row tuples."""
@@ -386,6 +413,21 @@ class _Chunk:
             return pd.DataFrame.from_records(rows, columns=self.columns)
         cols = {c: np.concatenate([p[c] for p, _ in self.parts]) for c in self.columns}
         return pd.DataFrame(cols, columns=list(self.columns), copy=False)
+
+
+class _Lines:
+    """Sources of a column block without a tuple per row: line ``nums[i]`` of ``key`` is
+    ``raws[take[j]]`` for the block's j-th row."""
+
+    def __init__(self, key: str, nums: np.ndarray, raws: list[bytes], take: np.ndarray) -> None:
+        self.key, self.nums, self.raws, self.take = key, nums, raws, take
+
+    def __len__(self) -> int:
+        return len(self.take)
+
+    def __getitem__(self, j: int) -> tuple[str, int, bytes]:
+        i = int(self.take[j])
+        return self.key, int(self.nums[i]), self.raws[i]
 
 
 def _block_rows(cols: dict[str, np.ndarray], columns: tuple[str, ...]) -> list[tuple]:
@@ -448,7 +490,9 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
     Without a ``mapper`` the decoder of ``cfg.format`` is used (``llmmon.hourly.adapters``); a
     decoder may return None (a skipped record) or ``Decoded`` (several records per line).
     The seed format decodes blocks of lines into columns (``seed_fast.block_decoder``); a line
-    that is not clean there goes through the per-line decoder, so the outcome is the same.
+    that is not clean there goes through the per-line decoder, so the outcome is the same. A
+    plain object whose lines are all ``{...}`` is cut into blocks as slices of its lines, with no
+    Python per line; in a neighbour's partition only the records inside the window are built.
     """
     grace = cfg.partition_grace_seconds
     w0, w1 = window.start.timestamp(), window.end.timestamp()
@@ -490,7 +534,7 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
         else:
             dup = dedup.mark(df[id_column].astype(str), hours)
         for i in np.flatnonzero(dup):
-            key, n, raw = raws[i]
+            key, n, raw = raws(int(i))
             st(int(hours[i])).read -= 1  # counted as read on arrival; re-counted by quarantine()
             quarantine(int(hours[i]), key, n, schema.DUPLICATE, id_column,
                        f"{id_column} {str(df.at[i, id_column])[:64]!r} already seen in this window", raw)
@@ -570,16 +614,17 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
             for row in out.rows:
                 accept(ph, own, key, n, row, raw, part, lo, hi, p0)
 
-    def block(ph: int, own: bool, key: str, lines: list[tuple[int, bytes]], part: datetime | None,
+    def block(ph: int, own: bool, key: str, nums: np.ndarray, raws: list[bytes], part: datetime | None,
               lo: float, hi: float, p0: float) -> Iterator[pd.DataFrame]:
-        """The seed fast path over consecutive clean-read lines of one object: decode them into
-        columns, route them on vectors, and hand the per-line path only the lines that are not
-        clean. Events happen in line order, and a chunk is cut after the same line as before."""
-        raws = [raw for _, raw in lines]
-        cols, ok = decode_block(raws)
+        """The seed fast path over consecutive clean-read lines of one object (line ``nums[i]`` is
+        ``raws[i]``): decode them into columns, route them on vectors, and hand the per-line path
+        only the lines that are not clean. Events happen in line order, and a chunk is cut after
+        the same line as before."""
+        # a record of a neighbour's partition matters only when it lies in this window
+        cols, ok = decode_block(raws, None if own else (w0, w1))
         errors: dict[int, tuple] = {}
         for i in np.flatnonzero(~ok):
-            n, raw = lines[i]
+            n, raw = int(nums[i]), raws[i]
             out, err = decode(own, key, n, raw, raw)
             if err is not None:
                 if own:
@@ -589,7 +634,7 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
                     cols[c][i] = v
                 ok[i] = True
             else:  # a value the columns cannot hold as is: the whole block goes line by line
-                for n, raw in lines:
+                for n, raw in zip(nums.tolist(), raws, strict=True):
                     one_line(ph, own, key, n, raw, raw, part, lo, hi, p0)
                     if chunk.n >= cfg.chunk_rows:
                         yield flush()
@@ -605,12 +650,12 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
         err_lines = sorted(errors)
         acc_idx = np.flatnonzero(acc)
         start = k = e = 0
-        while start < len(lines):
+        while start < len(raws):
             room = cfg.chunk_rows - chunk.n
-            cut = int(acc_idx[k + room - 1]) + 1 if len(acc_idx) - k >= room else len(lines)
+            cut = int(acc_idx[k + room - 1]) + 1 if len(acc_idx) - k >= room else len(raws)
             while e < len(err_lines) and err_lines[e] < cut:
                 i = err_lines[e]
-                quarantine(ph, key, lines[i][0], *errors[i], lines[i][1])
+                quarantine(ph, key, int(nums[i]), *errors[i], raws[i])
                 e += 1
             m = int(np.searchsorted(acc_idx, cut) - k) if len(acc_idx) else 0
             if m:
@@ -619,7 +664,8 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
                 uniq, first, counts = np.unique(h, return_index=True, return_counts=True)
                 for j in np.argsort(first, kind="stable"):  # stats entries in first-seen order
                     st(int(uniq[j])).read += int(counts[j])
-                chunk.add_block({c: v[take] for c, v in cols.items()}, [(key, *lines[i]) for i in take])
+                whole = len(take) == len(raws)  # every line accepted: the block's own arrays
+                chunk.add_block(cols if whole else {c: v[take] for c, v in cols.items()}, _Lines(key, nums, raws, take))
                 k += m
             start = cut
             if chunk.n >= cfg.chunk_rows:
@@ -640,22 +686,34 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
             continue
         if own:
             st(ph).objects += 1
-        pending: list[tuple[int, bytes]] = []
-        items = decode_block is not None and _iter_plain(store, obj, cfg.max_line_bytes, cfg.max_object_bytes)
+        data = _plain_data(store, obj, cfg.max_object_bytes) if decode_block is not None else None
+        lines = _whole_lines(data, cfg.max_line_bytes) if data is not None else None
+        if lines:  # line i+1 is lines[i]: blocks are slices, with no per-line Python
+            nums = np.arange(1, len(lines) + 1)
+            for s in range(0, len(lines), _BLOCK_LINES):
+                if own:
+                    st(ph).lines_scanned += len(lines[s:s + _BLOCK_LINES])
+                yield from block(ph, own, obj.key, nums[s:s + _BLOCK_LINES], lines[s:s + _BLOCK_LINES],
+                                 part, lo, hi, p0)
+            continue
+        pend_n: list[int] = []
+        pend_raw: list[bytes] = []
+        items = _iter_plain(data, cfg.max_line_bytes) if data is not None else None
         for n, payload, flag in items or iter_object_lines(store, obj, cfg.max_line_bytes, cfg.max_object_bytes):
             if decode_block is not None and flag is None and type(payload) is bytes:
-                pending.append((n, payload))
-                if len(pending) >= _BLOCK_LINES:
+                pend_n.append(n)
+                pend_raw.append(payload)
+                if len(pend_raw) >= _BLOCK_LINES:
                     if own:
-                        st(ph).lines_scanned += len(pending)
-                    yield from block(ph, own, obj.key, pending, part, lo, hi, p0)
-                    pending = []
+                        st(ph).lines_scanned += len(pend_raw)
+                    yield from block(ph, own, obj.key, np.array(pend_n), pend_raw, part, lo, hi, p0)
+                    pend_n, pend_raw = [], []
                 continue
-            if pending:
+            if pend_raw:
                 if own:
-                    st(ph).lines_scanned += len(pending)
-                yield from block(ph, own, obj.key, pending, part, lo, hi, p0)
-                pending = []
+                    st(ph).lines_scanned += len(pend_raw)
+                yield from block(ph, own, obj.key, np.array(pend_n), pend_raw, part, lo, hi, p0)
+                pend_n, pend_raw = [], []
             if own:
                 st(ph).lines_scanned += 1
             if flag == schema.UNREADABLE:
@@ -675,10 +733,10 @@ def read_span(store: ObjectStore, objects: list[ObjectInfo], window: Window, cfg
             if chunk.n >= cfg.chunk_rows:
                 yield flush()
                 after_flush()
-        if pending:
+        if pend_raw:
             if own:
-                st(ph).lines_scanned += len(pending)
-            yield from block(ph, own, obj.key, pending, part, lo, hi, p0)
+                st(ph).lines_scanned += len(pend_raw)
+            yield from block(ph, own, obj.key, np.array(pend_n), pend_raw, part, lo, hi, p0)
     if chunk.n:
         yield flush()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -203,18 +204,25 @@ _SEPS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
-def block_decoder(cfg: IngestConfig) -> Callable[[list[bytes]], tuple[dict[str, np.ndarray], np.ndarray]]:
+BlockDecoder = Callable[..., tuple[dict[str, np.ndarray], np.ndarray]]
+
+
+def block_decoder(cfg: IngestConfig) -> BlockDecoder:
     """Decode a block of seed lines into canonical columns plus a ``clean`` mask.
 
     A row is clean when the per-line decoder (``decoder``) would take its fast path and return
     exactly these values; every other row holds filler and must be decoded line by line.
+    With ``only=(w0, w1)`` (lines of a partition the caller does not own, where a record
+    outside the window has no effect), a clean record whose time lies outside [w0, w1) keeps
+    only its ``ts``: its other columns are not built and hold filler.
     """
     statuses = frozenset(cfg.allowed_statuses)
     tok, lat = float(cfg.max_tokens_limit), float(cfg.max_latency_ms)
     lo, hi = cfg.min_timestamp.timestamp(), cfg.max_timestamp.timestamp()
     decode_json = msgspec.json.Decoder(SeedRecord).decode
 
-    def decode_block(lines: list[bytes]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def decode_block(lines: list[bytes], only: tuple[float, float] | None = None
+                     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         n = len(lines)
         bad = np.zeros(n, dtype=bool)
         try:
@@ -227,6 +235,8 @@ def block_decoder(cfg: IngestConfig) -> Callable[[list[bytes]], tuple[dict[str, 
                 except Exception:  # noqa: BLE001
                     recs.append(_FILLER)
                     bad[i] = True
+        if only is not None:
+            return _window_columns(recs, bad, statuses, tok, lat, lo, hi, only)
         return columns(recs, bad, statuses, tok, lat, lo, hi)
 
     return decode_block
@@ -256,20 +266,23 @@ def columns(recs: list[SeedRecord], bad: np.ndarray, statuses: frozenset[str], t
     out_tokens = _pick(use_out, tokens_generated, tok, bad)
     in_tokens = _pick(use_in, inp_tokens, tok, bad)
     estimated = np.isnan(in_tokens)
-    for i in np.flatnonzero(estimated):
-        in_tokens[i] = _estimate(prompts[i])
+    if estimated.any():
+        idx = np.flatnonzero(estimated)
+        in_tokens[idx] = _estimates([prompts[i] for i in idx])
     retries = _retries(retries_raw, bad)
     total_ms = _floats(total, lat, bad, required=True)
     model_col = _obj(models)
-    errors = ["" if e is None else _s(e.type) for e in err]
-    apps = [a or f for a, f in zip(_strs(app), _strs(feature), strict=True)]
+    errors = [""] * n if err.count(None) == n else ["" if e is None else _s(e.type) for e in err]
+    apps = _strs(app)
+    if "" in apps:  # ``app or feature``; most records name the app
+        apps = [a or f for a, f in zip(apps, _strs(feature), strict=True)]
     nan = np.full(n, np.nan)
     cols = {
         "request_id": _obj(rids), "ts": ts, "user_id": _obj(_strs(user)), "session_id": _obj(_strs(session)),
         "app": _obj(apps), "provider": _obj(_strs(provider)), "model_version": model_col,
         "status": _obj(status), "error_type": _obj(errors), "retries": retries,
         "temperature": _floats(temperature, 10.0, bad), "max_tokens": _floats(max_tokens, tok, bad),
-        "message_count": np.fromiter((len(m) if m else 0 for m in messages), np.int64, n),
+        "message_count": _lengths(messages),
         "prompt_text": _obj(prompts), "response_text": _obj(response),
         "prompt_chars": np.fromiter(map(len, prompts), np.int64, n),
         "response_chars": np.fromiter(map(len, response), np.int64, n),
@@ -282,6 +295,32 @@ def columns(recs: list[SeedRecord], bad: np.ndarray, statuses: frozenset[str], t
         "model_release": model_col.copy(), "reported_cost_usd": nan, "price_factor": nan.copy(),
     }
     return cols, ~bad
+
+
+def _window_columns(recs: list[SeedRecord], bad: np.ndarray, statuses: frozenset[str], tok: float, lat: float,
+                    lo: float, hi: float, only: tuple[float, float]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``columns`` where a clean record outside ``only`` keeps just its ``ts`` (see ``block_decoder``)."""
+    raw_ts = list(map(attrgetter("timestamp"), recs))
+    is_str = np.fromiter(map(isinstance, raw_ts, repeat(str)), bool, len(raw_ts))
+    if not is_str.all():  # numbers (and the filler's): not skipped, and kept off the text parse
+        raw_ts = [v if t else "" for v, t in zip(raw_ts, is_str, strict=True)]
+    ts = _timestamps(raw_ts, bad.copy(), lo, hi)
+    # Rows that failed to decode stay, and so do NaN times (not parsed: NaN compares False).
+    skip = ~bad & is_str & ((ts < only[0]) | (ts >= only[1]))
+    if not skip.any():
+        return columns(recs, bad, statuses, tok, lat, lo, hi)
+    keep = np.flatnonzero(~skip)
+    sub, ok_sub = columns([recs[i] for i in keep], bad[keep], statuses, tok, lat, lo, hi)
+    cols = {}
+    for c, v in sub.items():
+        # filler where skipped: None for text, 0 for numbers
+        full = np.empty(len(recs), dtype=object) if v.dtype == object else np.zeros(len(recs), dtype=v.dtype)
+        full[keep] = v
+        cols[c] = full
+    cols["ts"][skip] = ts[skip]
+    ok = np.ones(len(recs), dtype=bool)
+    ok[keep] = ok_sub
+    return cols, ok
 
 
 def _fields(structs: list | tuple, empty: Any, kind: type[msgspec.Struct]) -> list[list]:
@@ -300,9 +339,26 @@ def _prompt(messages: list[Message] | None) -> str:
     return "\n".join([m.content for m in messages if type(m.content) is str and m.role != "assistant"])
 
 
-def _estimate(text: str) -> float:
-    """``schema.estimate_tokens``; ASCII text holds no CJK, so it is len / 4 without a scan."""
-    return len(text) / 4.0 if text.isascii() else schema.estimate_tokens(text)
+def _lengths(values: list) -> np.ndarray:
+    """``len(v) if v else 0`` over a column of lists or None."""
+    if None in values:
+        values = [v or () for v in values]
+    return np.fromiter(map(len, values), np.int64, len(values))
+
+
+def _estimates(texts: list[str]) -> np.ndarray:
+    """``schema.estimate_tokens`` over texts, on their code points: CJK characters count one
+    token each, the rest a quarter (the same float operations, so the same values)."""
+    lens = np.fromiter(map(len, texts), np.int64, len(texts))
+    if all(map(str.isascii, texts)):
+        return lens / 4.0
+    # surrogatepass: one code unit per character even for a lone surrogate, as len() counts
+    codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    seen = np.zeros(len(codes) + 1, dtype=np.int64)
+    np.cumsum((codes >= 0x4E00) & (codes <= 0x9FFF), out=seen[1:])
+    ends = np.cumsum(lens)
+    cjk = seen[ends] - seen[ends - lens]
+    return cjk + np.maximum(0, lens - cjk) / 4.0
 
 
 def _strs(values: tuple) -> list[str]:
@@ -344,7 +400,7 @@ def _pick(first: tuple, second: tuple, hi: float, bad: np.ndarray) -> np.ndarray
 
 def _retries(values: tuple, bad: np.ndarray) -> np.ndarray:
     """``r.retries or 0``: negative (or beyond int64) values make the row not clean."""
-    vals = [v or 0 for v in values]
+    vals = list(values) if None not in values else [v or 0 for v in values]
     if not vals or (min(vals) >= 0 and max(vals) <= _INT64_MAX):
         return np.array(vals, dtype=np.int64)
     wrong = np.fromiter((not 0 <= v <= _INT64_MAX for v in vals), bool, len(vals))
@@ -362,11 +418,16 @@ def _timestamps(values: tuple, bad: np.ndarray, lo: float, hi: float) -> np.ndar
         lens = np.fromiter(map(len, values), np.int64, n)
         for width in (20, 24, 27):
             sel = lens == width
-            if sel.any():
+            if sel.all():  # the usual case: one format for the whole block
+                idx = np.arange(n)
+                v, ok = _iso_z(np.array(values, dtype=f"U{width}"))
+            elif sel.any():
                 idx = np.flatnonzero(sel)
                 v, ok = _iso_z(np.array([values[i] for i in idx], dtype=f"U{width}"))
-                ts[idx[ok]] = v[ok]
-                todo[idx[ok]] = False
+            else:
+                continue
+            ts[idx[ok]] = v[ok]
+            todo[idx[ok]] = False
     for i in np.flatnonzero(todo):
         v = values[i]
         if v == "":
