@@ -46,6 +46,21 @@ def configs(cfg: Config) -> tuple[QualityConfig, CostConfig]:
                     orjson.dumps(cfg.cost, option=orjson.OPT_SORT_KEYS))
 
 
+def type_flags(kind: str, types: np.ndarray) -> dict[str, np.ndarray]:
+    """``{kind:TYPE: 0/1 per row}`` from comma-joined type names; only the few rows that name a
+    type are looked at (a substring test, as ``str.contains(regex=False)`` does)."""
+    import pandas as pd
+
+    named = np.flatnonzero(pd.notna(types) & (types != ""))
+    out = {}
+    for t in PII_TYPES:
+        flags = np.zeros(len(types), dtype="int64")
+        if len(named):
+            flags[named] = [t in str(types[i]) for i in named.tolist()]
+        out[f"{kind}:{t}"] = flags
+    return out
+
+
 def score(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """Quality scores and cost of one chunk, as profile and sum columns (no raw PII)."""
     from llmmon.scoring.cost import price_chunk
@@ -74,9 +89,6 @@ def score(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     cols["relevance_n"] = rel.notna().astype("int64")
     cols["safety_sum"] = s["safety_score"]
     for kind, col in (("pii_prompt", "pii_prompt_types"), ("pii_leak", "pii_leak_types")):
-        types = s[col].fillna("")
-        for t in PII_TYPES:
-            cols[f"{kind}:{t}"] = (types.str.contains(t, regex=False).astype("int64") if types.any()
-                                   else np.zeros(len(df), dtype="int64"))
+        cols.update(type_flags(kind, s[col].to_numpy(dtype=object)))
     cols["prompt_hash"] = s["prompt_hash"]  # for the hour's consistency sample (hourly.side_state)
     return df.assign(**cols)

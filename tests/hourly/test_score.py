@@ -45,3 +45,20 @@ def test_hourly_run_without_the_score_step(local_store, tmp_path):
     assert st.side is None
     agg = st.aggs["m1"]
     assert agg["requests"] == 25 and "cost_usd" not in agg
+
+
+def test_type_flags_equal_str_contains():
+    """The per-type 0/1 columns are the substring test pandas' str.contains made, on every kind
+    of cell the PII columns can hold (empty, several types, None/NaN from an older frame)."""
+    import numpy as np
+    import pandas as pd
+
+    from llmmon.hourly.score import PII_TYPES, type_flags
+
+    cells = np.array(["", "EMAIL", "EMAIL,PHONE", "API_KEY,CN_ID,IPV4", None, float("nan"), "SSN", ""],
+                     dtype=object)
+    got = type_flags("pii_prompt", cells)
+    want = pd.Series(cells).fillna("")
+    for t in PII_TYPES:
+        assert got[f"pii_prompt:{t}"].tolist() == want.str.contains(t, regex=False).astype("int64").tolist()
+    assert all(v.dtype == np.int64 for v in type_flags("x", np.array([], dtype=object)).values())
