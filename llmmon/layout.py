@@ -79,6 +79,15 @@ def partial_key(grain: str, start: datetime, index: int) -> str:
     return f"{partial_prefix(grain, start)}part-{index:05d}.json.gz"
 
 
+def partial_activity_prefix(partial: str) -> str:
+    """Where a mapped task's per-hour user activity sits beside its partial (Arrow IPC objects)."""
+    return f"{partial.removesuffix('.json.gz')}.activity-"
+
+
+def partial_activity_key(partial: str, hour: datetime) -> str:
+    return f"{partial_activity_prefix(partial)}{hour:%Y%m%dT%H}.arrow"
+
+
 def plan_key(grain: str, start: datetime) -> str:
     """A window's batch plan (every object key per batch): mapped tasks get only this key and an
     index through XCom, never the object lists."""

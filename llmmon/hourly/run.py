@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import logging
 import time
 from dataclasses import dataclass, field
@@ -300,10 +299,18 @@ def run_hour(ctx: Context, hour: datetime) -> dict[str, Any]:
 # ---- partial state for mapped tasks --------------------------------------------------------
 
 def save_partial(ctx: Context, window: Window, index: int, hours: dict[datetime, HourState]) -> str:
-    """Serialise one mapped task's per-hour state to ``work/`` and return its key."""
-    buf = io.BytesIO()
+    """Serialise one mapped task's per-hour state to ``work/`` and return its key.
+
+    Per-user activity rows go beside it as one Arrow IPC object per hour
+    (``layout.partial_activity_key``), not into the JSON: they are the only part that grows with
+    the number of users, and Arrow keeps them compact both ways.
+    """
+    key = layout.partial_key(window.grain, window.start, index)
     doc = {"hours": {}}
     for h, st in hours.items():
+        if st.side is not None:
+            ctx.store.put(layout.partial_activity_key(key, h), st.side["activity"].to_ipc(),
+                          "application/vnd.apache.arrow.file")
         doc["hours"][h.isoformat()] = {
             "stats": st.stats.to_dict(),
             "views": {m: profiles.serialize(v).hex() for m, v in st.views.items()},
@@ -312,12 +319,10 @@ def save_partial(ctx: Context, window: Window, index: int, hours: dict[datetime,
             "validation": st.validation.rows(),
             "objects": [{"key": o.key, "size": o.size, "etag": o.etag,
                          "last_modified": o.last_modified.isoformat()} for o in st.objects],
-            "side": None if st.side is None else side_state.dump_hour_state(st.side),
+            "side": None if st.side is None else side_state.dump_hour_state(st.side, with_activity=False),
             "examples": None if st.examples is None else examples.dump(st.examples),
         }
-    buf.write(gzip.compress(orjson.dumps(doc), mtime=0))
-    key = layout.partial_key(window.grain, window.start, index)
-    ctx.store.put(key, buf.getvalue(), "application/gzip")
+    ctx.store.put(key, gzip.compress(orjson.dumps(doc), mtime=0), "application/gzip")
     return key
 
 
@@ -338,6 +343,10 @@ def load_partial(ctx: Context, key: str) -> dict[datetime, HourState]:
         st.objects = [ObjectInfo(o["key"], o["size"], datetime.fromisoformat(o["last_modified"]), o["etag"])
                       for o in d["objects"]]
         st.side = None if d.get("side") is None else side_state.load_hour_state(d["side"])
+        if st.side is not None and "activity" not in d["side"]:
+            hour = datetime.fromisoformat(h)
+            st.side["activity"] = side_state.Activity.from_ipc(
+                ctx.store.get(layout.partial_activity_key(key, hour)))
         st.examples = None if d.get("examples") is None else examples.load(d["examples"])
         out[datetime.fromisoformat(h)] = st
     return out
@@ -361,6 +370,8 @@ def reduce_partials(ctx: Context, window: Window, keys: list[str], job: str = "h
             merged.setdefault(h, HourState()).merge(st, caps)
     summaries = write_hours(ctx, merged, job)
     for key in keys:
+        for obj in ctx.store.list(layout.partial_activity_prefix(key)):
+            ctx.store.delete(obj.key)
         ctx.store.delete(key)
     return summaries
 

@@ -295,6 +295,25 @@ class Activity:
             writer.write_table(table)
         return Activity([], 0, self.spilled + [path])
 
+    def to_ipc(self) -> bytes:
+        """The summed rows as an Arrow IPC file (a mapped task's partial stores them so)."""
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        table = self._table()
+        sink = pa.BufferOutputStream()
+        with ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    @classmethod
+    def from_ipc(cls, data: bytes) -> Activity:
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        table = ipc.open_file(pa.BufferReader(data)).read_all()
+        return cls([table], table.num_rows)
+
     def release(self) -> None:
         """Delete this hour's spill files (after the hour is written)."""
         for path in self.spilled:
@@ -433,11 +452,14 @@ def _review_doc(review: pd.DataFrame) -> dict[str, list[Any]]:
     return _jsonable(_redact_pending(review, ("prompt_text", "response_text"))[REVIEW_COLUMNS])
 
 
-def dump_hour_state(state: SideState) -> dict[str, Any]:
+def dump_hour_state(state: SideState, with_activity: bool = True) -> dict[str, Any]:
     """JSON of (any keys of) a side state, texts redacted: a mapped task's partial is a stored
-    object, so no raw text leaves the process."""
+    object, so no raw text leaves the process. ``with_activity=False`` leaves the per-user rows
+    out (a partial stores them as Arrow, ``Activity.to_ipc``)."""
     out: dict[str, Any] = {}
     for k, v in state.items():
+        if k == "activity" and not with_activity:
+            continue
         if k == "review":
             out[k] = _review_doc(v)
         elif k == "activity":
@@ -452,7 +474,8 @@ def dump_hour_state(state: SideState) -> dict[str, Any]:
 def load_hour_state(doc: dict[str, Any]) -> SideState:
     prompts, samples = consistency.empty_samples()
     return {"review": pd.DataFrame(doc["review"], columns=REVIEW_COLUMNS).assign(**{REDACTED: True}),
-            "activity": Activity.from_frame(pd.DataFrame(doc["activity"], columns=ACTIVITY_COLUMNS)),
+            "activity": (Activity.from_frame(pd.DataFrame(doc["activity"], columns=ACTIVITY_COLUMNS))
+                         if "activity" in doc else Activity()),
             "cons_prompts": pd.DataFrame(doc.get("cons_prompts", prompts), columns=consistency.PROMPT_COLUMNS)
             .astype({"n": "int64"}),
             "cons_samples": pd.DataFrame(doc.get("cons_samples", samples), columns=consistency.SAMPLE_COLUMNS)

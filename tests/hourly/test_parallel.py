@@ -56,3 +56,48 @@ def test_two_workers_give_the_same_counts_and_sums_as_one(tmp_path):
         assert set(a["models"]) == set(b["models"])
         # Every count and sum (consistency and fractional sums included) is exact: the same bits.
         assert a["models"] == b["models"]
+
+
+def test_partials_carry_activity_as_arrow_and_the_reduce_removes_it(tmp_path):
+    """A partial's JSON holds no per-user rows (they go beside it as one Arrow object per hour),
+    the reduce writes the same activity as one process does, and leaves nothing under work/."""
+    from llmmon import layout
+    from llmmon.dev.synthetic import generate
+    from llmmon.hourly import side_state
+    from llmmon.hourly.run import (
+        batch_objects,
+        list_objects,
+        load_partial,
+        process_hours,
+        reduce_partials,
+        save_partial,
+    )
+
+    store = LocalStore(tmp_path / "s")
+    generate(store, start=DAY, days=1, requests_per_day=300, seed=9, with_feedback=False)
+    ctx = Context.from_config(make_config(store.url, f"sqlite:///{tmp_path / 'w.db'}"))
+    window = Window.day(DAY)
+    whole = process_hours(ctx, window)
+    keys = [save_partial(ctx, window, i, process_hours(ctx, window, part))
+            for i, part in enumerate(batch_objects(list_objects(ctx, window), 8, 100))]
+    assert len(keys) > 1
+    for key in keys:
+        doc = orjson.loads(__import__("gzip").decompress(store.get(key)))
+        assert all("activity" not in h["side"] for h in doc["hours"].values() if h["side"])
+        assert store.list(layout.partial_activity_prefix(key))
+    back = load_partial(ctx, keys[0])
+    assert any(len(st.side["activity"]) for st in back.values() if st.side)
+    reduce_partials(ctx, window, keys, job="test")
+    assert not [o.key for o in store.list("work/") if ".activity-" in o.key or o.key in keys]
+    compared = 0
+    for hour, st in whole.items():
+        key = side_state.activity_key(hour)
+        if st.side is not None and store.head(key):
+            import io
+
+            import pyarrow.parquet as pq
+            written = pq.read_table(io.BytesIO(store.get(key))).to_pandas()[side_state.ACTIVITY_COLUMNS]
+            expected = st.side["activity"].frame().reset_index(drop=True)
+            assert written.reset_index(drop=True).equals(expected)
+            compared += 1
+    assert compared >= 12
