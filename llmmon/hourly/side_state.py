@@ -490,48 +490,138 @@ def write_hour_state(store: ObjectStore, hour: datetime, state: SideState | None
     state["activity"].release()
 
 
+_PAIR_MIX = np.uint64(0x9E3779B97F4A7C15)  # one 64-bit key per (user, session): user * MIX + session
+_DAY_COLUMNS = ["user_key", "session_id", "app", "model_version", "requests", "cost_usd"]
+
+
+def _str_codes(col: Any) -> tuple[np.ndarray, list[str]]:
+    """Codes (-1 for null) and distinct values, in first-appearance order, of a string column."""
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(col.combine_chunks())
+    return enc.indices.fill_null(-1).to_numpy().astype(np.int64), enc.dictionary.to_pylist()
+
+
+def _str_hash(values: Any) -> np.ndarray:
+    """pandas' 64-bit hash of strings (``hash_pandas_object`` of a str Series, elementwise)."""
+    return pd.util.hash_array(np.asarray(values, dtype=object))
+
+
+def _first_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels 0..n-1 of the distinct ``keys`` in first-appearance order (pandas' ``sort=False``),
+    and the index of each label's first element."""
+    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[inv], first[order]
+
+
+def _int_sums(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, np.int64)
+    np.add.at(out, labels, values.astype(np.int64, copy=False))
+    return out
+
+
+def _float_sums(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Float sums per label 0..n-1 (every label present), each group's values added in array
+    order. pandas' grouped sum is compensated (Kahan) and so depends on that order; today's cost
+    figures come from it, so the same kernel runs here, on two numeric arrays (no frames)."""
+    if not n:
+        return np.zeros(0, np.float64)
+    out = pd.Series(values, copy=False).groupby(labels, sort=True).sum().to_numpy(dtype=np.float64)
+    assert len(out) == n, "labels must cover 0..n-1"
+    return out
+
+
+def _hour_activity(table: Any) -> tuple[tuple[np.ndarray, ...], dict[int, str], list[tuple[Any, ...]]]:
+    """One hour file summed per (user, session): (pair key, user hash, requests, cost) in the
+    pairs' first-appearance order; the user names by hash; and per (app, model) sums."""
+    import pyarrow.compute as pc
+
+    users, unames = _str_codes(pc.fill_null(table.column("user_key"), "None"))  # as astype(str)
+    uhash = _str_hash(unames)
+    first = np.unique(uhash, return_index=True)[1]  # a hash's first user (only differs on a collision)
+    names = dict(zip(uhash[first].tolist(), [unames[i] for i in first], strict=True))
+    uh = uhash[users]
+    sess = pc.fill_null(table.column("session_id"), "None").combine_chunks()
+    with np.errstate(over="ignore"):
+        k = uh * _PAIR_MIX + _str_hash(sess.to_numpy(zero_copy_only=False))
+    requests = table.column("requests").to_numpy()
+    cost = table.column("cost_usd").to_numpy()
+    lab, first = _first_order(k)
+    pairs = (k[first], uh[first], _int_sums(requests, lab, len(first)), _float_sums(cost, lab, len(first)))
+    apps, anames = _str_codes(table.column("app"))
+    models, mnames = _str_codes(table.column("model_version"))
+    ok = (apps >= 0) & (models >= 0)  # a group-by drops a missing key
+    apps, models = apps[ok], models[ok]
+    glab, gfirst = _first_order(apps * (len(mnames) + 1) + models)
+    areq, acost = _int_sums(requests[ok], glab, len(gfirst)), _float_sums(cost[ok], glab, len(gfirst))
+    app_rows = [(anames[a], mnames[m], r, c) for a, m, r, c in
+                zip(apps[gfirst].tolist(), models[gfirst].tolist(), areq.tolist(), acost.tolist(), strict=True)]
+    return pairs, names, app_rows
+
+
+def _app_totals(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Per-hour (app, model) sums added across hours in hour order, sorted by (app, model)."""
+    keys = sorted({(a, m) for a, m, _, _ in rows})
+    index = {key: i for i, key in enumerate(keys)}
+    lab = np.array([index[(a, m)] for a, m, _, _ in rows], dtype=np.int64)
+    req = _int_sums(np.array([r[2] for r in rows], dtype=np.int64), lab, len(keys))
+    cost = _float_sums(np.array([r[3] for r in rows], dtype=np.float64), lab, len(keys))
+    return pd.DataFrame({"app": pd.Series([a for a, _ in keys], dtype=object),
+                         "model_version": pd.Series([m for _, m in keys], dtype=object),
+                         "requests": req, "cost_usd": cost})
+
+
 class DayActivity:
     """A day's activity summaries, built hour file by hour file so memory tracks distinct
-    (user, session) pairs as 16-byte hashes, not the day's rows.
+    (user, session) pairs as numpy arrays (pair key, user hash, requests, cost: 32 B a pair and
+    hour), not pandas frames of the day's rows.
 
     ``users``: user_key, requests, cost_usd, sessions (distinct); ``apps``: app,
     model_version, requests, cost_usd; ``session_mix(ids)``: the (model, app) request mix of
     just the sessions asked for (those with business events), re-read with a filter.
+
+    Cost sums keep pandas' order, so figures are bit for bit those of a group-by: per pair within
+    the hour (rows in file order), per pair across hours (hour order), then per user (pairs in
+    the order they first appear in the day).
     """
 
     def __init__(self, store: ObjectStore | None = None, keys: list[str] | None = None):
+        import pyarrow.parquet as pq
+
         self._store, self._keys = store, list(keys or [])
-        pairs, apps, names = [], [], {}
+        pairs: list[tuple[np.ndarray, ...]] = []
+        app_rows: list[tuple[Any, ...]] = []
+        names: dict[int, str] = {}
         for key in self._keys:
-            t = _read_activity(store, key)
+            t = pq.read_table(io.BytesIO(store.get(key)), columns=_DAY_COLUMNS)
             if t.num_rows == 0:
                 continue
-            df = t.select(["user_key", "session_id", "app", "model_version", "requests", "cost_usd"]).to_pandas()
-            apps.append(df.groupby(["app", "model_version"], sort=False)[["requests", "cost_usd"]].sum())
-            users = df["user_key"].astype(str)
-            uh = pd.util.hash_pandas_object(users, index=False).to_numpy()
-            names.update(zip(uh[~pd.Series(uh).duplicated().to_numpy()].tolist(),
-                             users[~pd.Series(uh).duplicated().to_numpy()].tolist(), strict=True))
-            sh = pd.util.hash_pandas_object(df["session_id"].astype(str), index=False).to_numpy()
-            with np.errstate(over="ignore"):
-                k = uh * np.uint64(0x9E3779B97F4A7C15) + sh  # one 64-bit key per (user, session)
-            pairs.append(pd.DataFrame({"k": k, "u": uh, "requests": df["requests"].to_numpy(),
-                                       "cost_usd": df["cost_usd"].to_numpy()})
-                         .groupby("k", sort=False).agg(u=("u", "first"), requests=("requests", "sum"),
-                                                       cost_usd=("cost_usd", "sum")))
+            hour_pairs, hour_names, hour_apps = _hour_activity(t)
+            del t
+            pairs.append(hour_pairs)
+            names.update(hour_names)
+            app_rows += hour_apps
         if not pairs:
             self.users = pd.DataFrame(columns=["user_key", "requests", "cost_usd", "sessions"])
             self.apps = pd.DataFrame(columns=["app", "model_version", "requests", "cost_usd"])
             return
-        # A session spanning hours appears once per hour: sum it back to one pair first.
-        day_pairs = pd.concat(pairs).groupby(level="k", sort=False).agg(
-            u=("u", "first"), requests=("requests", "sum"), cost_usd=("cost_usd", "sum"))
+        k, u, req, cost = (np.concatenate(cols) for cols in zip(*pairs, strict=True))
         del pairs
-        per_user = day_pairs.groupby("u", sort=False).agg(
-            requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), sessions=("requests", "size"))
-        per_user.index = [names[u] for u in per_user.index]
-        self.users = per_user.rename_axis("user_key").reset_index().sort_values("user_key").reset_index(drop=True)
-        self.apps = (pd.concat(apps).groupby(level=["app", "model_version"], sort=True).sum().reset_index())
+        # A session spanning hours appears once per hour: sum it back to one pair first.
+        lab, first = _first_order(k)
+        n = len(first)
+        pair_u, pair_req, pair_cost = u[first], _int_sums(req, lab, n), _float_sums(cost, lab, n)
+        del k, u, req, cost, lab
+        uniq, ulab = np.unique(pair_u, return_inverse=True)  # pairs stay in day order within a user
+        users = pd.DataFrame({"user_key": pd.Series([names[h] for h in uniq.tolist()], dtype=object),
+                              "requests": _int_sums(pair_req, ulab, len(uniq)),
+                              "cost_usd": _float_sums(pair_cost, ulab, len(uniq)),
+                              "sessions": np.bincount(ulab, minlength=len(uniq)).astype(np.int64)})
+        self.users = users.sort_values("user_key").reset_index(drop=True)
+        self.apps = _app_totals(app_rows)
 
     def __len__(self) -> int:
         return int(len(self.users))
