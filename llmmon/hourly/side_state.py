@@ -492,13 +492,14 @@ def write_hour_state(store: ObjectStore, hour: datetime, state: SideState | None
 
 _PAIR_MIX = np.uint64(0x9E3779B97F4A7C15)  # one 64-bit key per (user, session): user * MIX + session
 _DAY_COLUMNS = ["user_key", "session_id", "app", "model_version", "requests", "cost_usd"]
+_DAY_BATCH = 32_768  # rows decoded at a time: a whole hour at once grows Arrow's allocator by ~3 MB an hour
 
 
 def _str_codes(col: Any) -> tuple[np.ndarray, list[str]]:
     """Codes (-1 for null) and distinct values, in first-appearance order, of a string column."""
     import pyarrow.compute as pc
 
-    enc = pc.dictionary_encode(col.combine_chunks())
+    enc = pc.dictionary_encode(col.combine_chunks() if hasattr(col, "combine_chunks") else col)
     return enc.indices.fill_null(-1).to_numpy().astype(np.int64), enc.dictionary.to_pylist()
 
 
@@ -525,41 +526,58 @@ def _int_sums(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
 
 def _float_sums(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     """Float sums per label 0..n-1 (every label present), each group's values added in array
-    order. pandas' grouped sum is compensated (Kahan) and so depends on that order; today's cost
-    figures come from it, so the same kernel runs here, on two numeric arrays (no frames)."""
+    order. pandas' grouped sum is compensated (Kahan), so its result depends on that order, and
+    today's cost figures come from it: the same kernel runs here, on the bare arrays (a Kahan
+    sum is sequential per group, and one user may own 400k sessions, so numpy cannot vectorise it)."""
     if not n:
         return np.zeros(0, np.float64)
-    out = pd.Series(values, copy=False).groupby(labels, sort=True).sum().to_numpy(dtype=np.float64)
-    assert len(out) == n, "labels must cover 0..n-1"
-    return out
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    labels = np.ascontiguousarray(labels, dtype=np.intp)
+    try:
+        from pandas._libs.groupby import group_sum
+
+        out, counts = np.zeros((n, 1), np.float64), np.zeros(n, np.int64)
+        group_sum(out, counts, values.reshape(-1, 1), labels, None, min_count=0, is_datetimelike=False)
+        return out[:, 0]
+    except (ImportError, TypeError):  # the private kernel moved: the public group-by (more memory)
+        return pd.Series(values).groupby(labels, sort=True).sum().to_numpy(dtype=np.float64)
 
 
-def _hour_activity(table: Any) -> tuple[tuple[np.ndarray, ...], dict[int, str], list[tuple[Any, ...]]]:
-    """One hour file summed per (user, session): (pair key, user hash, requests, cost) in the
-    pairs' first-appearance order; the user names by hash; and per (app, model) sums."""
+def _hour_activity(batches: Iterable[Any], names: dict[int, str]) -> tuple[tuple[np.ndarray, ...], list[tuple[Any, ...]]]:
+    """One hour file (its record batches, in order) summed per (user, session): (pair key, user
+    hash, requests, cost) in the pairs' first-appearance order, and per (app, model) sums. New
+    user hashes are named in ``names``."""
     import pyarrow.compute as pc
 
-    users, unames = _str_codes(pc.fill_null(table.column("user_key"), "None"))  # as astype(str)
-    uhash = _str_hash(unames)
-    first = np.unique(uhash, return_index=True)[1]  # a hash's first user (only differs on a collision)
-    names = dict(zip(uhash[first].tolist(), [unames[i] for i in first], strict=True))
-    uh = uhash[users]
-    sess = pc.fill_null(table.column("session_id"), "None").combine_chunks()
-    with np.errstate(over="ignore"):
-        k = uh * _PAIR_MIX + _str_hash(sess.to_numpy(zero_copy_only=False))
-    requests = table.column("requests").to_numpy()
-    cost = table.column("cost_usd").to_numpy()
+    ks, uhs, reqs, costs, groups = [], [], [], [], []
+    group_ids: dict[tuple[str, str], int] = {}
+    for b in batches:
+        users, unames = _str_codes(pc.fill_null(b.column("user_key"), "None"))  # as astype(str)
+        uhash = _str_hash(unames)
+        for h, name in zip(uhash.tolist(), unames, strict=True):
+            names.setdefault(h, name)  # a 64-bit hash names one user
+        uh = uhash[users]
+        sess = pc.fill_null(b.column("session_id"), "None")
+        with np.errstate(over="ignore"):
+            ks.append(uh * _PAIR_MIX + _str_hash(sess.to_numpy(zero_copy_only=False)))
+        uhs.append(uh)
+        reqs.append(b.column("requests").to_numpy().astype(np.int64))
+        costs.append(b.column("cost_usd").to_numpy().astype(np.float64))
+        apps, anames = _str_codes(b.column("app"))
+        models, mnames = _str_codes(b.column("model_version"))
+        local, inv = np.unique(np.where((apps >= 0) & (models >= 0), apps * (len(mnames) + 1) + models, -1),
+                               return_inverse=True)
+        ids = [-1 if g < 0 else group_ids.setdefault((anames[g // (len(mnames) + 1)], mnames[g % (len(mnames) + 1)]),
+                                                     len(group_ids)) for g in local.tolist()]
+        groups.append(np.array(ids, dtype=np.int64)[inv])  # a group-by drops a missing key: -1
+    k, uh, req, cost, group = (np.concatenate(c) for c in (ks, uhs, reqs, costs, groups))
+    del ks, uhs, reqs, costs, groups
     lab, first = _first_order(k)
-    pairs = (k[first], uh[first], _int_sums(requests, lab, len(first)), _float_sums(cost, lab, len(first)))
-    apps, anames = _str_codes(table.column("app"))
-    models, mnames = _str_codes(table.column("model_version"))
-    ok = (apps >= 0) & (models >= 0)  # a group-by drops a missing key
-    apps, models = apps[ok], models[ok]
-    glab, gfirst = _first_order(apps * (len(mnames) + 1) + models)
-    areq, acost = _int_sums(requests[ok], glab, len(gfirst)), _float_sums(cost[ok], glab, len(gfirst))
-    app_rows = [(anames[a], mnames[m], r, c) for a, m, r, c in
-                zip(apps[gfirst].tolist(), models[gfirst].tolist(), areq.tolist(), acost.tolist(), strict=True)]
-    return pairs, names, app_rows
+    pairs = (k[first], uh[first], _int_sums(req, lab, len(first)), _float_sums(cost, lab, len(first)))
+    ok, n = group >= 0, len(group_ids)
+    areq, acost = _int_sums(req[ok], group[ok], n), _float_sums(cost[ok], group[ok], n)
+    app_rows = [(a, m, r, c) for (a, m), r, c in zip(group_ids, areq.tolist(), acost.tolist(), strict=True)]
+    return pairs, app_rows
 
 
 def _app_totals(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
@@ -596,13 +614,12 @@ class DayActivity:
         app_rows: list[tuple[Any, ...]] = []
         names: dict[int, str] = {}
         for key in self._keys:
-            t = pq.read_table(io.BytesIO(store.get(key)), columns=_DAY_COLUMNS)
-            if t.num_rows == 0:
+            f = pq.ParquetFile(io.BytesIO(store.get(key)))
+            if f.metadata.num_rows == 0:
                 continue
-            hour_pairs, hour_names, hour_apps = _hour_activity(t)
-            del t
+            hour_pairs, hour_apps = _hour_activity(
+                f.iter_batches(batch_size=_DAY_BATCH, columns=_DAY_COLUMNS, use_threads=False), names)
             pairs.append(hour_pairs)
-            names.update(hour_names)
             app_rows += hour_apps
         if not pairs:
             self.users = pd.DataFrame(columns=["user_key", "requests", "cost_usd", "sessions"])
