@@ -510,12 +510,22 @@ def _str_hash(values: Any) -> np.ndarray:
 
 def _first_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels 0..n-1 of the distinct ``keys`` in first-appearance order (pandas' ``sort=False``),
-    and the index of each label's first element."""
-    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[inv], first[order]
+    and the index of each label's first element (``np.unique`` with fewer temporaries)."""
+    order = np.argsort(keys, kind="stable")
+    new = np.ones(len(keys), dtype=bool)
+    sorted_keys = keys[order]
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+    del sorted_keys
+    first = order[new]  # per distinct key (in key order): its first index, as the sort is stable
+    appear = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), np.int64)
+    rank[appear] = np.arange(len(first))
+    group = np.cumsum(new, dtype=np.int64)
+    group -= 1
+    del new
+    labels = np.empty(len(keys), np.int64)
+    labels[order] = rank[group]
+    return labels, first[appear]
 
 
 def _int_sums(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
@@ -543,10 +553,12 @@ def _float_sums(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
         return pd.Series(values).groupby(labels, sort=True).sum().to_numpy(dtype=np.float64)
 
 
-def _hour_activity(batches: Iterable[Any], names: dict[int, str]) -> tuple[tuple[np.ndarray, ...], list[tuple[Any, ...]]]:
+def _hour_activity(batches: Iterable[Any], index: dict[int, int], names: list[str]
+                   ) -> tuple[tuple[np.ndarray, ...], list[tuple[Any, ...]]]:
     """One hour file (its record batches, in order) summed per (user, session): (pair key, user
-    hash, requests, cost) in the pairs' first-appearance order, and per (app, model) sums. New
-    user hashes are named in ``names``."""
+    number, requests, cost) in the pairs' first-appearance order, and per (app, model) sums.
+    Users are numbered by their hash in ``index`` (the day's order of first sight, named in
+    ``names``)."""
     import pyarrow.compute as pc
 
     ks, uhs, reqs, costs, groups = [], [], [], [], []
@@ -555,12 +567,14 @@ def _hour_activity(batches: Iterable[Any], names: dict[int, str]) -> tuple[tuple
         users, unames = _str_codes(pc.fill_null(b.column("user_key"), "None"))  # as astype(str)
         uhash = _str_hash(unames)
         for h, name in zip(uhash.tolist(), unames, strict=True):
-            names.setdefault(h, name)  # a 64-bit hash names one user
+            if h not in index:  # a 64-bit hash names one user
+                index[h] = len(names)
+                names.append(name)
         uh = uhash[users]
         sess = pc.fill_null(b.column("session_id"), "None")
         with np.errstate(over="ignore"):
             ks.append(uh * _PAIR_MIX + _str_hash(sess.to_numpy(zero_copy_only=False)))
-        uhs.append(uh)
+        uhs.append(np.array([index[h] for h in uhash.tolist()], dtype=np.int32)[users])
         reqs.append(b.column("requests").to_numpy().astype(np.int64))
         costs.append(b.column("cost_usd").to_numpy().astype(np.float64))
         apps, anames = _str_codes(b.column("app"))
@@ -592,6 +606,14 @@ def _app_totals(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
                          "requests": req, "cost_usd": cost})
 
 
+def _pop_concat(columns: list[list[np.ndarray]], i: int) -> np.ndarray:
+    """Column ``i`` of every hour joined, its per-hour arrays released."""
+    parts, columns[i] = columns[i], []
+    out = np.concatenate(parts)
+    parts.clear()
+    return out
+
+
 class DayActivity:
     """A day's activity summaries, built hour file by hour file so memory tracks distinct
     (user, session) pairs as numpy arrays (pair key, user hash, requests, cost: 32 B a pair and
@@ -612,31 +634,35 @@ class DayActivity:
         self._store, self._keys = store, list(keys or [])
         pairs: list[tuple[np.ndarray, ...]] = []
         app_rows: list[tuple[Any, ...]] = []
-        names: dict[int, str] = {}
+        index: dict[int, int] = {}
+        names: list[str] = []
         for key in self._keys:
             f = pq.ParquetFile(io.BytesIO(store.get(key)))
             if f.metadata.num_rows == 0:
                 continue
             hour_pairs, hour_apps = _hour_activity(
-                f.iter_batches(batch_size=_DAY_BATCH, columns=_DAY_COLUMNS, use_threads=False), names)
+                f.iter_batches(batch_size=_DAY_BATCH, columns=_DAY_COLUMNS, use_threads=False), index, names)
             pairs.append(hour_pairs)
             app_rows += hour_apps
         if not pairs:
             self.users = pd.DataFrame(columns=["user_key", "requests", "cost_usd", "sessions"])
             self.apps = pd.DataFrame(columns=["app", "model_version", "requests", "cost_usd"])
             return
-        k, u, req, cost = (np.concatenate(cols) for cols in zip(*pairs, strict=True))
+        # A session spanning hours appears once per hour: sum it back to one pair first. Columns
+        # are joined one at a time and the hours' copies dropped, so the day is held once.
+        columns = [list(c) for c in zip(*pairs, strict=True)]
         del pairs
-        # A session spanning hours appears once per hour: sum it back to one pair first.
-        lab, first = _first_order(k)
+        lab, first = _first_order(_pop_concat(columns, 0))
         n = len(first)
-        pair_u, pair_req, pair_cost = u[first], _int_sums(req, lab, n), _float_sums(cost, lab, n)
-        del k, u, req, cost, lab
-        uniq, ulab = np.unique(pair_u, return_inverse=True)  # pairs stay in day order within a user
-        users = pd.DataFrame({"user_key": pd.Series([names[h] for h in uniq.tolist()], dtype=object),
-                              "requests": _int_sums(pair_req, ulab, len(uniq)),
-                              "cost_usd": _float_sums(pair_cost, ulab, len(uniq)),
-                              "sessions": np.bincount(ulab, minlength=len(uniq)).astype(np.int64)})
+        pair_user = _pop_concat(columns, 1)[first]  # pairs in day order: a user's sum keeps it
+        pair_req = _int_sums(_pop_concat(columns, 2), lab, n)
+        pair_cost = _float_sums(_pop_concat(columns, 3), lab, n)
+        del lab, first
+        m = len(names)
+        users = pd.DataFrame({"user_key": pd.Series(names, dtype=object),
+                              "requests": _int_sums(pair_req, pair_user, m),
+                              "cost_usd": _float_sums(pair_cost, pair_user, m),
+                              "sessions": np.bincount(pair_user, minlength=m).astype(np.int64)})
         self.users = users.sort_values("user_key").reset_index(drop=True)
         self.apps = _app_totals(app_rows)
 
