@@ -576,7 +576,7 @@ def _hour_activity(batches: Iterable[Any], index: dict[int, int], names: list[st
             ks.append(uh * _PAIR_MIX + _str_hash(sess.to_numpy(zero_copy_only=False)))
         uhs.append(np.array([index[h] for h in uhash.tolist()], dtype=np.int32)[users])
         reqs.append(b.column("requests").to_numpy().astype(np.int64))
-        costs.append(b.column("cost_usd").to_numpy().astype(np.float64))
+        costs.append(b.column("cost_usd").to_numpy(zero_copy_only=False).astype(np.float64))  # null: NaN
         apps, anames = _str_codes(b.column("app"))
         models, mnames = _str_codes(b.column("model_version"))
         local, inv = np.unique(np.where((apps >= 0) & (models >= 0), apps * (len(mnames) + 1) + models, -1),
@@ -604,6 +604,12 @@ def _app_totals(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     return pd.DataFrame({"app": pd.Series([a for a, _ in keys], dtype=object),
                          "model_version": pd.Series([m for _, m in keys], dtype=object),
                          "requests": req, "cost_usd": cost})
+
+
+def _repeats(keys: np.ndarray) -> bool:
+    """Whether any key occurs twice (a sorted copy: cheaper than grouping when none does)."""
+    ordered = np.sort(keys)
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _pop_concat(columns: list[list[np.ndarray]], i: int) -> np.ndarray:
@@ -652,12 +658,20 @@ class DayActivity:
         # are joined one at a time and the hours' copies dropped, so the day is held once.
         columns = [list(c) for c in zip(*pairs, strict=True)]
         del pairs
-        lab, first = _first_order(_pop_concat(columns, 0))
-        n = len(first)
-        pair_user = _pop_concat(columns, 1)[first]  # pairs in day order: a user's sum keeps it
-        pair_req = _int_sums(_pop_concat(columns, 2), lab, n)
-        pair_cost = _float_sums(_pop_concat(columns, 3), lab, n)
-        del lab, first
+        keys = _pop_concat(columns, 0)
+        if _repeats(keys):
+            lab, first = _first_order(keys)
+            del keys
+            n = len(first)
+            pair_user = _pop_concat(columns, 1)[first]  # pairs in day order: a user's sum keeps it
+            pair_req = _int_sums(_pop_concat(columns, 2), lab, n)
+            pair_cost = _float_sums(_pop_concat(columns, 3), lab, n)
+            del lab, first
+        else:  # no session spans hours: each pair is one hour row (its sum still goes through the kernel)
+            n = len(keys)
+            del keys
+            pair_user, pair_req = _pop_concat(columns, 1), _pop_concat(columns, 2)
+            pair_cost = _float_sums(_pop_concat(columns, 3), np.arange(n), n)
         m = len(names)
         users = pd.DataFrame({"user_key": pd.Series(names, dtype=object),
                               "requests": _int_sums(pair_req, pair_user, m),

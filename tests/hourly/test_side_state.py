@@ -273,9 +273,10 @@ def test_day_activity_of_heavy_users_and_missing_values(tmp_path):
                          "app": "chat", "model_version": "m1", "requests": 1,
                          "cost_usd": rng.choice([1e8, 0.1, -1e8, 3e-7, 1.0 / 3], 4000),
                          "cost_units": 1, "first_ts": T0})[side_state.ACTIVITY_COLUMNS] for h in range(3)]
-    nulls = pd.DataFrame({"user_key": ["a", None, "b"], "session_id": [None, "s", "s"], "app": ["x", None, "x"],
-                          "model_version": [None, "m", "m"], "requests": [1, 2, 3], "cost_usd": [-0.0, 0.5, 1e-12],
-                          "cost_units": [0, 1, 2], "first_ts": [T0, T0, T0]})
+    nulls = pd.DataFrame({"user_key": ["a", None, "b", "c"], "session_id": [None, "s", "s", ""],
+                          "app": ["x", None, "x", "x"], "model_version": [None, "m", "m", "m"],
+                          "requests": [1, 2, 3, 4], "cost_usd": [-0.0, 0.5, 1e-12, np.nan],
+                          "cost_units": [0, 1, 2, 3], "first_ts": [T0] * 4})
     store = LocalStore(tmp_path)
     act = _assert_same_day(store, _write_day(store, [*big, nulls]))
     assert act.users.set_index("user_key").loc["bot", "sessions"] == 4002
@@ -296,3 +297,18 @@ def test_day_activity_session_mix_reads_only_the_asked_sessions(tmp_path):
         .sum().reset_index()
     pd.testing.assert_frame_equal(mix, want)
     assert act.session_mix([]).empty
+
+
+def test_day_activity_without_pandas_kernel_falls_back_to_the_group_by(tmp_path, monkeypatch):
+    from pandas._libs import groupby as libgroupby
+
+    from llmmon.store.objects import LocalStore
+
+    def moved(*args, **kwargs):
+        raise TypeError("signature changed")
+
+    monkeypatch.setattr(libgroupby, "group_sum", moved)
+    rng = np.random.default_rng(11)
+    users, sessions = [f"u{i}" for i in range(40)], ["", *[f"s{i}" for i in range(60)]]
+    store = LocalStore(tmp_path)
+    _assert_same_day(store, _write_day(store, [_hour_rows(rng, 800, users, sessions) for _ in range(3)]))
