@@ -513,48 +513,195 @@ def write_hour_state(store: ObjectStore, hour: datetime, state: SideState | None
     state["activity"].release()
 
 
+_PAIR_MIX = np.uint64(0x9E3779B97F4A7C15)  # one 64-bit key per (user, session): user * MIX + session
+_DAY_COLUMNS = ["user_key", "session_id", "app", "model_version", "requests", "cost_usd"]
+_DAY_BATCH = 32_768  # rows decoded at a time: whole hours left Arrow's allocator ~50 MB larger at 3M records
+
+
+def _str_codes(col: Any) -> tuple[np.ndarray, list[str]]:
+    """Codes (-1 for null) and distinct values, in first-appearance order, of a string column."""
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(col.combine_chunks() if hasattr(col, "combine_chunks") else col)
+    return enc.indices.fill_null(-1).to_numpy().astype(np.int64), enc.dictionary.to_pylist()
+
+
+def _str_hash(values: Any) -> np.ndarray:
+    """pandas' 64-bit hash of strings (``hash_pandas_object`` of a str Series, elementwise)."""
+    return pd.util.hash_array(np.asarray(values, dtype=object))
+
+
+def _first_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels 0..n-1 of the distinct ``keys`` in first-appearance order (pandas' ``sort=False``),
+    and the index of each label's first element (``np.unique`` with fewer temporaries)."""
+    order = np.argsort(keys, kind="stable")
+    new = np.ones(len(keys), dtype=bool)
+    sorted_keys = keys[order]
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+    del sorted_keys
+    first = order[new]  # per distinct key (in key order): its first index, as the sort is stable
+    appear = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), np.int64)
+    rank[appear] = np.arange(len(first))
+    group = np.cumsum(new, dtype=np.int64)
+    group -= 1
+    del new
+    labels = np.empty(len(keys), np.int64)
+    labels[order] = rank[group]
+    return labels, first[appear]
+
+
+def _int_sums(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, np.int64)
+    np.add.at(out, labels, values.astype(np.int64, copy=False))
+    return out
+
+
+def _float_sums(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Float sums per label 0..n-1 (every label present), each group's values added in array
+    order. pandas' grouped sum is compensated (Kahan), so its result depends on that order, and
+    today's cost figures come from it: the same kernel runs here, on the bare arrays (a Kahan
+    sum is sequential per group, and one user may own 400k sessions, so numpy cannot vectorise it)."""
+    if not n:
+        return np.zeros(0, np.float64)
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    labels = np.ascontiguousarray(labels, dtype=np.intp)
+    try:
+        from pandas._libs.groupby import group_sum
+
+        out, counts = np.zeros((n, 1), np.float64), np.zeros(n, np.int64)
+        group_sum(out, counts, values.reshape(-1, 1), labels, None, min_count=0, is_datetimelike=False)
+        return out[:, 0]
+    except (ImportError, TypeError):  # the private kernel moved: the public group-by (more memory)
+        return pd.Series(values).groupby(labels, sort=True).sum().to_numpy(dtype=np.float64)
+
+
+def _hour_activity(batches: Iterable[Any], index: dict[int, int], names: list[str]
+                   ) -> tuple[tuple[np.ndarray, ...], list[tuple[Any, ...]]]:
+    """One hour file (its record batches, in order) summed per (user, session): (pair key, user
+    number, requests, cost) in the pairs' first-appearance order, and per (app, model) sums.
+    Users are numbered by their hash in ``index`` (the day's order of first sight, named in
+    ``names``)."""
+    import pyarrow.compute as pc
+
+    ks, uhs, reqs, costs, groups = [], [], [], [], []
+    group_ids: dict[tuple[str, str], int] = {}
+    for b in batches:
+        users, unames = _str_codes(pc.fill_null(b.column("user_key"), "None"))  # as astype(str)
+        uhash = _str_hash(unames)
+        for h, name in zip(uhash.tolist(), unames, strict=True):
+            if h not in index:  # a 64-bit hash names one user
+                index[h] = len(names)
+                names.append(name)
+        uh = uhash[users]
+        sess = pc.fill_null(b.column("session_id"), "None")
+        with np.errstate(over="ignore"):
+            ks.append(uh * _PAIR_MIX + _str_hash(sess.to_numpy(zero_copy_only=False)))
+        uhs.append(np.array([index[h] for h in uhash.tolist()], dtype=np.int32)[users])
+        reqs.append(b.column("requests").to_numpy().astype(np.int64))
+        costs.append(b.column("cost_usd").to_numpy(zero_copy_only=False).astype(np.float64))  # null: NaN
+        apps, anames = _str_codes(b.column("app"))
+        models, mnames = _str_codes(b.column("model_version"))
+        local, inv = np.unique(np.where((apps >= 0) & (models >= 0), apps * (len(mnames) + 1) + models, -1),
+                               return_inverse=True)
+        ids = [-1 if g < 0 else group_ids.setdefault((anames[g // (len(mnames) + 1)], mnames[g % (len(mnames) + 1)]),
+                                                     len(group_ids)) for g in local.tolist()]
+        groups.append(np.array(ids, dtype=np.int64)[inv])  # a group-by drops a missing key: -1
+    k, uh, req, cost, group = (np.concatenate(c) for c in (ks, uhs, reqs, costs, groups))
+    del ks, uhs, reqs, costs, groups
+    lab, first = _first_order(k)
+    pairs = (k[first], uh[first], _int_sums(req, lab, len(first)), _float_sums(cost, lab, len(first)))
+    ok, n = group >= 0, len(group_ids)
+    areq, acost = _int_sums(req[ok], group[ok], n), _float_sums(cost[ok], group[ok], n)
+    app_rows = [(a, m, r, c) for (a, m), r, c in zip(group_ids, areq.tolist(), acost.tolist(), strict=True)]
+    return pairs, app_rows
+
+
+def _app_totals(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Per-hour (app, model) sums added across hours in hour order, sorted by (app, model)."""
+    keys = sorted({(a, m) for a, m, _, _ in rows})
+    index = {key: i for i, key in enumerate(keys)}
+    lab = np.array([index[(a, m)] for a, m, _, _ in rows], dtype=np.int64)
+    req = _int_sums(np.array([r[2] for r in rows], dtype=np.int64), lab, len(keys))
+    cost = _float_sums(np.array([r[3] for r in rows], dtype=np.float64), lab, len(keys))
+    return pd.DataFrame({"app": pd.Series([a for a, _ in keys], dtype=object),
+                         "model_version": pd.Series([m for _, m in keys], dtype=object),
+                         "requests": req, "cost_usd": cost})
+
+
+def _repeats(keys: np.ndarray) -> bool:
+    """Whether any key occurs twice (a sorted copy: cheaper than grouping when none does)."""
+    ordered = np.sort(keys)
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
+def _pop_concat(columns: list[list[np.ndarray]], i: int) -> np.ndarray:
+    """Column ``i`` of every hour joined, its per-hour arrays released."""
+    parts, columns[i] = columns[i], []
+    out = np.concatenate(parts)
+    parts.clear()
+    return out
+
+
 class DayActivity:
     """A day's activity summaries, built hour file by hour file so memory tracks distinct
-    (user, session) pairs as 16-byte hashes, not the day's rows.
+    (user, session) pairs as numpy arrays (pair key, user number, requests, cost: 28 B a pair and
+    hour), not pandas frames of the day's rows; an hour is decoded ``_DAY_BATCH`` rows at a time.
 
     ``users``: user_key, requests, cost_usd, sessions (distinct); ``apps``: app,
     model_version, requests, cost_usd; ``session_mix(ids)``: the (model, app) request mix of
     just the sessions asked for (those with business events), re-read with a filter.
+
+    Cost sums keep pandas' order, so figures are bit for bit those of a group-by: per pair within
+    the hour (rows in file order), per pair across hours (hour order), then per user (pairs in
+    the order they first appear in the day).
     """
 
     def __init__(self, store: ObjectStore | None = None, keys: list[str] | None = None):
+        import pyarrow.parquet as pq
+
         self._store, self._keys = store, list(keys or [])
-        pairs, apps, names = [], [], {}
+        pairs: list[tuple[np.ndarray, ...]] = []
+        app_rows: list[tuple[Any, ...]] = []
+        index: dict[int, int] = {}
+        names: list[str] = []
         for key in self._keys:
-            t = _read_activity(store, key)
-            if t.num_rows == 0:
+            f = pq.ParquetFile(io.BytesIO(store.get(key)))
+            if f.metadata.num_rows == 0:
                 continue
-            df = t.select(["user_key", "session_id", "app", "model_version", "requests", "cost_usd"]).to_pandas()
-            apps.append(df.groupby(["app", "model_version"], sort=False)[["requests", "cost_usd"]].sum())
-            users = df["user_key"].astype(str)
-            uh = pd.util.hash_pandas_object(users, index=False).to_numpy()
-            names.update(zip(uh[~pd.Series(uh).duplicated().to_numpy()].tolist(),
-                             users[~pd.Series(uh).duplicated().to_numpy()].tolist(), strict=True))
-            sh = pd.util.hash_pandas_object(df["session_id"].astype(str), index=False).to_numpy()
-            with np.errstate(over="ignore"):
-                k = uh * np.uint64(0x9E3779B97F4A7C15) + sh  # one 64-bit key per (user, session)
-            pairs.append(pd.DataFrame({"k": k, "u": uh, "requests": df["requests"].to_numpy(),
-                                       "cost_usd": df["cost_usd"].to_numpy()})
-                         .groupby("k", sort=False).agg(u=("u", "first"), requests=("requests", "sum"),
-                                                       cost_usd=("cost_usd", "sum")))
+            hour_pairs, hour_apps = _hour_activity(
+                f.iter_batches(batch_size=_DAY_BATCH, columns=_DAY_COLUMNS, use_threads=False), index, names)
+            pairs.append(hour_pairs)
+            app_rows += hour_apps
         if not pairs:
             self.users = pd.DataFrame(columns=["user_key", "requests", "cost_usd", "sessions"])
             self.apps = pd.DataFrame(columns=["app", "model_version", "requests", "cost_usd"])
             return
-        # A session spanning hours appears once per hour: sum it back to one pair first.
-        day_pairs = pd.concat(pairs).groupby(level="k", sort=False).agg(
-            u=("u", "first"), requests=("requests", "sum"), cost_usd=("cost_usd", "sum"))
+        # A session spanning hours appears once per hour: sum it back to one pair first. Columns
+        # are joined one at a time and the hours' copies dropped, so the day is held once.
+        columns = [list(c) for c in zip(*pairs, strict=True)]
         del pairs
-        per_user = day_pairs.groupby("u", sort=False).agg(
-            requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), sessions=("requests", "size"))
-        per_user.index = [names[u] for u in per_user.index]
-        self.users = per_user.rename_axis("user_key").reset_index().sort_values("user_key").reset_index(drop=True)
-        self.apps = (pd.concat(apps).groupby(level=["app", "model_version"], sort=True).sum().reset_index())
+        keys = _pop_concat(columns, 0)
+        if _repeats(keys):
+            lab, first = _first_order(keys)
+            del keys
+            n = len(first)
+            pair_user = _pop_concat(columns, 1)[first]  # pairs in day order: a user's sum keeps it
+            pair_req = _int_sums(_pop_concat(columns, 2), lab, n)
+            pair_cost = _float_sums(_pop_concat(columns, 3), lab, n)
+            del lab, first
+        else:  # no session spans hours: each pair is one hour row (its sum still goes through the kernel)
+            n = len(keys)
+            del keys
+            pair_user, pair_req = _pop_concat(columns, 1), _pop_concat(columns, 2)
+            pair_cost = _float_sums(_pop_concat(columns, 3), np.arange(n), n)
+        m = len(names)
+        users = pd.DataFrame({"user_key": pd.Series(names, dtype=object),
+                              "requests": _int_sums(pair_req, pair_user, m),
+                              "cost_usd": _float_sums(pair_cost, pair_user, m),
+                              "sessions": np.bincount(pair_user, minlength=m).astype(np.int64)})
+        self.users = users.sort_values("user_key").reset_index(drop=True)
+        self.apps = _app_totals(app_rows)
 
     def __len__(self) -> int:
         return int(len(self.users))

@@ -165,3 +165,150 @@ def test_activity_merges_lazily_and_exactly(monkeypatch, tmp_path):
     acc.release()  # written: the spill files go
     other.release()
     assert not list(tmp_path.iterdir())
+
+
+# ---- a day's activity ---------------------------------------------------------------------------
+
+
+class _ReferenceDayActivity:
+    """``DayActivity`` before it moved to numpy arrays (pandas frames of every pair): the definition."""
+
+    def __init__(self, store, keys):
+        pairs, apps, names = [], [], {}
+        for key in keys:
+            t = side_state._read_activity(store, key)
+            if t.num_rows == 0:
+                continue
+            df = t.select(["user_key", "session_id", "app", "model_version", "requests", "cost_usd"]).to_pandas()
+            apps.append(df.groupby(["app", "model_version"], sort=False)[["requests", "cost_usd"]].sum())
+            users = df["user_key"].astype(str)
+            uh = pd.util.hash_pandas_object(users, index=False).to_numpy()
+            names.update(zip(uh[~pd.Series(uh).duplicated().to_numpy()].tolist(),
+                             users[~pd.Series(uh).duplicated().to_numpy()].tolist(), strict=True))
+            sh = pd.util.hash_pandas_object(df["session_id"].astype(str), index=False).to_numpy()
+            with np.errstate(over="ignore"):
+                k = uh * np.uint64(0x9E3779B97F4A7C15) + sh
+            pairs.append(pd.DataFrame({"k": k, "u": uh, "requests": df["requests"].to_numpy(),
+                                       "cost_usd": df["cost_usd"].to_numpy()})
+                         .groupby("k", sort=False).agg(u=("u", "first"), requests=("requests", "sum"),
+                                                       cost_usd=("cost_usd", "sum")))
+        if not pairs:
+            self.users = pd.DataFrame(columns=["user_key", "requests", "cost_usd", "sessions"])
+            self.apps = pd.DataFrame(columns=["app", "model_version", "requests", "cost_usd"])
+            return
+        day_pairs = pd.concat(pairs).groupby(level="k", sort=False).agg(
+            u=("u", "first"), requests=("requests", "sum"), cost_usd=("cost_usd", "sum"))
+        per_user = day_pairs.groupby("u", sort=False).agg(
+            requests=("requests", "sum"), cost_usd=("cost_usd", "sum"), sessions=("requests", "size"))
+        per_user.index = [names[u] for u in per_user.index]
+        self.users = per_user.rename_axis("user_key").reset_index().sort_values("user_key").reset_index(drop=True)
+        self.apps = (pd.concat(apps).groupby(level=["app", "model_version"], sort=True).sum().reset_index())
+
+
+def _hour_rows(rng: np.random.Generator, n: int, users: list[str], sessions: list[str]) -> pd.DataFrame:
+    """Activity rows of one hour: unique (user, session, app, model), costs of wildly mixed
+    magnitudes (so the order of a compensated sum shows), sessionless ``~user@slot`` ids."""
+    u = rng.integers(0, len(users), n)
+    s = rng.integers(0, len(sessions), n)
+    sess = np.array([sessions[i] if sessions[i] else f"~{users[j]}@{i % 7}" for i, j in zip(s, u, strict=True)],
+                    dtype=object)
+    df = pd.DataFrame({"user_key": np.array(users, dtype=object)[u], "session_id": sess,
+                       "app": rng.choice(np.array(["", "chat", "search", "é-app"], dtype=object), n),
+                       "model_version": rng.choice(np.array(["m1", "m2", ""], dtype=object), n)})
+    df = df.drop_duplicates(["user_key", "session_id", "app", "model_version"]).reset_index(drop=True)
+    units = rng.integers(-10**6, 10**12, len(df)) * rng.choice([1, 1, 10**6, 10**9], len(df))
+    return df.assign(requests=rng.integers(1, 50, len(df)), cost_usd=units / 10**11 + rng.random(len(df)) * 1e-3,
+                     cost_units=units, first_ts=T0 + rng.random(len(df)) * 3600)[side_state.ACTIVITY_COLUMNS]
+
+
+def _write_day(store, hours: list[pd.DataFrame | None]) -> list[str]:
+    from datetime import UTC, datetime, timedelta
+
+    keys = []
+    for h, df in enumerate(hours):
+        if df is None:
+            continue
+        key = side_state.activity_key(datetime(2026, 11, 2, tzinfo=UTC) + timedelta(hours=h))
+        store.put(key, side_state._activity_parquet(df), "application/vnd.apache.parquet")
+        keys.append(key)
+    return keys
+
+
+def _assert_same_day(store, keys: list[str]) -> side_state.DayActivity:
+    new, ref = side_state.DayActivity(store, keys), _ReferenceDayActivity(store, keys)
+    for got, want in ((new.users, ref.users), (new.apps, ref.apps)):
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        if len(want):  # bit for bit, the sign of a zero included
+            assert (got["cost_usd"].to_numpy().view(np.int64) == want["cost_usd"].to_numpy().view(np.int64)).all()
+    assert len(new) == len(ref.users)
+    return new
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_day_activity_matches_the_group_by_definition(tmp_path, seed):
+    from llmmon.store.objects import LocalStore
+
+    rng = np.random.default_rng(seed)
+    users = ["", "u-é", *[f"user{i}" for i in range(300)]]
+    sessions = ["", "", *[f"s{i}" for i in range(400)]]  # sessions reused across hours: they span hours
+    hours = [_hour_rows(rng, int(rng.integers(1, 3000)), users, sessions) for _ in range(6)]
+    hours[2] = hours[2].iloc[:0]  # an hour written without rows
+    hours.insert(4, None)  # an hour not written at all
+    store = LocalStore(tmp_path)
+    keys = _write_day(store, hours)
+    act = _assert_same_day(store, keys)
+    assert len(act) > 250 and (act.users["sessions"] > 1).any() and "" in set(act.users["user_key"])
+    # One hour only, and a day in another hour order.
+    _assert_same_day(store, keys[:1])
+    _assert_same_day(store, keys[::-1])
+
+
+def test_day_activity_of_heavy_users_and_missing_values(tmp_path):
+    from llmmon.store.objects import LocalStore
+
+    rng = np.random.default_rng(7)
+    # One user with thousands of sessions across hours (a long compensated sum), values where the
+    # order of addition changes the float result.
+    big = [pd.DataFrame({"user_key": "bot", "session_id": [f"~bot@{i}" for i in range(h, 4000 + h)],
+                         "app": "chat", "model_version": "m1", "requests": 1,
+                         "cost_usd": rng.choice([1e8, 0.1, -1e8, 3e-7, 1.0 / 3], 4000),
+                         "cost_units": 1, "first_ts": T0})[side_state.ACTIVITY_COLUMNS] for h in range(3)]
+    nulls = pd.DataFrame({"user_key": ["a", None, "b", "c"], "session_id": [None, "s", "s", ""],
+                          "app": ["x", None, "x", "x"], "model_version": [None, "m", "m", "m"],
+                          "requests": [1, 2, 3, 4], "cost_usd": [-0.0, 0.5, 1e-12, np.nan],
+                          "cost_units": [0, 1, 2, 3], "first_ts": [T0] * 4})
+    store = LocalStore(tmp_path)
+    act = _assert_same_day(store, _write_day(store, [*big, nulls]))
+    assert act.users.set_index("user_key").loc["bot", "sessions"] == 4002
+    _assert_same_day(store, _write_day(store, [nulls]))
+    assert len(side_state.DayActivity(store, [])) == 0
+
+
+def test_day_activity_session_mix_reads_only_the_asked_sessions(tmp_path):
+    from llmmon.store.objects import LocalStore
+
+    rng = np.random.default_rng(3)
+    hours = [_hour_rows(rng, 500, ["u1", "u2"], ["a", "b", "c"]) for _ in range(3)]
+    store = LocalStore(tmp_path)
+    act = side_state.DayActivity(store, _write_day(store, hours))
+    mix = act.session_mix(["a", "zz", ""])
+    day = pd.concat(hours)
+    want = day[day["session_id"] == "a"].groupby(["session_id", "model_version", "app"], sort=True)["requests"] \
+        .sum().reset_index()
+    pd.testing.assert_frame_equal(mix, want)
+    assert act.session_mix([]).empty
+
+
+def test_day_activity_without_pandas_kernel_falls_back_to_the_group_by(tmp_path, monkeypatch):
+    from pandas._libs import groupby as libgroupby
+
+    from llmmon.store.objects import LocalStore
+
+    def moved(*args, **kwargs):
+        raise TypeError("signature changed")
+
+    monkeypatch.setattr(libgroupby, "group_sum", moved)
+    rng = np.random.default_rng(11)
+    users, sessions = [f"u{i}" for i in range(40)], ["", *[f"s{i}" for i in range(60)]]
+    store = LocalStore(tmp_path)
+    _assert_same_day(store, _write_day(store, [_hour_rows(rng, 800, users, sessions) for _ in range(3)]))
