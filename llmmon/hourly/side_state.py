@@ -244,7 +244,10 @@ def spill_dir() -> str:
     ``LLMMON_SPILL_DIR`` to put it elsewhere (default: the system temp folder)."""
     global _SPILL_DIR
     if _SPILL_DIR is None or not os.path.isdir(_SPILL_DIR):
-        _SPILL_DIR = tempfile.mkdtemp(prefix="llmmon-spill-", dir=os.environ.get("LLMMON_SPILL_DIR") or None)
+        parent = os.environ.get("LLMMON_SPILL_DIR") or None
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        _SPILL_DIR = tempfile.mkdtemp(prefix="llmmon-spill-", dir=parent)
         atexit.register(shutil.rmtree, _SPILL_DIR, True)
     return _SPILL_DIR
 

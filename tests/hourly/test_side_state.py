@@ -312,3 +312,17 @@ def test_day_activity_without_pandas_kernel_falls_back_to_the_group_by(tmp_path,
     users, sessions = [f"u{i}" for i in range(40)], ["", *[f"s{i}" for i in range(60)]]
     store = LocalStore(tmp_path)
     _assert_same_day(store, _write_day(store, [_hour_rows(rng, 800, users, sessions) for _ in range(3)]))
+
+
+def test_spill_dir_is_private_and_made_where_asked(monkeypatch, tmp_path):
+    """LLMMON_SPILL_DIR may name a folder that does not exist yet; spills go to a private folder
+    inside it, and a spilled hour reads back the same rows."""
+    target = tmp_path / "not" / "yet"
+    monkeypatch.setenv("LLMMON_SPILL_DIR", str(target))
+    monkeypatch.setattr(side_state, "_SPILL_DIR", None)
+    df = _chunk(50, 2)
+    act = Activity([side_state._activity_table(df)]).spill()
+    assert act.spilled and all(p.startswith(str(target)) for p in act.spilled)
+    pd.testing.assert_frame_equal(act.frame(), activity_rows(df), check_exact=True)
+    act.release()
+    monkeypatch.setattr(side_state, "_SPILL_DIR", None)
