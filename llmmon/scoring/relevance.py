@@ -273,7 +273,11 @@ def _bigram_slots(texts: Sequence[str], max_chars: int, row_bits: int
     ids = _LUT.take(cp, mode="clip")  # clip: code points past the BMP read _LUT[0xFFFF], a break
     ok = ids != 0
     valid = ok[:-1] & ok[1:]
-    key = (ids[:-1][valid].astype(np.uint32) << np.uint32(16)) | ids[1:][valid]
+    pair = ids.astype(np.uint32)
+    key = pair[:-1] << np.uint32(16)
+    key |= pair[1:]
+    # Index then take: a boolean compress branches on every element (word breaks are erratic).
+    key = key.take(np.flatnonzero(valid))
     # Row i owns positions starts[i] .. starts[i] + lengths[i] (its NUL): never an empty segment.
     starts = np.concatenate(([0], np.cumsum(lengths[:-1] + 1)))
     # int32 sums: numpy's own loop (int64 from uint8 goes through casting buffers, 4x slower).
