@@ -239,32 +239,14 @@ def relevance(prompts: pd.Series | Sequence[object], responses: pd.Series | Sequ
     raise ValueError(f"unknown relevance method {method!r} (expected 'ngram' or 'embedding')")
 
 
-def _bigrams(texts: Sequence[str], max_chars: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and 64-bit hash of every character bigram: the specialised fast path of ``hashed_ngrams``."""
-    n = len(texts)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    cut = [s[:max_chars] for s in texts]
-    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=n)
-    cp = np.frombuffer("\x00".join(cut).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    ids = _LUT[np.minimum(cp, np.uint32(0xFFFF))]
-    a, b = ids[:-1].astype(np.uint32), ids[1:]
-    idx = np.flatnonzero((a != 0) & (b != 0))
-    key = ((a[idx] << np.uint32(16)) | b[idx]).astype(np.uint64)
-    rows = np.repeat(np.arange(n, dtype=np.int64), lengths + 1)[idx]
-    with np.errstate(over="ignore"):
-        hashes = (key ^ np.uint64(2 << 60)) * _HASH_MULT
-    return rows, hashes
-
-
 def _bigram_slots(texts: Sequence[str], max_chars: int, row_bits: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """32-bit key and slot of every bigram (those ``_bigrams`` hashes) in row order, row bounds.
+    """32-bit key and slot of every bigram in row order, and row bounds: ``_gram_slots`` for bigrams.
 
-    The slot is (row << row_bits | top hash bits) as in ``_gram_slots``; the key stands in for
-    the hash, which is a bijection of it (xor, then multiplication by an odd constant). Row i's
-    bigrams are ``bounds[i]:bounds[i + 1]``. Boolean compresses and ``take`` instead of index
-    arrays: each is several times cheaper than a fancy-index gather.
+    The slot is (row << row_bits | top bits of the order-2 hash of ``hashed_ngrams``); the key
+    stands in for that hash, a bijection of it (xor, then multiplication by an odd constant).
+    Row i's bigrams are ``bounds[i]:bounds[i + 1]``. Gathers use ``take``: on this data several
+    times cheaper than fancy indexing.
     """
     n = len(texts)
     cut, lengths = cut_texts(texts, max_chars)
@@ -303,11 +285,8 @@ def _row_counts(mask: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 def _gram_slots(texts: Sequence[str], max_chars: int, ngram_min: int, ngram_max: int,
                 row_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row, 64-bit hash and slot (row << bits | top hash bits) of every n-gram of a block."""
-    if ngram_min == ngram_max == 2:
-        rows, hashes = _bigrams(texts, max_chars)
-    else:
-        rows, hashes = hashed_ngrams(codepoints([s[:max_chars] for s in texts]), ngram_min=ngram_min,
-                                     ngram_max=ngram_max)
+    rows, hashes = hashed_ngrams(codepoints([s[:max_chars] for s in texts]), ngram_min=ngram_min,
+                                 ngram_max=ngram_max)
     pos = (rows << row_bits) | (hashes >> np.uint64(64 - row_bits)).astype(np.int64)
     return rows, hashes, pos
 
