@@ -134,6 +134,25 @@ def cut_texts(texts: Sequence[str], max_chars: int) -> tuple[list[str], np.ndarr
     return lst, lengths
 
 
+def _packed_sums(lut: np.ndarray, units: np.ndarray, starts: np.ndarray, rows_per_block: int = 256
+                 ) -> np.ndarray:
+    """``lut[units]`` summed per segment starting at ``starts``, a block of rows at a time.
+
+    Blocks keep the gathered values in cache (2.5x faster than one pass over a chunk's millions
+    of code units); ``dtype``: without it numpy sums int32 through int64 casting buffers, ~8x
+    slower. The sums are exact either way (each field holds at most ``max_chars``).
+    """
+    n = starts.size
+    out = np.empty(n, lut.dtype)
+    ends = np.append(starts[1:], units.size)
+    for i0 in range(0, n, rows_per_block):
+        i1 = min(n, i0 + rows_per_block)
+        u0 = int(starts[i0])
+        np.add.reduceat(lut.take(units[u0:int(ends[i1 - 1])]), starts[i0:i1] - u0, dtype=lut.dtype,
+                        out=out[i0:i1])
+    return out
+
+
 def fast_script_counts(texts: Sequence[str], max_chars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``script_counts`` of the first ``max_chars`` characters of each text: the scorer's hot path.
 
@@ -162,6 +181,6 @@ def fast_script_counts(texts: Sequence[str], max_chars: int) -> tuple[np.ndarray
         counts = np.bincount(rows + _SCRIPT_LUT[units], minlength=4 * n).reshape(n, 4)
         return counts[:, 1], counts[:, 2], counts[:, 3]
     lut, bits = _PACKED[fits[0]]
-    packed = np.add.reduceat(lut[units], starts).astype(np.int64)
+    packed = _packed_sums(lut, units, starts).astype(np.int64)
     field = (1 << bits) - 1
     return packed & field, (packed >> bits) & field, packed >> (2 * bits)

@@ -45,3 +45,14 @@ def test_cut_texts_slices_only_long_texts():
     cut, lengths = cut_texts(texts, 4)
     assert cut == ["abc", "xxxx", "😀" * 4] and lengths.tolist() == [3, 4, 4]
     assert texts[1] == "x" * 10  # the caller's list is not changed
+
+
+@pytest.mark.parametrize("max_chars", [400, 5000])
+def test_fast_script_counts_across_row_blocks(max_chars):
+    """More rows than one block (256): empty texts and NUL-only texts on block edges and at the end."""
+    texts = (_HOSTILE * 40)[:700]
+    texts[255:258] = ["", "\x00", ""]
+    texts[-2:] = ["中", ""]
+    got = fast_script_counts(texts, max_chars)
+    for g, r in zip(got, _reference(texts, max_chars), strict=True):
+        assert g.dtype == np.int64 and g.tolist() == r.tolist()
