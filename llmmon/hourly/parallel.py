@@ -76,8 +76,13 @@ def run_hours_parallel(ctx: Context, window: Window, workers: int, job: str = "h
     wdoc = window_to_xcom(window)
     import multiprocessing
 
-    with ProcessPoolExecutor(max_workers=len(groups), mp_context=multiprocessing.get_context("spawn")) as pool:
+    from llmmon.hourly.run import process_hours
+
+    # This process runs the first group itself while the others run in spawned workers: it is
+    # already warm (imports, scorers) and its share needs no save/load through the store.
+    with ProcessPoolExecutor(max_workers=len(groups) - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_work, cfg_doc, wdoc, [[o.key, o.size, o.last_modified.isoformat(), o.etag]
-                                                      for o in g], i) for i, g in enumerate(groups)]
+                                                      for o in g], i) for i, g in enumerate(groups) if i]
+        mine = process_hours(ctx, window, groups[0])
         keys = [f.result() for f in futures]  # a failed worker fails the run
-    return reduce_partials(ctx, window, keys, job)
+    return reduce_partials(ctx, window, keys, job, first=mine)
