@@ -322,7 +322,9 @@ def save_partial(ctx: Context, window: Window, index: int, hours: dict[datetime,
             "side": None if st.side is None else side_state.dump_hour_state(st.side, with_activity=False),
             "examples": None if st.examples is None else examples.dump(st.examples),
         }
-    ctx.store.put(key, gzip.compress(orjson.dumps(doc), mtime=0), "application/gzip")
+    # Level 1: the partial lives minutes and is read once; level 9 cost seconds on a worker's
+    # critical path (hex profiles compress slowly) for a few percent of size.
+    ctx.store.put(key, gzip.compress(orjson.dumps(doc), compresslevel=1, mtime=0), "application/gzip")
     return key
 
 
