@@ -1,9 +1,10 @@
 """Process a window's objects in N worker processes, with the same result as one process.
 
 Objects are grouped by their ``dt=/hour=`` partition and the hours are cut into N contiguous
-groups of similar byte size; each worker runs ``process_hours`` on its group and saves a
-partial state (the same partials Airflow's mapped tasks write), and the parent merges them
-with ``reduce_partials``: counts and sums add exactly, profiles merge, quarantine lines are
+groups of similar byte size. This process runs ``process_hours`` on the first group itself
+(it is warm, and its state stays in memory); each of N-1 spawned workers runs it on another
+group and saves a partial state (the same partials Airflow's mapped tasks write), and the
+parent merges them all with ``reduce_partials``: counts and sums add exactly, profiles merge, quarantine lines are
 sorted by (object, line). Workers are spawned (no fork: the parent holds DB and S3 clients).
 
 Known limit (shared with mapped tasks): a duplicate ``request_id`` whose two copies sit in
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -50,7 +52,10 @@ def split_by_partition(objects: Iterable[ObjectInfo], n: int) -> list[list[Objec
     return [g for g in groups if g]
 
 
-def _work(cfg_doc: dict[str, Any], window_doc: dict[str, str], objects: list[list[Any]], index: int) -> str:
+def _work(cfg_doc: dict[str, Any], window_doc: dict[str, str], objects: list[list[Any]], index: int
+          ) -> tuple[str, dict[str, float]]:
+    """One worker's group -> its partial's key, and the wall clock of its phases (for the log)."""
+    t0 = time.time()
     from llmmon.airflow_support import window_from_xcom
     from llmmon.config import Config
     from llmmon.context import Context
@@ -59,7 +64,11 @@ def _work(cfg_doc: dict[str, Any], window_doc: dict[str, str], objects: list[lis
     ctx = Context.from_config(Config.model_validate(cfg_doc))
     window = window_from_xcom(window_doc)
     objs = [ObjectInfo(k, s, datetime.fromisoformat(m), e) for k, s, m, e in objects]
-    return save_partial(ctx, window, index, process_hours(ctx, window, objs))
+    t1 = time.time()
+    hours = process_hours(ctx, window, objs)
+    t2 = time.time()
+    key = save_partial(ctx, window, index, hours)
+    return key, {"start": t0, "setup": t1 - t0, "process": t2 - t1, "save": time.time() - t2}
 
 
 def run_hours_parallel(ctx: Context, window: Window, workers: int, job: str = "hourly") -> list[dict[str, Any]]:
@@ -76,8 +85,23 @@ def run_hours_parallel(ctx: Context, window: Window, workers: int, job: str = "h
     wdoc = window_to_xcom(window)
     import multiprocessing
 
-    with ProcessPoolExecutor(max_workers=len(groups), mp_context=multiprocessing.get_context("spawn")) as pool:
+    from llmmon.hourly.run import process_hours
+
+    # This process runs the first group itself while the others run in spawned workers: it is
+    # already warm (imports, scorers) and its share needs no save/load through the store.
+    with ProcessPoolExecutor(max_workers=len(groups) - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_work, cfg_doc, wdoc, [[o.key, o.size, o.last_modified.isoformat(), o.etag]
-                                                      for o in g], i) for i, g in enumerate(groups)]
-        keys = [f.result() for f in futures]  # a failed worker fails the run
-    return reduce_partials(ctx, window, keys, job)
+                                                      for o in g], i) for i, g in enumerate(groups) if i]
+        t0 = time.time()
+        mine = process_hours(ctx, window, groups[0])
+        t1 = time.time()
+        done = [f.result() for f in futures]  # a failed worker fails the run
+        log.info("window %s: own share processed in %.1fs, then waited %.1fs for the workers",
+                 window.label(), t1 - t0, time.time() - t1)
+        for i, (_key, t) in enumerate(done, 1):
+            log.info("worker %d: started after %.1fs, set up in %.1fs, processed in %.1fs, saved in %.1fs",
+                     i, t["start"] - t0, t["setup"], t["process"], t["save"])
+        # Let the workers exit (freeing their heaps) while the reduce runs, instead of joining
+        # them first; the block's end then finds them gone.
+        pool.shutdown(wait=False)
+        return reduce_partials(ctx, window, [k for k, _t in done], job, first=mine)

@@ -322,7 +322,9 @@ def save_partial(ctx: Context, window: Window, index: int, hours: dict[datetime,
             "side": None if st.side is None else side_state.dump_hour_state(st.side, with_activity=False),
             "examples": None if st.examples is None else examples.dump(st.examples),
         }
-    ctx.store.put(key, gzip.compress(orjson.dumps(doc), mtime=0), "application/gzip")
+    # Level 1: the partial lives minutes and is read once; level 9 cost seconds on a worker's
+    # critical path (hex profiles compress slowly) for a few percent of size.
+    ctx.store.put(key, gzip.compress(orjson.dumps(doc), compresslevel=1, mtime=0), "application/gzip")
     return key
 
 
@@ -360,11 +362,17 @@ def batch_objects(objects: list[ObjectInfo], batch: int, max_batches: int) -> li
     return [objects[i:i + size] for i in range(0, len(objects), size)]
 
 
-def reduce_partials(ctx: Context, window: Window, keys: list[str], job: str = "hourly"
-                    ) -> list[dict[str, Any]]:
-    """Merge mapped tasks' partial states (counts exactly, sketches by KLL merge) and write."""
+def reduce_partials(ctx: Context, window: Window, keys: list[str], job: str = "hourly",
+                    first: dict[datetime, HourState] | None = None) -> list[dict[str, Any]]:
+    """Merge mapped tasks' partial states (counts exactly, sketches by KLL merge) and write.
+
+    ``first``: a partial state already in memory (the caller's own share of the window), merged
+    before the stored ones, as if it had been saved first; it is consumed.
+    """
     merged: dict[datetime, HourState] = {h: HourState() for h in hour_windows(window)}
     caps = side_state.side_caps(ctx.cfg)
+    for h, st in (first or {}).items():
+        merged.setdefault(h, HourState()).merge(st, caps)
     for key in keys:
         for h, st in load_partial(ctx, key).items():
             merged.setdefault(h, HourState()).merge(st, caps)

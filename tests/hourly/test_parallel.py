@@ -101,3 +101,42 @@ def test_partials_carry_activity_as_arrow_and_the_reduce_removes_it(tmp_path):
             assert written.reset_index(drop=True).equals(expected)
             compared += 1
     assert compared >= 12
+
+
+def test_reduce_with_an_in_memory_first_partial_writes_what_saved_partials_do(tmp_path):
+    """The parent's own share (``first=``, never saved) merges as if it had been saved first:
+    the same aggregates, summaries and profiles, and only the stored partials are cleaned up."""
+    from llmmon.dev.synthetic import generate
+    from llmmon.hourly.run import list_objects, process_hours, reduce_partials, save_partial
+    from llmmon.store.profiles import deserialize
+
+    def run(name: str, in_memory: bool) -> tuple[list[dict], list[dict], dict[str, bytes], list[str]]:
+        store = LocalStore(tmp_path / name)
+        generate(store, start=DAY, days=1, requests_per_day=300, seed=9, with_feedback=False)
+        ctx = Context.from_config(make_config(store.url, f"sqlite:///{tmp_path / name}.db"))
+        window = Window.day(DAY)
+        groups = split_by_partition(list_objects(ctx, window), 3)
+        assert len(groups) == 3
+        states = [process_hours(ctx, window, g) for g in groups]
+        if in_memory:
+            keys = [save_partial(ctx, window, i, st) for i, st in enumerate(states) if i]
+            summaries = reduce_partials(ctx, window, keys, "test", first=states[0])
+        else:
+            keys = [save_partial(ctx, window, i, st) for i, st in enumerate(states)]
+            summaries = reduce_partials(ctx, window, keys, "test")
+        docs = [orjson.loads(store.get(aggregate_key(datetime(2026, 11, 3, tzinfo=UTC) + timedelta(hours=h))))
+                for h in range(24)]
+        views = {o.key: deserialize(store.get(o.key)).to_pandas() for o in store.list("profiles/hourly/")}
+        return summaries, docs, views, [o.key for o in store.list("work/")]
+
+    s1, d1, v1, left1 = run("saved", False)
+    s2, d2, v2, left2 = run("mem", True)
+    assert sum(s["read"] for s in s1) > 0
+    assert s1 == s2
+    assert d1 == d2
+    # Profiles: the same metrics whether or not the first share went through the store (their
+    # bytes differ only by the creation time stamp in the header).
+    assert v1 and v1.keys() == v2.keys()
+    for k, frame in v1.items():
+        assert frame.equals(v2[k]), k
+    assert left1 == left2 == []
