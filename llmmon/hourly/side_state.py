@@ -266,9 +266,9 @@ class Activity:
 
     SPILL_ROWS = 20_000  # in-memory rows per hour before they are summed and spilled (~1.2 MB)
 
-    def __init__(self, parts: list[Any] | None = None, summed: int = 0, spilled: list[str] | None = None):
+    def __init__(self, parts: list[Any] | None = None, summed: bool = False, spilled: list[str] | None = None):
         self.parts = [p for p in (parts or []) if p.num_rows]
-        self._summed = summed  # rows after the last re-aggregation
+        self.summed = summed  # ``parts`` is one table that is already one row per key
         self.spilled = list(spilled or [])  # IPC files holding summed parts of this hour
 
     @property
@@ -280,12 +280,16 @@ class Activity:
         return len(self._table())
 
     def merge(self, other: Activity) -> Activity:
-        out = Activity(self.parts + other.parts, max(self._summed, other._summed), self.spilled + other.spilled)
+        if not (self.parts or self.spilled):
+            out = other
+        elif not (other.parts or other.spilled):
+            out = self
+        else:
+            out = Activity(self.parts + other.parts, spilled=self.spilled + other.spilled)
         return out.spill() if out.rows > self.SPILL_ROWS else out
 
     def compact(self) -> Activity:
-        table = self._table()
-        return Activity([table], table.num_rows)
+        return Activity([self._table()], summed=True)
 
     def spill(self) -> Activity:
         """The in-memory parts summed into one spilled file; nothing left in memory."""
@@ -296,7 +300,7 @@ class Activity:
         fd, path = tempfile.mkstemp(suffix=".arrow", dir=spill_dir())
         with os.fdopen(fd, "wb") as fh, ipc.new_file(fh, table.schema) as writer:
             writer.write_table(table)
-        return Activity([], 0, self.spilled + [path])
+        return Activity(spilled=self.spilled + [path])
 
     def to_ipc(self) -> bytes:
         """The summed rows as an Arrow IPC file (a mapped task's partial stores them so)."""
@@ -315,7 +319,7 @@ class Activity:
         import pyarrow.ipc as ipc
 
         table = ipc.open_file(pa.BufferReader(data)).read_all()
-        return cls([table], table.num_rows)
+        return cls([table], summed=True)
 
     def release(self) -> None:
         """Delete this hour's spill files (after the hour is written)."""
@@ -331,7 +335,7 @@ class Activity:
         parts = [ipc.open_file(pa.memory_map(p)).read_all() for p in self.spilled] + self.parts
         if not parts:
             return _empty_activity()
-        if len(parts) == 1 and not self.spilled and self._summed == parts[0].num_rows:
+        if len(parts) == 1 and not self.spilled and self.summed:
             return parts[0]
         return _sum_table(pa.concat_tables(parts, promote_options="permissive"))
 
@@ -360,7 +364,7 @@ class Activity:
             "requests": pa.array(df["requests"].to_numpy(dtype=np.int64)),
             "cost_units": pa.array(df["cost_units"].to_numpy(dtype=np.int64)),
             "first_ts": pa.array(df["first_ts"].to_numpy(dtype=np.float64))})
-        return cls([table], 0).compact()
+        return cls([table]).compact()
 
 
 def _empty_activity() -> Any:

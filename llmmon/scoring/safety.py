@@ -288,8 +288,6 @@ def nonempty(texts: Sequence[object] | pa.Array, arr: pa.Array | None = None) ->
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-_nonempty = nonempty
-
 
 def models_flags(names: Sequence[str], texts: Sequence[str], langs: np.ndarray, *,
                  nonempty_rows: np.ndarray | None = None) -> list[np.ndarray]:
